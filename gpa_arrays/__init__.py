@@ -1,0 +1,34 @@
+"""gpa_arrays: Global Position Alignment for 3D human pose, as array kernels.
+
+Global Position Alignment (GPA) is the viewpoint half of PoseDA (Chai et al.,
+ICCV 2023): it moves each source-domain 3D pose to the camera-space position at
+which, through a target-domain camera, its root lands on a randomly paired
+target 2D pose's root and its 2D box has that pose's scale.
+
+Public functions
+----------------
+gpa               align source poses against targets
+prepare_targets   reduce targets to compact records once, for repeated calls
+pair_indices      the pairing a ``gpa`` call uses, as indices
+backends          backends usable here
+"""
+
+from ._api import backends, gpa, pair_indices, prepare_targets
+from ._targets import Targets
+
+try:
+    from importlib.metadata import PackageNotFoundError, version
+
+    __version__ = version("gpa-arrays")
+except PackageNotFoundError:  # running from a source tree without install
+    __version__ = "0+unknown"
+del PackageNotFoundError, version
+
+__all__ = [
+    "Targets",
+    "__version__",
+    "backends",
+    "gpa",
+    "pair_indices",
+    "prepare_targets",
+]

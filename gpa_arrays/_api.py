@@ -1,0 +1,558 @@
+"""Public entry points: validation and dispatch.
+
+This module is the only one that looks at what the caller passed: it checks
+shapes, dtypes and arguments, decides the output dtype and backend, and hands
+plain arrays of the right dtype to a backend module. Kernels validate values
+(finiteness, degenerate boxes, index ranges) themselves, fused into the pass they
+make anyway, and report through a status array (:mod:`gpa_arrays._status`).
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from . import _backends
+from ._pairing import KIND_ARRAY, resolve_pairing
+from ._status import raise_for_pose_status, raise_for_target_status
+from ._targets import Targets
+
+__all__ = ["backends", "gpa", "pair_indices", "prepare_targets"]
+
+_MODES = ("paired", "poseda")
+_CAMERA_COLUMNS = (4, 9)
+
+
+# --- small validators ---------------------------------------------------------------
+
+
+def _as_host_array(x, name):
+    if type(x) is np.ndarray or isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, Targets):
+        raise TypeError(f"{name}: a Targets object is only accepted as target_2d")
+    try:
+        return np.asarray(x)
+    except Exception as exc:  # pragma: no cover - exotic objects
+        raise TypeError(
+            f"{name}: expected an array, got {type(x).__name__} ({exc})"
+        ) from exc
+
+
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+_RESULT_DTYPES = {_F32: _F32, _F64: _F64, np.dtype(np.float16): _F32}
+
+
+def _result_dtype(dtype, name):
+    """Output dtype for a source of `dtype`.
+
+    float32 and float64 are kept; float16 computes in float32; integers compute
+    in float64; anything else is refused.
+    """
+    result = _RESULT_DTYPES.get(dtype)
+    if result is not None:
+        return result
+    if dtype.kind in "iu":
+        return _F64
+    raise TypeError(f"{name}: expected a real floating or integer dtype, got {dtype}")
+
+
+def _check_real(array, name):
+    kind = array.dtype.kind
+    if kind not in "fiu":
+        raise TypeError(
+            f"{name}: expected a real floating or integer dtype, got {array.dtype}"
+        )
+
+
+def _as_dtype(array, dtype):
+    return array if array.dtype == dtype else array.astype(dtype)
+
+
+def _index(value, size, name):
+    """Normalise a joint index in ``[-size, size)`` to ``[0, size)``."""
+    if type(value) is int and 0 <= value < size:
+        return value
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected an integer joint index, got bool")
+    try:
+        index = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{name}: expected an integer joint index, got {type(value).__name__}"
+        ) from None
+    if not -size <= index < size:
+        raise ValueError(f"{name}: expected a joint index in [0, {size}), got {index}")
+    return index + size if index < 0 else index
+
+
+def _check_source(source):
+    if source.ndim != 3 or source.shape[2] != 3:
+        raise ValueError(
+            f"source_3d: expected shape (N, J, 3) (poses, joints, xyz), "
+            f"got {source.shape}"
+        )
+    if source.shape[1] == 0:
+        raise ValueError(
+            f"source_3d: expected at least one joint, got shape {source.shape}"
+        )
+
+
+def _check_target(target):
+    if target.ndim != 3 or target.shape[2] != 2:
+        raise ValueError(
+            f"target_2d: expected shape (M, Jt, 2) (poses, joints, xy), "
+            f"got {target.shape}"
+        )
+    if target.shape[1] == 0:
+        raise ValueError(
+            f"target_2d: expected at least one joint, got shape {target.shape}"
+        )
+    _check_real(target, "target_2d")
+
+
+def _check_camera(camera, rows, what):
+    """Broadcast a camera argument to ``(rows, C)``; `what` says what rows are."""
+    if camera is None:
+        raise TypeError(
+            "camera: required with a target_2d array (rows [fx, fy, cx, cy, ...] "
+            "in normalised units); pass a Targets object to omit it"
+        )
+    camera = _as_host_array(camera, "camera")
+    _check_real(camera, "camera")
+    if camera.ndim == 1 and camera.shape[0] in _CAMERA_COLUMNS:
+        return np.broadcast_to(camera, (rows, camera.shape[0]))
+    if (
+        camera.ndim == 2
+        and camera.shape[1] in _CAMERA_COLUMNS
+        and camera.shape[0] == rows
+    ):
+        return camera
+    raise ValueError(
+        f"camera: expected shape (4,), (9,), ({rows}, 4) or ({rows}, 9) "
+        f"(one row per {what}), got {camera.shape}"
+    )
+
+
+_resolved: dict = {}
+
+
+def _resolve_backend(backend):
+    """``(name, module)`` of the backend for host arrays."""
+    hit = _resolved.get(backend) if type(backend) is str else None
+    if hit is not None:
+        return hit
+    if not isinstance(backend, str):
+        raise TypeError(f"backend: expected a str, got {type(backend).__name__}")
+    if backend == "auto":
+        for name in _backends.HOST_BACKENDS:
+            try:
+                hit = name, _backends.load(name)
+            except RuntimeError:
+                continue
+            break
+    else:
+        hit = backend, _backends.load(backend)
+    _resolved[backend] = hit
+    return hit
+
+
+def _check_out(out, shape, dtype, source, others):
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out: expected a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"out: expected shape {shape}, got {out.shape}")
+    if out.dtype != dtype:
+        raise TypeError(f"out: expected dtype {dtype}, got {out.dtype}")
+    if not out.flags.writeable:
+        raise ValueError("out: the array is read-only")
+    if out is not source and np.may_share_memory(out, source):
+        same_view = (
+            out.__array_interface__["data"][0] == source.__array_interface__["data"][0]
+            and out.strides == source.strides
+        )
+        if not same_view:
+            raise ValueError(
+                "out: overlaps source_3d without being the same view of it; pass "
+                "source_3d itself for in-place operation, or a separate array"
+            )
+    for name, other in others:
+        if np.may_share_memory(out, other):
+            raise ValueError(f"out: overlaps {name}, which the kernel still reads")
+
+
+# --- public functions ----------------------------------------------------------------
+
+
+def backends() -> tuple[str, ...]:
+    """Backends usable here and now, fastest first.
+
+    Returns
+    -------
+    tuple of str
+        A subset of ``("numba", "numpy")``: ``"numpy"`` always, ``"numba"`` when
+        Numba imports.
+
+    Examples
+    --------
+    >>> import gpa_arrays
+    >>> "numpy" in gpa_arrays.backends()
+    True
+    """
+    return _backends.available()
+
+
+def pair_indices(n, m, *, pairing="permutation", seed=None, backend="auto"):
+    """The target index each source pose is paired with.
+
+    Returns exactly the pairing :func:`gpa` uses for the same arguments: a call
+    of ``gpa(source, target, ..., pairing=p, seed=s)`` pairs source pose ``i``
+    with target ``pair_indices(len(source), len(target), pairing=p, seed=s)[i]``.
+    The pairing is a counter-based function of ``(seed, i)`` (a keyed Feistel
+    bijection with cycle walking, see :mod:`gpa_arrays._pairing`), so it is the
+    same on every backend and for every chunking of the work.
+
+    Parameters
+    ----------
+    n : int
+        Number of source poses, ``N >= 0``.
+    m : int
+        Number of target poses, ``M >= 0`` (``M >= 1`` when ``N >= 1``).
+    pairing : {"permutation", "random", "identity"} or (n,) integer array
+        ``"permutation"``: for ``N == M`` a random permutation; for ``N < M``,
+        ``N`` distinct targets; for ``N > M``, every target used ``floor(N/M)``
+        or ``ceil(N/M)`` times. ``"random"``: independent uniform draws.
+        ``"identity"``: pose ``i`` with target ``i`` (needs ``N == M``). An
+        array is validated (range ``[0, M)``) and returned as int64.
+    seed : None, int or numpy.random.Generator
+        ``None`` draws fresh entropy (a different pairing on each call, as in
+        the published code); an int in ``[0, 2**64)`` gives a reproducible
+        pairing; a Generator is advanced by one 64-bit draw, which becomes the
+        seed.
+    backend : {"auto", "numba", "numpy"}
+        Where to evaluate; all give identical results.
+
+    Returns
+    -------
+    (n,) int64 ndarray
+        Target index of each source pose, in ``[0, m)``.
+
+    Raises
+    ------
+    ValueError
+        For negative or inconsistent sizes, an unknown pairing, or array
+        entries outside ``[0, m)``.
+    TypeError
+        For a seed or pairing of the wrong type.
+
+    Examples
+    --------
+    >>> import gpa_arrays
+    >>> idx = gpa_arrays.pair_indices(5, 5, seed=0)
+    >>> sorted(idx.tolist())
+    [0, 1, 2, 3, 4]
+    >>> bool((idx == gpa_arrays.pair_indices(5, 5, seed=0)).all())
+    True
+    """
+    n = _count(n, "n")
+    m = _count(m, "m")
+    spec = resolve_pairing(_pairing_argument(pairing), n, m, seed)
+    _, module = _resolve_backend(backend)
+    index = module.pair_indices(spec)
+    if spec.kind == KIND_ARRAY and index.size:
+        bad = (index < 0) | (index >= m)
+        if bad.any():
+            first = int(np.argmax(bad))
+            count = int(np.count_nonzero(bad))
+            raise ValueError(
+                f"pairing: {count} of {n} target indices outside [0, {m}); "
+                f"first at position {first} (value {index[first]})"
+            )
+    return index
+
+
+def _pairing_argument(pairing):
+    """Lists and tuples of indices become arrays; everything else passes as is."""
+    if isinstance(pairing, (list, tuple)):
+        return np.asarray(pairing)
+    return pairing
+
+
+def _count(value, name):
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected a non-negative int, got bool")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{name}: expected a non-negative int, got {type(value).__name__}"
+        ) from None
+    if value < 0:
+        raise ValueError(f"{name}: expected a non-negative int, got {value}")
+    return value
+
+
+def prepare_targets(
+    target_2d, camera, *, root=0, backend="auto", dtype=None, check=True
+):
+    """Reduce target poses and cameras to compact records, once.
+
+    Use when many source batches are aligned against the same target set (the
+    training-loop case): the per-target work (2D box, root unprojection,
+    validation) is done here once, and each :func:`gpa` call then gathers one
+    small record per source pose.
+
+    Parameters
+    ----------
+    target_2d : (M, Jt, 2) array, normalised screen coordinates
+        Target-domain 2D poses (VideoPose3D normalisation: x in [-1, 1]).
+    camera : (4,), (9,), (M, 4) or (M, 9) array, normalised units
+        Rows ``[fx, fy, cx, cy, ...]``; row ``j`` belongs to target ``j``, a
+        single row to all. Only the first four columns are used.
+    root : int
+        Root joint of the target poses (e.g. 14 for MPI-INF-3DHP-17).
+    backend : {"auto", "numba", "numpy"}
+        Backend that computes the records (all give the same records).
+    dtype : {None, numpy.float32, numpy.float64}
+        Precision of the records, which must match the source poses later
+        aligned against them. ``None`` keeps a float32/float64 target dtype and
+        uses float64 for other dtypes. Values are rounded to this precision
+        before any arithmetic.
+    check : bool
+        Raise on non-finite targets, degenerate boxes (``w + h == 0``) and
+        invalid cameras (focal length not finite and positive, centre not
+        finite). With ``check=False`` such targets give records that produce
+        ``inf``/``nan`` poses.
+
+    Returns
+    -------
+    Targets
+
+    Raises
+    ------
+    ValueError
+        Wrong shapes, a root out of range, or (with `check`) bad values: the
+        message names the argument, the number of bad targets and the first.
+    TypeError
+        Wrong dtypes or argument types.
+
+    Examples
+    --------
+    >>> import numpy as np, gpa_arrays
+    >>> t = np.array([[[0.0, 0.0], [0.2, 0.4]]])
+    >>> targets = gpa_arrays.prepare_targets(t, [1.5, 1.5, 0.0, 0.0])
+    >>> targets.scale
+    array([0.3])
+    """
+    if isinstance(target_2d, Targets):
+        raise TypeError("target_2d: already a Targets object")
+    target = _as_host_array(target_2d, "target_2d")
+    _check_target(target)
+    if dtype is None:
+        dtype = target.dtype if target.dtype in (np.float32, np.float64) else np.float64
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+    root = _index(root, target.shape[1], "root")
+    camera = _check_camera(camera, target.shape[0], "target pose")
+    name, module = _resolve_backend(backend)
+    return _prepare(module, name, target, camera, root, dtype, check)
+
+
+def _prepare(module, name, target, camera, root, dtype, check):
+    target = _as_dtype(target, dtype)
+    camera = _as_dtype(camera, dtype)
+    records, status = module.prepare_records(target, camera, root)
+    if check and status is not None:
+        raise_for_target_status(status, target.shape[0])
+    return Targets(records, root, target.shape[1], name)
+
+
+def gpa(
+    source_3d,
+    target_2d,
+    camera=None,
+    *,
+    pairing="permutation",
+    seed=None,
+    root=0,
+    target_root=None,
+    mode="paired",
+    backend="auto",
+    out=None,
+    check=True,
+):
+    """Global Position Alignment: move source poses to target-domain positions.
+
+    Each source pose ``i`` is paired with a target pose ``j`` (see `pairing`) and
+    translated, rigidly, so that seen through target ``j``'s camera its root
+    lands on the target's 2D root, at the depth where (under weak perspective)
+    its projected 2D box has the target's box scale. With ``s_j`` the target's
+    box scale, ``dx, dy`` the source's x and y extents and ``f, c`` the camera::
+
+        z = (fx * dx + fy * dy) / (2 * s_j)
+        u = (t_root_x - cx) / fx,   v = (t_root_y - cy) / fy
+        out[i] = (source[i] - source[i, root]) + (z * u, z * v, z)
+
+    Parameters
+    ----------
+    source_3d : (N, J, 3) array, metres, camera space
+        Source-domain 3D poses. Any strides; never modified (unless passed as
+        `out`).
+    target_2d : (M, Jt, 2) array or Targets
+        Target-domain 2D poses in normalised screen coordinates, or targets
+        prepared once by :func:`prepare_targets`. ``Jt`` may differ from ``J``.
+    camera : (4,), (9,), (M, 4) or (M, 9) array, normalised units, optional
+        ``[fx, fy, cx, cy, ...]``; row ``j`` belongs to target ``j``, a single
+        row to all. Required with a target array, refused with Targets.
+    pairing : {"permutation", "random", "identity"} or (N,) integer array
+        How sources meet targets; see :func:`pair_indices`, which returns the
+        exact indices used.
+    seed : None, int or numpy.random.Generator
+        Pairing seed; ``None`` draws fresh entropy on every call.
+    root : int
+        Root joint of the source poses.
+    target_root : int, optional
+        Root joint of the target poses; defaults to `root`. Ignored with
+        Targets (fixed when they were prepared) unless it disagrees.
+    mode : {"paired", "poseda"}
+        ``"paired"`` (default): every pose uses its paired target's camera for
+        both depth and unprojection, as the method intends. ``"poseda"``:
+        reproduce the published function exactly: depth uses the focal lengths
+        of camera row 0 for every pose, and pose ``i`` is unprojected with
+        camera row ``i`` (its own index, not its paired target's). Needs
+        ``N == M`` and raw arrays.
+    backend : {"auto", "numba", "numpy"}
+        ``"auto"`` picks the fastest usable backend. A named backend that is
+        unusable raises; there is no silent fallback.
+    out : (N, J, 3) ndarray, optional
+        Where to write the result, of the result dtype. May be `source_3d`
+        itself (in place). On error its content is unspecified.
+    check : bool
+        Raise ``ValueError`` on non-finite input or output, degenerate source
+        poses (zero x and y extent) and degenerate targets. The checks are
+        fused into the kernels and cost little. With ``check=False`` such poses
+        come out non-finite or at depth 0; explicit pairing indices are always
+        range-checked.
+
+    Returns
+    -------
+    (N, J, 3) ndarray
+        The aligned poses (`out` if given). dtype: float32 and float64 sources
+        are kept; float16 gives float32; integers give float64. Targets and
+        cameras are rounded to that dtype before use.
+
+    Raises
+    ------
+    ValueError
+        Wrong shapes, roots or pairing; bad values when `check` is set. Messages
+        name the argument, what was expected and what came, and for bad values
+        the count of bad poses and the first index.
+    TypeError
+        Wrong dtypes or argument types, a missing camera, Targets with
+        ``mode="poseda"``.
+    RuntimeError
+        A named backend that is not usable here.
+
+    Notes
+    -----
+    Under any pinhole camera the aligned root projects exactly (to rounding) onto
+    the paired target root, the root-relative pose is unchanged, and under weak
+    perspective the projected box scale equals the target's.
+
+    Examples
+    --------
+    >>> import numpy as np, gpa_arrays
+    >>> rng = np.random.default_rng(0)
+    >>> source = rng.normal(scale=0.3, size=(4, 17, 3))
+    >>> target = rng.uniform(-0.5, 0.5, size=(4, 17, 2))
+    >>> camera = np.array([1.5, 1.5, 0.0, 0.0])
+    >>> out = gpa_arrays.gpa(source, target, camera, seed=0)
+    >>> out.shape
+    (4, 17, 3)
+    """
+    if mode not in _MODES:
+        raise ValueError(f"mode: expected 'paired' or 'poseda', got {mode!r}")
+    source = _as_host_array(source_3d, "source_3d")
+    _check_source(source)
+    dtype = _result_dtype(source.dtype, "source_3d")
+    n, j = source.shape[0], source.shape[1]
+    root = _index(root, j, "root")
+    name, module = _resolve_backend(backend)
+
+    if isinstance(target_2d, Targets):
+        targets = target_2d
+        if mode == "poseda":
+            raise TypeError(
+                "target_2d: mode='poseda' reproduces the published arithmetic on raw "
+                "arrays and does not accept a Targets object"
+            )
+        if camera is not None:
+            raise TypeError(
+                "camera: must be None with a Targets object (its cameras were used "
+                "when the targets were prepared)"
+            )
+        if (
+            target_root is not None
+            and _index(target_root, targets.n_joints, "target_root") != targets.root
+        ):
+            raise ValueError(
+                f"target_root: the Targets were prepared with root {targets.root}, "
+                f"got {target_root}"
+            )
+        if targets.dtype != dtype:
+            raise TypeError(
+                f"target_2d: Targets of dtype {targets.dtype} cannot align source_3d "
+                f"of result dtype {dtype}; prepare them with dtype={dtype.name}"
+            )
+        m = len(targets)
+        target = camera = None
+    else:
+        targets = None
+        target = _as_host_array(target_2d, "target_2d")
+        _check_target(target)
+        m = target.shape[0]
+        t_root = root if target_root is None else target_root
+        t_root = _index(t_root, target.shape[1], "target_root")
+        if mode == "poseda" and n != m:
+            raise ValueError(
+                "target_2d: mode='poseda' needs as many targets as sources, got "
+                f"{m} targets for {n} sources"
+            )
+        camera = _check_camera(
+            camera, m, "source pose" if mode == "poseda" else "target pose"
+        )
+
+    spec = resolve_pairing(_pairing_argument(pairing), n, m, seed)
+
+    shape = (n, j, 3)
+    if out is None:
+        result = np.empty(shape, dtype=dtype)
+    else:
+        others = [] if camera is None or mode != "poseda" else [("camera", camera)]
+        _check_out(out, shape, dtype, source, others)
+        result = out
+    if n == 0:
+        return result
+    source = _as_dtype(source, dtype)
+
+    if targets is None and mode == "paired":
+        targets = _prepare(module, name, target, camera, t_root, dtype, check)
+    if targets is not None:
+        status = module.gpa_records(source, targets._records, result, root, spec)
+    else:
+        target = _as_dtype(target, dtype)
+        camera = _as_dtype(camera, dtype)
+        records, t_status = module.prepare_poseda_records(target, camera, t_root)
+        if check and t_status is not None:
+            raise_for_target_status(t_status, m)
+        status = module.gpa_poseda(source, records, camera, result, root, spec)
+    if status is not None:
+        if not check:
+            # explicit indices are range-checked whatever `check` says
+            status = status.copy()
+            status[:2] = 0
+        raise_for_pose_status(status, n, m, spec.index)
+    return result

@@ -1,0 +1,71 @@
+"""Kernel tuning flags, kept in one place.
+
+Every backend reads its launch and tiling parameters from here so that a test can
+patch them (for example a tiny chunk size so that small inputs cross chunk
+boundaries) and so that nobody hard-codes a magic number inside a kernel.
+
+Each value can be overridden with an environment variable of the same name
+prefixed by ``GPA_ARRAYS_`` (read once, at import).
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = [
+    "CUDA_THREADS_PER_BLOCK",
+    "FASTMATH",
+    "MAX_SPECIALIZED_JOINTS",
+    "MIN_POSES_PER_CHUNK",
+    "PAIRING_BLOCK",
+    "PARALLEL_MIN_POSES",
+]
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get("GPA_ARRAYS_" + name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(
+            f"environment variable GPA_ARRAYS_{name}: expected an integer, got {raw!r}"
+        ) from None
+    if value < 1:
+        raise ValueError(
+            f"environment variable GPA_ARRAYS_{name}: expected a positive "
+            f"integer, got {value}"
+        )
+    return value
+
+
+#: Never compile with fast-math: it licenses the compiler to reassociate and to
+#: assume finite values, which would break bit-for-bit agreement with the NumPy
+#: reference and silently disable the fused finiteness checks.
+FASTMATH = False
+
+#: Poses below which a CPU call runs on the calling thread. Waking the worker
+#: threads costs about 3 us on the development machine (2 cores), more than the
+#: whole kernel for a few hundred poses; at 1024 poses two threads win (23 us
+#: against 32 us per call, float32, J = 17).
+PARALLEL_MIN_POSES = _env_int("PARALLEL_MIN_POSES", 1024)
+
+#: Smallest number of poses one CPU chunk holds. A chunk is the unit a worker
+#: thread takes; chunks also carry the per-chunk error counters.
+MIN_POSES_PER_CHUNK = _env_int("MIN_POSES_PER_CHUNK", 512)
+
+#: Poses whose pairing the CPU kernels evaluate together (a loop that vectorises),
+#: which is also how many poses ahead they prefetch the paired target records:
+#: the random gather of records is the one access a hardware prefetcher cannot
+#: predict. Measured at N = M = 1e6, J = 17, float32 on 2 cores: 8 to 24 give
+#: 16-19 ms, 32 and 64 give 35-42 ms (prefetches are dropped).
+PAIRING_BLOCK = _env_int("PAIRING_BLOCK", 16)
+
+#: Largest joint count for which the CPU kernels are compiled with the count as a
+#: constant (about 2x faster: the per-joint loops unroll and vectorise). Larger
+#: skeletons use one kernel that reads the count at run time.
+MAX_SPECIALIZED_JOINTS = _env_int("MAX_SPECIALIZED_JOINTS", 64)
+
+#: CUDA threads per block for every kernel of the CuPy backend.
+CUDA_THREADS_PER_BLOCK = _env_int("CUDA_THREADS_PER_BLOCK", 256)

@@ -1,0 +1,110 @@
+"""Error bookkeeping shared by every backend.
+
+A kernel never raises: it counts what it found in a small ``(3, 2)`` int64 status
+array, ``[count, first index]`` per category, and the host turns that into one
+exception naming the argument, the count and the first offender. The categories
+of a pose kernel and of a target-preparation kernel are listed below; the
+messages live here so that every backend reports the same words.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Pose kernels.
+POSE_NONFINITE = 0
+POSE_DEGENERATE = 1
+POSE_INDEX = 2
+
+# Target preparation.
+TARGET_NONFINITE = 0
+TARGET_DEGENERATE = 1
+TARGET_CAMERA = 2
+
+N_CATEGORIES = 3
+
+
+def new_status():
+    """A zeroed ``(N_CATEGORIES, 2)`` int64 status array."""
+    return np.zeros((N_CATEGORIES, 2), dtype=np.int64)
+
+
+def _plural(count, one, many):
+    return one if count == 1 else many
+
+
+def raise_for_pose_status(status, n, m, pairing_index=None):
+    """Raise the error a pose kernel's status array describes, if any.
+
+    Parameters
+    ----------
+    status : (3, 2) int64 ndarray
+    n, m : int
+        Number of sources and targets, for the messages.
+    pairing_index : (n,) int64 ndarray, optional
+        The explicit pairing, to quote the first bad value.
+
+    Raises
+    ------
+    ValueError
+    """
+    count, first = (int(v) for v in status[POSE_INDEX])
+    if count:
+        value = "" if pairing_index is None else f" (value {pairing_index[first]})"
+        raise ValueError(
+            f"pairing: {count} of {n} target {_plural(count, 'index', 'indices')} "
+            f"outside [0, {m}); first at position {first}{value}"
+        )
+    count, first = (int(v) for v in status[POSE_NONFINITE])
+    if count:
+        raise ValueError(
+            f"source_3d: {count} of {n} {_plural(count, 'pose gives', 'poses give')} "
+            "non-finite output (non-finite coordinates in the input, or overflow); "
+            f"first at index {first}"
+        )
+    count, first = (int(v) for v in status[POSE_DEGENERATE])
+    if count:
+        raise ValueError(
+            f"source_3d: {count} of {n} {_plural(count, 'pose has', 'poses have')} "
+            "zero extent in both x and y, which puts it at depth 0 (on the camera "
+            f"centre); first at index {first}"
+        )
+
+
+def raise_for_target_status(status, m, camera_name="camera"):
+    """Raise the error a preparation kernel's status array describes, if any.
+
+    Parameters
+    ----------
+    status : (3, 2) int64 ndarray
+    m : int
+        Number of targets (rows of the camera array in ``mode="poseda"``).
+    camera_name : str
+        How to call the camera argument in the message.
+
+    Raises
+    ------
+    ValueError
+    """
+    count, first = (int(v) for v in status[TARGET_NONFINITE])
+    if count:
+        raise ValueError(
+            f"target_2d: {count} of {m} "
+            f"{_plural(count, 'target has', 'targets have')} non-finite "
+            f"coordinates; first at index {first}"
+        )
+    count, first = (int(v) for v in status[TARGET_DEGENERATE])
+    if count:
+        raise ValueError(
+            f"target_2d: {count} of {m} "
+            f"{_plural(count, 'target has', 'targets have')} a degenerate 2D box "
+            "(width + height == 0, which makes the depth infinite); "
+            f"first at index {first}"
+        )
+    count, first = (int(v) for v in status[TARGET_CAMERA])
+    if count:
+        raise ValueError(
+            f"{camera_name}: {count} of {m} {_plural(count, 'row has', 'rows have')} "
+            "a focal length that is not finite and positive or a non-finite "
+            f"centre; first at row {first}"
+        )

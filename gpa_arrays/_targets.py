@@ -1,0 +1,87 @@
+"""The prepared-targets container returned by :func:`gpa_arrays.prepare_targets`."""
+
+from __future__ import annotations
+
+__all__ = ["Targets"]
+
+
+class Targets:
+    """Target poses reduced to what GPA needs, computed once.
+
+    Create with :func:`gpa_arrays.prepare_targets`, then pass in place of
+    ``target_2d`` to :func:`gpa_arrays.gpa` as often as needed. Each target is
+    reduced to one small record (its 2D box scale, its root unprojected through
+    its own camera, its focal lengths and centre), so a call gathers a few bytes
+    per source pose instead of a whole 2D pose and a camera row.
+
+    Attributes
+    ----------
+    records : (M, 8) read-only array, the output dtype
+        The records (layout in :mod:`gpa_arrays._backends.numpy_`). Lives on the
+        device of the arrays it was prepared from.
+    root : int
+        The target root joint the records were computed for.
+    n_joints : int
+        Joints per target pose (``Jt``).
+    backend : str
+        The backend that prepared the records.
+    """
+
+    __slots__ = ("_backend", "_n_joints", "_records", "_root")
+
+    def __init__(self, records, root, n_joints, backend):
+        self._records = records
+        self._root = root
+        self._n_joints = n_joints
+        self._backend = backend
+
+    def __len__(self) -> int:
+        return self._records.shape[0]
+
+    def __repr__(self) -> str:
+        return (
+            f"Targets(m={len(self)}, n_joints={self._n_joints}, root={self._root}, "
+            f"dtype={self.dtype}, backend={self._backend!r})"
+        )
+
+    @property
+    def records(self):
+        """(M, 8) read-only view of the records."""
+        view = self._records.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def root(self) -> int:
+        """Target root joint index."""
+        return self._root
+
+    @property
+    def n_joints(self) -> int:
+        """Joints per target pose."""
+        return self._n_joints
+
+    @property
+    def backend(self) -> str:
+        """Backend that prepared the records."""
+        return self._backend
+
+    @property
+    def dtype(self):
+        """Floating dtype of the records (and of GPA outputs made with them)."""
+        return self._records.dtype
+
+    @property
+    def scale(self):
+        """(M,) 2D box scale ``s = (w + h) / 2`` of each target, normalised units."""
+        return self._records[:, 2] / 2
+
+    @property
+    def camera(self):
+        """(M, 4) ``[fx, fy, cx, cy]`` of each target (a copy)."""
+        return self._records[:, 3:7].copy()
+
+    @property
+    def root_ray(self):
+        """(M, 2) target root unprojected: ``((x - cx) / fx, (y - cy) / fy)``."""
+        return self._records[:, 0:2].copy()

@@ -1,0 +1,65 @@
+import os
+
+import numpy as np
+import pytest
+
+from gpa_arrays import _config
+
+# Hypothesis: deterministic in CI, no deadline (first calls compile kernels).
+try:
+    from hypothesis import settings
+
+    settings.register_profile("ci", deadline=None, derandomize=True, max_examples=60)
+    settings.register_profile("dev", deadline=None, max_examples=60)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # pragma: no cover
+    pass
+
+#: Host backends every test that compares backends runs on.
+CPU_BACKENDS = ["numpy", "numba"]
+
+
+def make_case(
+    rng,
+    n,
+    m,
+    joints=17,
+    target_joints=None,
+    dtype=np.float64,
+    camera_cols=4,
+    per_target_camera=True,
+):
+    """Random but plausible GPA inputs: poses ~0.3 m, targets in [-0.6, 0.6]."""
+    target_joints = joints if target_joints is None else target_joints
+    source = rng.normal(scale=0.3, size=(n, joints, 3))
+    source[..., 2] += 5.0
+    target = rng.uniform(-0.6, 0.6, size=(m, target_joints, 2))
+    if per_target_camera:
+        camera = np.empty((m, camera_cols))
+        camera[:, :2] = rng.uniform(1.2, 2.4, size=(m, 2))
+        camera[:, 2:4] = rng.uniform(-0.1, 0.1, size=(m, 2))
+        if camera_cols > 4:
+            camera[:, 4:] = rng.normal(scale=0.01, size=(m, camera_cols - 4))
+    else:
+        camera = np.array([1.5, 1.6, 0.02, -0.03] + [0.0] * (camera_cols - 4))
+    return source.astype(dtype), target.astype(dtype), camera.astype(dtype)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20231001)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Run the CPU kernels in parallel with tiny chunks, so that small inputs
+    cross chunk and pairing-block boundaries."""
+    monkeypatch.setattr(_config, "PARALLEL_MIN_POSES", 1)
+    monkeypatch.setattr(_config, "MIN_POSES_PER_CHUNK", 7)
+    monkeypatch.setattr(_config, "PAIRING_BLOCK", 5)
+
+
+@pytest.fixture
+def generic_kernels(monkeypatch):
+    """Force the CPU kernels that read the joint count at run time."""
+    monkeypatch.setattr(_config, "MAX_SPECIALIZED_JOINTS", 0)

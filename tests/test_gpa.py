@@ -1,0 +1,308 @@
+"""gpa(): every backend against the NumPy oracle, and the oracle against loops."""
+
+import numpy as np
+import pytest
+from conftest import CPU_BACKENDS, make_case
+from naive import gpa_paired, gpa_poseda
+
+import gpa_arrays
+from gpa_arrays import _config
+
+DTYPES = [np.float32, np.float64]
+
+
+def run_all(source, target, camera, **kwargs):
+    """Run every CPU backend; return the NumPy result after checking agreement."""
+    ref = gpa_arrays.gpa(source, target, camera, backend="numpy", **kwargs)
+    for backend in CPU_BACKENDS[1:]:
+        got = gpa_arrays.gpa(source, target, camera, backend=backend, **kwargs)
+        assert got.dtype == ref.dtype and got.shape == ref.shape
+        # bit-identical: same IEEE operations in the same order, no FMA
+        np.testing.assert_array_equal(got, ref)
+    return ref
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("pairing", ["permutation", "random", "identity", "array"])
+@pytest.mark.parametrize("mode", ["paired", "poseda"])
+def test_backends_agree(rng, dtype, pairing, mode):
+    n = 203
+    source, target, camera = make_case(rng, n, n, dtype=dtype)
+    if pairing == "array":
+        pairing = rng.integers(0, n, size=n)
+    run_all(source, target, camera, pairing=pairing, seed=5, mode=mode)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    ("n", "m"), [(1, 1), (50, 7), (7, 50), (333, 333), (1000, 999)]
+)
+@pytest.mark.parametrize("joints", [2, 3, 16, 17])
+def test_backends_agree_shapes(rng, dtype, n, m, joints, small_chunks):
+    source, target, camera = make_case(
+        rng, n, m, joints=joints, target_joints=15, dtype=dtype
+    )
+    for pairing in ("permutation", "random"):
+        run_all(
+            source,
+            target,
+            camera,
+            pairing=pairing,
+            seed=1,
+            root=joints - 1,
+            target_root=14,
+        )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_generic_kernels_agree(rng, dtype, generic_kernels, small_chunks):
+    source, target, camera = make_case(
+        rng, 111, 50, joints=17, target_joints=14, dtype=dtype
+    )
+    run_all(source, target, camera, seed=2, target_root=3)
+    run_all(source, target, camera, seed=2, target_root=3, pairing="random")
+
+
+def test_specialised_equals_generic(rng, monkeypatch):
+    source, target, camera = make_case(rng, 64, 64, joints=21, dtype=np.float32)
+    fast = gpa_arrays.gpa(source, target, camera, seed=3, backend="numba")
+    monkeypatch.setattr(_config, "MAX_SPECIALIZED_JOINTS", 0)
+    slow = gpa_arrays.gpa(source, target, camera, seed=3, backend="numba")
+    np.testing.assert_array_equal(fast, slow)
+
+
+@pytest.mark.parametrize("mode", ["paired", "poseda"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_numpy_oracle_equals_loops(rng, mode, dtype):
+    n = 40
+    source, target, camera = make_case(
+        rng, n, n, joints=5, target_joints=6, dtype=dtype
+    )
+    index = gpa_arrays.pair_indices(n, n, seed=4)
+    got = gpa_arrays.gpa(
+        source,
+        target,
+        camera,
+        seed=4,
+        mode=mode,
+        root=2,
+        target_root=3,
+        backend="numpy",
+    )
+    naive = gpa_paired if mode == "paired" else gpa_poseda
+    want = naive(source, target, camera, index, 2, 3)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_poseda_mode_by_hand(backend):
+    # Two poses, two targets, a different camera per row, pairing swapped, so
+    # that every camera read is distinguishable.
+    source = np.array(
+        [
+            [[0.0, 0.0, 4.0], [0.4, 0.2, 4.0]],  # dx = 0.4, dy = 0.2
+            [[1.0, 1.0, 6.0], [1.2, 1.6, 6.0]],  # dx = 0.2, dy = 0.6
+        ]
+    )
+    target = np.array(
+        [
+            [
+                [0.5, 0.25],
+                [0.7, 0.55],
+            ],  # w = 0.2, h = 0.3 -> 2s = 0.5, root (0.5, 0.25)
+            [[-0.1, 0.2], [0.3, 0.4]],  # w = 0.4, h = 0.2 -> 2s = 0.6, root (-0.1, 0.2)
+        ]
+    )
+    camera = np.array([[2.0, 3.0, 0.1, 0.05], [4.0, 5.0, -0.2, 0.3]])
+    index = np.array([1, 0])
+    out = gpa_arrays.gpa(
+        source, target, camera, pairing=index, mode="poseda", backend=backend
+    )
+    # pose 0 <- target 1; depth with ROW 0 focal: (2*0.4 + 3*0.2) / 0.6
+    z0 = (2.0 * 0.4 + 3.0 * 0.2) / 0.6
+    # unprojection with ROW 0 (the source index): ((-0.1 - 0.1) / 2, (0.2 - 0.05) / 3)
+    root0 = np.array([z0 * (-0.1 - 0.1) / 2.0, z0 * (0.2 - 0.05) / 3.0, z0])
+    # pose 1 <- target 0; depth still with row 0's focal: (2*0.2 + 3*0.6) / 0.5
+    z1 = (2.0 * 0.2 + 3.0 * 0.6) / 0.5
+    # unprojection with ROW 1: ((0.5 + 0.2) / 4, (0.25 - 0.3) / 5)
+    root1 = np.array([z1 * (0.5 + 0.2) / 4.0, z1 * (0.25 - 0.3) / 5.0, z1])
+    np.testing.assert_allclose(out[0, 0], root0, rtol=1e-15)
+    np.testing.assert_allclose(out[1, 0], root1, rtol=1e-15)
+    np.testing.assert_allclose(out[0, 1] - out[0, 0], [0.4, 0.2, 0.0], atol=1e-15)
+    # paired mode instead uses the paired target's own camera row
+    paired = gpa_arrays.gpa(source, target, camera, pairing=index, backend=backend)
+    z0p = (4.0 * 0.4 + 5.0 * 0.2) / 0.6
+    np.testing.assert_allclose(
+        paired[0, 0],
+        [z0p * (-0.1 + 0.2) / 4.0, z0p * (0.2 - 0.3) / 5.0, z0p],
+        rtol=1e-15,
+    )
+
+
+def test_paired_equals_poseda_for_one_camera(rng):
+    # with a single camera for everything the two modes coincide bit for bit
+    source, target, camera = make_case(rng, 80, 80, per_target_camera=False)
+    a = gpa_arrays.gpa(source, target, camera, seed=6)
+    b = gpa_arrays.gpa(source, target, camera, seed=6, mode="poseda")
+    np.testing.assert_array_equal(a, b)
+
+
+def test_prepared_targets_equal_one_shot(rng):
+    for dtype in DTYPES:
+        source, target, camera = make_case(rng, 300, 120, dtype=dtype)
+        for backend in CPU_BACKENDS:
+            targets = gpa_arrays.prepare_targets(target, camera, backend=backend)
+            a = gpa_arrays.gpa(source, targets, seed=8, backend=backend)
+            b = gpa_arrays.gpa(source, target, camera, seed=8, backend=backend)
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(
+            gpa_arrays.prepare_targets(target, camera, backend="numba").records,
+            gpa_arrays.prepare_targets(target, camera, backend="numpy").records,
+        )
+
+
+def test_targets_object(rng):
+    _, target, camera = make_case(rng, 1, 30, target_joints=17, camera_cols=9)
+    t = gpa_arrays.prepare_targets(target, camera, root=14)
+    assert len(t) == 30 and t.root == 14 and t.n_joints == 17
+    assert t.dtype == np.float64 and t.records.shape == (30, 8)
+    assert "Targets(m=30" in repr(t)
+    with pytest.raises(ValueError):
+        t.records[0, 0] = 1.0  # read-only
+    w = target[..., 0].max(1) - target[..., 0].min(1)
+    h = target[..., 1].max(1) - target[..., 1].min(1)
+    np.testing.assert_allclose(t.scale, (w + h) / 2, rtol=1e-15)
+    np.testing.assert_array_equal(t.camera, camera[:, :4])
+    np.testing.assert_allclose(
+        t.root_ray[:, 0], (target[:, 14, 0] - camera[:, 2]) / camera[:, 0]
+    )
+    t32 = gpa_arrays.prepare_targets(target, camera, dtype=np.float32)
+    assert t32.dtype == np.float32
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_layouts_and_out(rng, backend, small_chunks):
+    source, target, camera = make_case(rng, 90, 90)
+    want = gpa_arrays.gpa(source, target, camera, seed=1, backend=backend)
+    views = {
+        "fortran": np.asfortranarray(source),
+        "transposed copy": source.transpose(1, 0, 2).copy().transpose(1, 0, 2),
+        "negative stride": source[::-1][::-1],
+    }
+    for name, view in views.items():
+        got = gpa_arrays.gpa(view, target, camera, seed=1, backend=backend)
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    # strided sources
+    got = gpa_arrays.gpa(source[::2], target[:45], camera[:45], seed=1, backend=backend)
+    np.testing.assert_array_equal(
+        got,
+        gpa_arrays.gpa(
+            source[::2].copy(), target[:45], camera[:45], seed=1, backend=backend
+        ),
+    )
+    # strided targets and cameras
+    big_t = np.repeat(target, 2, axis=0)
+    big_c = np.repeat(camera, 2, axis=0)
+    got = gpa_arrays.gpa(source, big_t[::2], big_c[::2], seed=1, backend=backend)
+    np.testing.assert_array_equal(got, want)
+    # out=: fresh, in place, non-contiguous
+    out = np.empty_like(source)
+    assert (
+        gpa_arrays.gpa(source, target, camera, seed=1, out=out, backend=backend) is out
+    )
+    np.testing.assert_array_equal(out, want)
+    inplace = source.copy()
+    res = gpa_arrays.gpa(inplace, target, camera, seed=1, out=inplace, backend=backend)
+    assert res is inplace
+    np.testing.assert_array_equal(inplace, want)
+    fout = np.asfortranarray(np.empty_like(source))
+    gpa_arrays.gpa(source, target, camera, seed=1, out=fout, backend=backend)
+    np.testing.assert_array_equal(fout, want)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_inputs_not_modified(rng, backend):
+    source, target, camera = make_case(rng, 50, 50)
+    copies = [a.copy() for a in (source, target, camera)]
+    for mode in ("paired", "poseda"):
+        gpa_arrays.gpa(source, target, camera, seed=1, mode=mode, backend=backend)
+    for a, b in zip((source, target, camera), copies, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cols", [4, 9])
+def test_camera_shapes(rng, cols):
+    source, target, camera = make_case(rng, 60, 60, camera_cols=cols)
+    per_row = run_all(source, target, camera, seed=2)
+    single = run_all(source, target, camera[0], seed=2)
+    repeated = run_all(source, target, np.tile(camera[0], (60, 1)), seed=2)
+    np.testing.assert_array_equal(single, repeated)
+    assert not np.array_equal(single, per_row)
+
+
+def test_dtype_rules(rng):
+    source, target, camera = make_case(rng, 20, 20)
+    assert gpa_arrays.gpa(source.astype(np.float16), target, camera).dtype == np.float32
+    ints = np.round(source * 1000).astype(np.int32)
+    assert gpa_arrays.gpa(ints, target, camera).dtype == np.float64
+    # float32 source, float64 targets: targets are rounded to float32 first
+    s32 = source.astype(np.float32)
+    mixed = gpa_arrays.gpa(s32, target, camera, seed=3)
+    same = gpa_arrays.gpa(
+        s32, target.astype(np.float32), camera.astype(np.float32), seed=3
+    )
+    assert mixed.dtype == np.float32
+    np.testing.assert_array_equal(mixed, same)
+    with pytest.raises(
+        TypeError,
+        match="source_3d: expected a real floating or integer dtype, got complex128",
+    ):
+        gpa_arrays.gpa(source.astype(complex), target, camera)
+    with pytest.raises(
+        TypeError,
+        match="source_3d: expected a real floating or integer dtype, got bool",
+    ):
+        gpa_arrays.gpa(source > 0, target, camera)
+    t64 = gpa_arrays.prepare_targets(target, camera)
+    with pytest.raises(TypeError, match="prepare them with dtype=float32"):
+        gpa_arrays.gpa(s32, t64)
+
+
+def test_empty_inputs(rng):
+    source, target, camera = make_case(rng, 0, 5)
+    for backend in CPU_BACKENDS:
+        out = gpa_arrays.gpa(source, target, camera, backend=backend)
+        assert out.shape == (0, 17, 3)
+    with pytest.raises(ValueError, match="3 sources need at least one target, got 0"):
+        gpa_arrays.gpa(np.zeros((3, 17, 3)), np.zeros((0, 17, 2)), camera[0])
+
+
+def test_list_inputs(rng):
+    source, target, camera = make_case(rng, 3, 3)
+    got = gpa_arrays.gpa(
+        source.tolist(), target.tolist(), camera.tolist(), pairing=[2, 0, 1]
+    )
+    np.testing.assert_array_equal(
+        got, gpa_arrays.gpa(source, target, camera, pairing=np.array([2, 0, 1]))
+    )
+
+
+def test_seed_reproducibility_and_none(rng):
+    source, target, camera = make_case(rng, 100, 100)
+    a = gpa_arrays.gpa(source, target, camera, seed=11)
+    np.testing.assert_array_equal(a, gpa_arrays.gpa(source, target, camera, seed=11))
+    b = gpa_arrays.gpa(source, target, camera)
+    c = gpa_arrays.gpa(source, target, camera)
+    assert not np.array_equal(b, c)
+    # gpa pairs exactly as pair_indices says
+    idx = gpa_arrays.pair_indices(100, 100, seed=11)
+    np.testing.assert_array_equal(
+        a, gpa_arrays.gpa(source, target, camera, pairing=idx)
+    )
+
+
+def test_fresh_pairing_changes_only_position(rng):
+    source, target, camera = make_case(rng, 30, 30)
+    a = gpa_arrays.gpa(source, target, camera, seed=1)
+    rel = a - a[:, :1]
+    np.testing.assert_allclose(rel, source - source[:, :1], atol=1e-12)

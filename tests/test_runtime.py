@@ -1,0 +1,121 @@
+"""Process-level behaviour: imports, fork safety, threads."""
+
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+from conftest import make_case
+
+import gpa_arrays
+
+
+def run_python(code):
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return result
+
+
+def test_import_pulls_in_no_array_framework_or_jit():
+    result = run_python("""
+        import sys
+        import gpa_arrays
+        heavy = [m for m in ("torch", "cupy", "jax", "numba", "matplotlib", "scipy")
+                 if m in sys.modules]
+        print(heavy)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_numpy_call_imports_no_framework():
+    result = run_python("""
+        import sys
+        import numpy as np
+        import gpa_arrays
+        s = np.random.default_rng(0).normal(size=(5, 17, 3))
+        t = np.random.default_rng(1).uniform(-0.5, 0.5, size=(5, 17, 2))
+        gpa_arrays.gpa(s, t, [1.5, 1.5, 0, 0], seed=1)
+        gpa_arrays.gpa(s, t, [1.5, 1.5, 0, 0], seed=1, backend="numpy")
+        print([m for m in ("torch", "cupy", "jax") if m in sys.modules])
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_fork_after_parallel_kernel():
+    # Without the fork guard, GNU OpenMP kills the child on its first parallel
+    # region ("Terminating: fork() called from a process already using GNU
+    # OpenMP, this is unsafe."), as in PyTorch DataLoader workers.
+    result = run_python("""
+        import os, sys
+        import numpy as np
+        import numba
+        import gpa_arrays
+        rng = np.random.default_rng(0)
+        s = rng.normal(size=(200_000, 17, 3))
+        s[..., 2] += 5
+        t = rng.uniform(-0.5, 0.5, size=(200_000, 17, 2))
+        parent = gpa_arrays.gpa(s, t, [1.5, 1.5, 0, 0], seed=3)
+        print("layer", numba.threading_layer(), flush=True)
+        pids = []
+        for _ in range(2):
+            pid = os.fork()
+            if pid == 0:
+                child = gpa_arrays.gpa(s, t, [1.5, 1.5, 0, 0], seed=3)
+                os._exit(0 if np.array_equal(child, parent) else 3)
+            pids.append(pid)
+        codes = [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids]
+        print("children", codes)
+        # the parent keeps its parallel pool
+        again = gpa_arrays.gpa(s, t, [1.5, 1.5, 0, 0], seed=3)
+        print("parent", np.array_equal(again, parent))
+    """)
+    assert result.returncode == 0, result.stderr
+    assert "children [0, 0]" in result.stdout, result.stdout + result.stderr
+    assert "parent True" in result.stdout
+
+
+def test_multiprocessing_fork_pool():
+    result = run_python("""
+        import multiprocessing as mp
+        import numpy as np
+        import gpa_arrays
+        rng = np.random.default_rng(0)
+        s = rng.normal(size=(50_000, 17, 3)); s[..., 2] += 5
+        t = rng.uniform(-0.5, 0.5, size=(50_000, 17, 2))
+        ref = gpa_arrays.gpa(s, t, [1.5, 1.5, 0, 0], seed=4)
+
+        def work(seed):
+            return float(gpa_arrays.gpa(s, t, [1.5, 1.5, 0, 0], seed=seed).sum())
+
+        with mp.get_context("fork").Pool(2) as pool:
+            sums = pool.map(work, [4, 4, 5])
+        print(sums[0] == sums[1] == float(ref.sum()), sums[2] != sums[0])
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True True"
+
+
+def test_concurrent_threads_agree():
+    rng = np.random.default_rng(5)
+    source, target, camera = make_case(rng, 40_000, 40_000)
+    targets = gpa_arrays.prepare_targets(target, camera)
+    want = gpa_arrays.gpa(source, targets, seed=9)
+    results = [None] * 4
+
+    def work(k):
+        results[k] = gpa_arrays.gpa(source, targets, seed=9)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        np.testing.assert_array_equal(r, want)
