@@ -270,26 +270,47 @@ class PairingSpec:
     kind : int
         One of the ``KIND_*`` codes.
     n, m : int
-        Number of sources and targets.
+        Number of sources (in the whole data set) and of targets.
     seed, step : int
         Key material (uint64 range); unused by identity and array pairings.
+    offset, count : int
+        The poses of this call are the global poses ``offset .. offset+count-1``
+        (a chunk of a larger data set, e.g. one Dask block); ``offset = 0`` and
+        ``count = n`` for a whole call. The pairing of a pose depends on its
+        global index only, so chunked and whole calls agree bit for bit.
     a, b, k : int
         Feistel radices and domain size ``k = max(n, m)``.
     index : ndarray or None
-        The explicit ``(n,)`` target indices of an array pairing.
+        The explicit ``(count,)`` target indices of an array pairing.
     """
 
-    __slots__ = ("a", "b", "index", "k", "kind", "m", "n", "seed", "step")
+    __slots__ = ("a", "b", "count", "index", "k", "kind", "m", "n", "offset", "seed",
+                 "step")  # fmt: skip
 
-    def __init__(self, kind, n, m, seed=0, step=0, index=None):
+    def __init__(self, kind, n, m, seed=0, step=0, index=None, offset=0, count=None):
         self.kind = kind
         self.n = n
         self.m = m
         self.seed = seed
         self.step = step
         self.index = index
+        self.offset = offset
+        self.count = n - offset if count is None else count
         self.k = max(n, m)
         self.a, self.b = radices(self.k)
+
+    def chunk(self, offset, count, index=None):
+        """The same pairing restricted to global poses ``offset .. offset+count-1``."""
+        if not 0 <= offset <= offset + count <= self.n:
+            raise ValueError(
+                f"chunk: poses [{offset}, {offset + count}) are not inside "
+                f"[0, {self.n})"
+            )
+        if self.kind == KIND_ARRAY and index is None:
+            index = self.index[offset : offset + count]
+        return PairingSpec(
+            self.kind, self.n, self.m, self.seed, self.step, index, offset, count
+        )
 
 
 def resolve_pairing(pairing, n: int, m: int, seed, step: int = 0) -> PairingSpec:

@@ -306,3 +306,28 @@ def test_fresh_pairing_changes_only_position(rng):
     a = gpa_arrays.gpa(source, target, camera, seed=1)
     rel = a - a[:, :1]
     np.testing.assert_allclose(rel, source - source[:, :1], atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["permutation", "random", "array"])
+def test_chunked_kernel_calls_reproduce_the_whole(rng, kind, small_chunks):
+    # what scale-out builds on: a block of poses aligned with its global offset
+    from gpa_arrays import _pairing
+    from gpa_arrays._backends import numba_, numpy_
+
+    n, m = 500, 64
+    source, target, camera = make_case(rng, n, m)
+    pairing = rng.integers(0, m, n) if kind == "array" else kind
+    whole = _pairing.resolve_pairing(pairing, n, m, 17)
+    for backend in (numpy_, numba_):
+        records, _ = backend.prepare_records(target, camera, 0)
+        full = np.empty_like(source)
+        backend.gpa_records(source, records, full, 0, whole)
+        parts = []
+        for lo in range(0, n, 111):
+            count = min(n, lo + 111) - lo
+            part = np.empty_like(source[lo : lo + count])
+            backend.gpa_records(
+                source[lo : lo + count], records, part, 0, whole.chunk(lo, count)
+            )
+            parts.append(part)
+        np.testing.assert_array_equal(np.concatenate(parts), full)

@@ -229,3 +229,18 @@ def test_fast_divmod_is_exact():
         q, r = numba_._divmod_exact_array(x, d)
         np.testing.assert_array_equal(q, x // np.uint64(d))
         np.testing.assert_array_equal(r, x % np.uint64(d))
+
+
+@pytest.mark.parametrize("kind", ["permutation", "random", "identity"])
+def test_chunks_reproduce_the_whole(kind):
+    n, m = 1000, 1000 if kind == "identity" else 77
+    whole = P.resolve_pairing(kind, n, m, 31)
+    for backend in (numpy_, numba_):
+        full = backend.pair_indices(whole)
+        parts = [
+            backend.pair_indices(whole.chunk(lo, min(n, lo + 130) - lo))
+            for lo in range(0, n, 130)
+        ]
+        np.testing.assert_array_equal(np.concatenate(parts), full)
+    with pytest.raises(ValueError, match=r"chunk: poses \[990, 1020\) are not inside"):
+        whole.chunk(990, 30)

@@ -180,8 +180,13 @@ def _key_tuple(seed, step):
 
 
 @_jit
-def _fill_targets(buf, off, start, count, kind, keys, a, b, inv_b, k, m, inv_m, index):
-    """Write the targets of sources ``start .. start+count-1`` to ``buf[off:]``.
+def _fill_targets(
+    buf, off, start, count, kind, offset, keys, a, b, inv_b, k, m, inv_m, index
+):
+    """Write the targets of local sources ``start .. start+count-1`` to ``buf[off:]``.
+
+    Local pose ``t`` is global pose ``offset + t``: the pairing is a function of
+    the global index, the explicit `index` array is local.
 
     One tight loop per pairing kind so that each vectorises; the rare points
     that need cycle walking and the fold onto ``[0, m)`` follow in their own
@@ -196,13 +201,15 @@ def _fill_targets(buf, off, start, count, kind, keys, a, b, inv_b, k, m, inv_m, 
             buf[off + t] = index[start + t]
     elif kind == _IDENTITY:
         for t in range(count):
-            buf[off + t] = start + t
+            buf[off + t] = offset + start + t
     elif kind == _RANDOM:
+        first = offset + start
         for t in range(count):
-            buf[off + t] = np.int64(P.random_index(np.uint64(start + t), keys, m))
+            buf[off + t] = np.int64(P.random_index(np.uint64(first + t), keys, m))
     else:
+        first = offset + start
         for t in range(count):
-            x = _permute(np.uint64(start + t), keys, a, b, inv_b)
+            x = _permute(np.uint64(first + t), keys, a, b, inv_b)
             buf[off + t] = np.int64(x)
         for t in range(count):
             x = np.uint64(buf[off + t])
@@ -217,21 +224,27 @@ def _fill_targets(buf, off, start, count, kind, keys, a, b, inv_b, k, m, inv_m, 
 
 
 @_jit_parallel
-def _pair_parallel(out, kind, seed, step, a, b, inv_b, k, m, inv_m, index, nchunks):
+def _pair_parallel(
+    out, kind, offset, seed, step, a, b, inv_b, k, m, inv_m, index, nchunks
+):
     keys = _key_tuple(seed, step)
     n = out.shape[0]
     per = (n + nchunks - 1) // nchunks
     for c in prange(nchunks):
         lo = c * per
         count = min(n, lo + per) - lo
-        _fill_targets(out, lo, lo, count, kind, keys, a, b, inv_b, k, m, inv_m, index)
+        _fill_targets(
+            out, lo, lo, count, kind, offset, keys, a, b, inv_b, k, m, inv_m, index
+        )
 
 
 @_jit
-def _pair_serial(out, kind, seed, step, a, b, inv_b, k, m, inv_m, index, nchunks):
+def _pair_serial(
+    out, kind, offset, seed, step, a, b, inv_b, k, m, inv_m, index, nchunks
+):
     keys = _key_tuple(seed, step)
     n = out.shape[0]
-    _fill_targets(out, 0, 0, n, kind, keys, a, b, inv_b, k, m, inv_m, index)
+    _fill_targets(out, 0, 0, n, kind, offset, keys, a, b, inv_b, k, m, inv_m, index)
 
 
 # --- target preparation ----------------------------------------------------------
@@ -349,8 +362,8 @@ def _prepare_serial(target, camera, root, records, two, with_camera, joints, sta
 
 @_jit
 def _gpa_chunk(
-    source, records, camera, out, root, poseda, kind, keys, a, b, inv_b, k, m,
-    inv_m, index, joints, block_size, lo, hi, status,
+    source, records, camera, out, root, poseda, kind, offset, keys, a, b, inv_b, k,
+    m, inv_m, index, joints, block_size, lo, hi, status,
 ):  # fmt: skip
     """Align poses ``[lo, hi)``; the whole per-pose path lives in this one loop."""
     n = source.shape[0]
@@ -368,7 +381,9 @@ def _gpa_chunk(
     # them.
     buf = np.empty(2 * block_size, dtype=np.int64)
     count = min(block_size, hi - lo)
-    _fill_targets(buf, 0, lo, count, kind, keys, a, b, inv_b, k, m, inv_m, index)
+    _fill_targets(
+        buf, 0, lo, count, kind, offset, keys, a, b, inv_b, k, m, inv_m, index
+    )
     for t in range(count):
         _prefetch_row(records, min(max(buf[t], 0), last))
     # row 0's focal lengths, read by the poseda arithmetic only (there the camera
@@ -382,8 +397,8 @@ def _gpa_chunk(
         ahead = min(block_size, hi - following) if following < hi else 0
         if ahead > 0:
             _fill_targets(
-                buf, other, following, ahead, kind, keys, a, b, inv_b, k, m, inv_m,
-                index,
+                buf, other, following, ahead, kind, offset, keys, a, b, inv_b, k, m,
+                inv_m, index,
             )  # fmt: skip
         for i in range(block, min(hi, following)):
             t = i - block
@@ -449,8 +464,8 @@ def _gpa_chunk(
 
 @_jit_parallel
 def _gpa_parallel(
-    source, records, camera, out, root, poseda, kind, seed, step, a, b, inv_b, k, m,
-    inv_m, index, joints, block_size, status,
+    source, records, camera, out, root, poseda, kind, offset, seed, step, a, b, inv_b,
+    k, m, inv_m, index, joints, block_size, status,
 ):  # fmt: skip
     keys = _key_tuple(seed, step)
     n = source.shape[0]
@@ -458,22 +473,22 @@ def _gpa_parallel(
     per = (n + nchunks - 1) // nchunks
     for c in prange(nchunks):
         _gpa_chunk(
-            source, records, camera, out, root, poseda, kind, keys, a, b, inv_b, k, m,
-            inv_m, index, joints, block_size, c * per, min(n, c * per + per),
-            status[c],
+            source, records, camera, out, root, poseda, kind, offset, keys, a, b,
+            inv_b, k, m, inv_m, index, joints, block_size, c * per,
+            min(n, c * per + per), status[c],
         )  # fmt: skip
     return _bad_count(status)
 
 
 @_jit
 def _gpa_serial(
-    source, records, camera, out, root, poseda, kind, seed, step, a, b, inv_b, k, m,
-    inv_m, index, joints, block_size, status,
+    source, records, camera, out, root, poseda, kind, offset, seed, step, a, b, inv_b,
+    k, m, inv_m, index, joints, block_size, status,
 ):  # fmt: skip
     _gpa_chunk(
-        source, records, camera, out, root, poseda, kind, _key_tuple(seed, step),
-        a, b, inv_b, k, m, inv_m, index, joints, block_size, 0, source.shape[0],
-        status[0],
+        source, records, camera, out, root, poseda, kind, offset,
+        _key_tuple(seed, step), a, b, inv_b, k, m, inv_m, index, joints, block_size,
+        0, source.shape[0], status[0],
     )  # fmt: skip
     return _bad_count(status)
 
@@ -543,9 +558,13 @@ def _as_int64(value):
 
 
 def _spec_args(spec):
-    """Kernel arguments of a pairing: kind, seed, step, a, b, 1/b, k, m, 1/m, index."""
+    """Kernel arguments of a pairing.
+
+    ``kind, offset, seed, step, a, b, 1/b, k, m, 1/m, index``.
+    """
     return (
         spec.kind,
+        spec.offset,
         _as_int64(spec.seed),
         _as_int64(spec.step),
         spec.a,
@@ -560,15 +579,15 @@ def _spec_args(spec):
 
 def pair_indices(spec):
     """Evaluate a pairing for every source pose (see :func:`numpy_.pair_indices`)."""
-    out = np.empty(spec.n, dtype=np.int64)
-    if spec.n == 0:
+    out = np.empty(spec.count, dtype=np.int64)
+    if spec.count == 0:
         return out
     if spec.kind == P.KIND_ARRAY:
         out[:] = spec.index
         return out
-    parallel = _use_parallel(spec.n)
+    parallel = _use_parallel(spec.count)
     run = _pair_parallel if parallel else _pair_serial
-    run(out, *_spec_args(spec), _chunks(spec.n) if parallel else 1)
+    run(out, *_spec_args(spec), _chunks(spec.count) if parallel else 1)
     return out
 
 

@@ -79,19 +79,20 @@ def pair_indices(spec):
 
     Returns
     -------
-    (n,) int64 ndarray
-        Target index of each source pose. For an array pairing, entries outside
-        ``[0, m)`` are returned as they are; the caller reports them.
+    (spec.count,) int64 ndarray
+        Target index of each of the call's source poses (global indices
+        ``spec.offset ..``). For an array pairing, entries outside ``[0, m)``
+        are returned as they are; the caller reports them.
     """
-    n = spec.n
+    first, last = spec.offset, spec.offset + spec.count
     if spec.kind == P.KIND_ARRAY:
         return spec.index.astype(np.int64, copy=True)
     if spec.kind == P.KIND_IDENTITY:
-        return np.arange(n, dtype=np.int64)
+        return np.arange(first, last, dtype=np.int64)
     keys = np.empty(P.ROUNDS + 1, dtype=np.uint64)
     with np.errstate(over="ignore"):
         P.round_keys(np.uint64(spec.seed), np.uint64(spec.step), keys)
-    i = np.arange(n, dtype=np.uint64)
+    i = np.arange(first, last, dtype=np.uint64)
     if spec.kind == P.KIND_RANDOM:
         return P.random_index(i, keys, np.uint64(spec.m)).astype(np.int64)
     a, b, k = np.uint64(spec.a), np.uint64(spec.b), np.uint64(spec.k)
