@@ -211,8 +211,9 @@ def pair_indices(n, m, *, pairing="permutation", seed=None, backend="auto"):
     of ``gpa(source, target, ..., pairing=p, seed=s)`` pairs source pose ``i``
     with target ``pair_indices(len(source), len(target), pairing=p, seed=s)[i]``.
     The pairing is a counter-based function of ``(seed, i)`` (a keyed Feistel
-    bijection with cycle walking, see :mod:`gpa_arrays._pairing`), so it is the
-    same on every backend and for every chunking of the work.
+    bijection with cycle walking, described on the Concepts page of the
+    documentation), so it is the same on every backend and for every chunking of
+    the work.
 
     Parameters
     ----------

@@ -14,17 +14,8 @@ class Targets:
     its own camera, its focal lengths and centre), so a call gathers a few bytes
     per source pose instead of a whole 2D pose and a camera row.
 
-    Attributes
-    ----------
-    records : (M, 8) read-only array, the output dtype
-        The records (layout in :mod:`gpa_arrays._backends.numpy_`). Lives on the
-        device of the arrays it was prepared from.
-    root : int
-        The target root joint the records were computed for.
-    n_joints : int
-        Joints per target pose (``Jt``).
-    backend : str
-        The backend that prepared the records.
+    The records live on the device of the arrays they were prepared from; their
+    properties below are views or small copies of them.
     """
 
     __slots__ = ("_backend", "_n_joints", "_records", "_root")
@@ -46,7 +37,12 @@ class Targets:
 
     @property
     def records(self):
-        """(M, 8) read-only view of the records."""
+        """(M, 8) read-only view of the records, of the output dtype.
+
+        Per target: the root unprojected by its camera ``(u, v)``, twice the box
+        scale, ``fx, fy, cx, cy``, and one unused slot (the layout is documented
+        in ``gpa_arrays/_backends/numpy_.py``).
+        """
         view = self._records.view()
         view.flags.writeable = False
         return view
