@@ -10,11 +10,11 @@ import sys
 
 sys.path.insert(0, os.path.abspath(".."))
 
-import gpa_arrays  # noqa: E402
+import gpa_arrays
 
 project = "gpa_arrays"
 author = "gpa_arrays developers"
-copyright = "2026, gpa_arrays developers"  # noqa: A001
+copyright = "2026, gpa_arrays developers"
 release = gpa_arrays.__version__
 version = release
 

@@ -17,43 +17,80 @@ HERE = pathlib.Path(__file__).parent
 
 # name -> (role, uri relative to the project's base URL); "$" = the name
 PROJECTS = {
-    "numpy": ("NumPy", "2.4", {
-        "numpy.ndarray": ("py:class", "reference/generated/numpy.ndarray.html#$"),
-        "numpy.dtype": ("py:class", "reference/generated/numpy.dtype.html#$"),
-        "numpy.float32": ("py:attribute", "reference/arrays.scalars.html#$"),
-        "numpy.float64": ("py:attribute", "reference/arrays.scalars.html#$"),
-        "numpy.random.Generator": ("py:class", "reference/random/generator.html#$"),
-        "numpy.memmap": ("py:class", "reference/generated/numpy.memmap.html#$"),
-        "numpy.load": ("py:function", "reference/generated/numpy.load.html#$"),
-        "numpy.linalg.svd": ("py:function", "reference/generated/numpy.linalg.svd.html#$"),
-        "numpy.from_dlpack": ("py:function", "reference/generated/numpy.from_dlpack.html#$"),
-    }),
-    "cupy": ("CuPy", "14", {
-        "cupy.ndarray": ("py:class", "reference/generated/cupy.ndarray.html#$"),
-        "cupy.RawModule": ("py:class", "reference/generated/cupy.RawModule.html#$"),
-        "cupy.from_dlpack": ("py:function", "reference/generated/cupy.from_dlpack.html#$"),
-    }),
-    "torch": ("PyTorch", "2.13", {
-        "torch.Tensor": ("py:class", "tensors.html#$"),
-        "torch.from_dlpack": ("py:function", "generated/torch.from_dlpack.html#$"),
-        "torch.utils.data.DataLoader": ("py:class", "data.html#$"),
-    }),
-    "numba": ("Numba", "0.68", {
-        "numba.njit": ("py:function", "reference/jit-compilation.html#$"),
-        "numba.set_num_threads": ("py:function", "user/threading-layer.html#$"),
-        "numba.config.THREADING_LAYER": ("py:data", "reference/envvars.html#envvar-NUMBA_THREADING_LAYER"),
-    }),
-    "dask": ("Dask", "2026.8", {
-        "dask.array.Array": ("py:class", "generated/dask.array.Array.html#$"),
-    }),
-    "python": ("Python", "3.11", {
-        "os.fork": ("py:function", "library/os.html#$"),
-        "multiprocessing.pool.Pool": ("py:class", "library/multiprocessing.html#$"),
-    }),
+    "numpy": (
+        "NumPy",
+        "2.4",
+        {
+            "numpy.ndarray": ("py:class", "reference/generated/numpy.ndarray.html#$"),
+            "numpy.dtype": ("py:class", "reference/generated/numpy.dtype.html#$"),
+            "numpy.float32": ("py:attribute", "reference/arrays.scalars.html#$"),
+            "numpy.float64": ("py:attribute", "reference/arrays.scalars.html#$"),
+            "numpy.random.Generator": ("py:class", "reference/random/generator.html#$"),
+            "numpy.memmap": ("py:class", "reference/generated/numpy.memmap.html#$"),
+            "numpy.load": ("py:function", "reference/generated/numpy.load.html#$"),
+            "numpy.linalg.svd": (
+                "py:function",
+                "reference/generated/numpy.linalg.svd.html#$",
+            ),
+            "numpy.from_dlpack": (
+                "py:function",
+                "reference/generated/numpy.from_dlpack.html#$",
+            ),
+        },
+    ),
+    "cupy": (
+        "CuPy",
+        "14",
+        {
+            "cupy.ndarray": ("py:class", "reference/generated/cupy.ndarray.html#$"),
+            "cupy.RawModule": ("py:class", "reference/generated/cupy.RawModule.html#$"),
+            "cupy.from_dlpack": (
+                "py:function",
+                "reference/generated/cupy.from_dlpack.html#$",
+            ),
+        },
+    ),
+    "torch": (
+        "PyTorch",
+        "2.13",
+        {
+            "torch.Tensor": ("py:class", "tensors.html#$"),
+            "torch.from_dlpack": ("py:function", "generated/torch.from_dlpack.html#$"),
+            "torch.utils.data.DataLoader": ("py:class", "data.html#$"),
+        },
+    ),
+    "numba": (
+        "Numba",
+        "0.68",
+        {
+            "numba.njit": ("py:function", "reference/jit-compilation.html#$"),
+            "numba.set_num_threads": ("py:function", "user/threading-layer.html#$"),
+            "numba.config.THREADING_LAYER": (
+                "py:data",
+                "reference/envvars.html#envvar-NUMBA_THREADING_LAYER",
+            ),
+        },
+    ),
+    "dask": (
+        "Dask",
+        "2026.8",
+        {
+            "dask.array.Array": ("py:class", "generated/dask.array.Array.html#$"),
+        },
+    ),
+    "python": (
+        "Python",
+        "3.11",
+        {
+            "os.fork": ("py:function", "library/os.html#$"),
+            "multiprocessing.pool.Pool": ("py:class", "library/multiprocessing.html#$"),
+        },
+    ),
 }
 
 
 def write(key, project, version, entries):
+    """Write ``<key>.inv`` in Sphinx's inventory format, version 2."""
     lines = []
     for name, (role, uri) in sorted(entries.items()):
         lines.append(f"{name} {role} 1 {uri} -")
