@@ -166,10 +166,10 @@ def pose_statistics(poses, camera=None, *, root=0, backend="auto"):
     --------
     >>> import numpy as np
     >>> from gpa_arrays import stats
-    >>> pose = np.array([[[0.0, 0.0], [0.2, -0.6], [-0.2, 0.2]]])
-    >>> st = stats.pose_statistics(pose)
+    >>> pose = np.array([[[0.0, 0.0], [0.25, -0.5], [-0.25, 0.25]]])
+    >>> st = stats.pose_statistics(pose)  # w = 0.5, h = 0.75
     >>> float(st.scale[0]), float(st.root_x[0]), float(st.root_y[0])
-    (0.6, 0.0, 0.0)
+    (0.625, 0.0, 0.0)
     """
     poses = _as_array(poses, "poses")
     if poses.ndim != 3 or poses.shape[2] not in (2, 3) or poses.shape[1] == 0:
