@@ -11,6 +11,13 @@ gpa               align source poses against targets
 prepare_targets   reduce targets to compact records once, for repeated calls
 pair_indices      the pairing a ``gpa`` call uses, as indices
 backends          backends usable here
+
+Submodules (imported on first use)
+----------------------------------
+stats             2D scale / root statistics, summaries, Wasserstein-1 distance
+plot              the paper's distribution figure (needs matplotlib)
+synthetic         built-in synthetic source and target domains
+cli               the ``gpa-arrays`` command line
 """
 
 from ._api import backends, gpa, pair_indices, prepare_targets
@@ -23,6 +30,18 @@ try:
 except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0+unknown"
 del PackageNotFoundError, version
+
+_SUBMODULES = ("cli", "plot", "stats", "synthetic")
+
+
+def __getattr__(name):
+    # submodules load on first use, so `import gpa_arrays` stays light
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'gpa_arrays' has no attribute {name!r}")
+
 
 __all__ = [
     "Targets",

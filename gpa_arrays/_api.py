@@ -557,3 +557,61 @@ def gpa(
             status[:2] = 0
         raise_for_pose_status(status, n, m, spec.index)
     return result
+
+
+# --- internal entry points ---------------------------------------------------------
+
+
+def _gpa_block(source, targets, spec, out, *, root=0, backend="auto", check=True):
+    """Align one block of a larger data set against prepared targets.
+
+    The internal entry point of drivers that stream a data set through memory
+    block by block (``gpa-arrays augment``). `spec` is the pairing of the
+    *whole* data set restricted to this block with ``spec.chunk(offset,
+    count)``; since the pairing of a pose depends on its global index only,
+    the blocks' outputs, concatenated, equal one :func:`gpa` call on the whole
+    data set with the same arguments, bit for bit. Paired mode only (the
+    ``"poseda"`` arithmetic indexes cameras by local pose).
+
+    Parameters
+    ----------
+    source : (count, J, 3) ndarray of ``targets.dtype``
+        The block: global poses ``spec.offset .. spec.offset + spec.count - 1``.
+    targets : Targets
+        Prepared once for the whole data set (:func:`prepare_targets`).
+    spec : PairingSpec
+        ``resolve_pairing(...)`` of the whole data set, then ``.chunk(...)``.
+    out : (count, J, 3) ndarray of ``targets.dtype``
+        Written in full; must not overlap `source` unless it is `source`.
+    root : int
+        Source root joint, already normalised to ``[0, J)``.
+    backend : {"auto", "numba", "numpy"}
+    check : bool
+        As in :func:`gpa`.
+
+    Raises
+    ------
+    ValueError
+        As :func:`gpa` for bad poses, naming global pose indices (the counts
+        are the block's), or for a block that does not match `spec`.
+    """
+    if source.shape[0] != spec.count or out.shape != source.shape:
+        raise ValueError(
+            f"source_3d: block of {source.shape[0]} poses (out {out.shape}) for a "
+            f"pairing chunk of {spec.count}"
+        )
+    if source.dtype != targets.dtype or out.dtype != targets.dtype:
+        raise TypeError(
+            f"source_3d: block dtype {source.dtype} / out {out.dtype}, expected "
+            f"{targets.dtype} (the targets' dtype)"
+        )
+    if spec.count == 0:
+        return out
+    _, module = _resolve_backend(backend)
+    status = module.gpa_records(source, targets._records, out, root, spec)
+    if status is not None:
+        if not check:
+            status = status.copy()
+            status[:2] = 0
+        raise_for_pose_status(status, spec.count, spec.m, spec.index, spec.offset)
+    return out

@@ -2,8 +2,8 @@
 
 Everything is measured in one process, interleaved round by round (A B C A B C
 ...), and reported as medians and ratios, because the machines this runs on are
-shared and noisy. Run ``python benchmarks/bench_gpa.py --help`` (or, once the CLI
-exists, ``gpa-arrays bench``).
+shared and noisy. Run ``gpa-arrays bench --help`` (or
+``python benchmarks/bench_gpa.py --help``).
 
 Rows
 ----
@@ -32,7 +32,7 @@ import numpy as np
 
 from . import _api
 
-__all__ = ["main", "run"]
+__all__ = ["add_arguments", "main", "run", "run_args"]
 
 
 def _stream_kernels():
@@ -212,18 +212,24 @@ def published(source, target, camera):
     return published_torch(source, target, camera)
 
 
-def main(argv=None):
-    """Command-line entry point; see the module docstring."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-n", type=int, default=1_000_000, help="poses (default 1e6)")
-    parser.add_argument("--joints", type=int, default=17)
+def add_arguments(parser):
+    """Add the benchmark's options to an :class:`argparse.ArgumentParser`.
+
+    Shared by ``python benchmarks/bench_gpa.py`` and ``gpa-arrays bench``.
+    """
+    parser.add_argument(
+        "-n", type=int, default=1_000_000, help="poses, sources = targets (default 1e6)"
+    )
+    parser.add_argument("--joints", type=int, default=17, help="joints per pose")
     parser.add_argument(
         "--dtype",
         action="append",
         choices=["float32", "float64"],
         help="repeatable; default both",
     )
-    parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument(
+        "--repeat", type=int, default=9, help="interleaved rounds (default 9)"
+    )
     parser.add_argument(
         "--small",
         type=int,
@@ -231,8 +237,11 @@ def main(argv=None):
         help="batch size of the latency rows (default 1024)",
     )
     parser.add_argument("--no-torch", action="store_true", help="skip the torch peer")
-    args = parser.parse_args(argv)
-    run(
+
+
+def run_args(args):
+    """:func:`run` with the options parsed by :func:`add_arguments`."""
+    return run(
         n=args.n,
         joints=args.joints,
         dtypes=args.dtype or ("float32", "float64"),
@@ -240,4 +249,11 @@ def main(argv=None):
         small=args.small,
         torch_peer=not args.no_torch,
     )
+
+
+def main(argv=None):
+    """Command-line entry point; see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    run_args(parser.parse_args(argv))
     return 0

@@ -33,7 +33,7 @@ def _plural(count, one, many):
     return one if count == 1 else many
 
 
-def raise_for_pose_status(status, n, m, pairing_index=None):
+def raise_for_pose_status(status, n, m, pairing_index=None, offset=0):
     """Raise the error a pose kernel's status array describes, if any.
 
     Parameters
@@ -41,8 +41,11 @@ def raise_for_pose_status(status, n, m, pairing_index=None):
     status : (3, 2) int64 ndarray
     n, m : int
         Number of sources and targets, for the messages.
-    pairing_index : (n,) int64 ndarray, optional
-        The explicit pairing, to quote the first bad value.
+    pairing_index : (count,) int64 ndarray, optional
+        The explicit pairing of the kernel's poses, to quote the first bad value.
+    offset : int
+        Global index of the kernel's first pose, when it ran on a block of a
+        larger data set: messages name global indices.
 
     Raises
     ------
@@ -53,21 +56,21 @@ def raise_for_pose_status(status, n, m, pairing_index=None):
         value = "" if pairing_index is None else f" (value {pairing_index[first]})"
         raise ValueError(
             f"pairing: {count} of {n} target {_plural(count, 'index', 'indices')} "
-            f"outside [0, {m}); first at position {first}{value}"
+            f"outside [0, {m}); first at position {offset + first}{value}"
         )
     count, first = (int(v) for v in status[POSE_NONFINITE])
     if count:
         raise ValueError(
             f"source_3d: {count} of {n} {_plural(count, 'pose gives', 'poses give')} "
             "non-finite output (non-finite coordinates in the input, or overflow); "
-            f"first at index {first}"
+            f"first at index {offset + first}"
         )
     count, first = (int(v) for v in status[POSE_DEGENERATE])
     if count:
         raise ValueError(
             f"source_3d: {count} of {n} {_plural(count, 'pose has', 'poses have')} "
             "zero extent in both x and y, which puts it at depth 0 (on the camera "
-            f"centre); first at index {first}"
+            f"centre); first at index {offset + first}"
         )
 
 
