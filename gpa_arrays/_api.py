@@ -54,6 +54,8 @@ def _result_dtype(dtype, name):
     result = _RESULT_DTYPES.get(dtype)
     if result is not None:
         return result
+    if not dtype.isnative:  # e.g. big-endian data from a file: computed natively
+        return _result_dtype(dtype.newbyteorder("="), name)
     if dtype.kind in "iu":
         return _F64
     raise TypeError(f"{name}: expected a real floating or integer dtype, got {dtype}")

@@ -253,6 +253,12 @@ def test_dtype_rules(rng):
     )
     assert mixed.dtype == np.float32
     np.testing.assert_array_equal(mixed, same)
+    # non-native byte order (data read from files) computes natively
+    big = gpa_arrays.gpa(source.astype(">f8"), target.astype(">f4"), camera, seed=3)
+    assert big.dtype == np.float64
+    np.testing.assert_array_equal(
+        big, gpa_arrays.gpa(source, target.astype(np.float32), camera, seed=3)
+    )
     with pytest.raises(
         TypeError,
         match="source_3d: expected a real floating or integer dtype, got complex128",
