@@ -8,12 +8,17 @@ target 2D pose's root and its 2D box has that pose's scale.
 Public functions
 ----------------
 gpa               align source poses against targets
+GPA               the same as a reusable augmentation (training loops)
 prepare_targets   reduce targets to compact records once, for repeated calls
 pair_indices      the pairing a ``gpa`` call uses, as indices
 backends          backends usable here
+
+NumPy, CuPy and torch arrays (CPU or CUDA), and any DLPack array, go in; the
+result comes back in the caller's type, on its device, without copies.
 """
 
 from ._api import backends, gpa, pair_indices, prepare_targets
+from ._augment import GPA
 from ._targets import Targets
 
 try:
@@ -25,6 +30,7 @@ except PackageNotFoundError:  # running from a source tree without install
 del PackageNotFoundError, version
 
 __all__ = [
+    "GPA",
     "Targets",
     "__version__",
     "backends",

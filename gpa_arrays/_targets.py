@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 __all__ = ["Targets"]
 
 
@@ -17,8 +19,9 @@ class Targets:
     Attributes
     ----------
     records : (M, 8) read-only array, the output dtype
-        The records (layout in :mod:`gpa_arrays._backends.numpy_`). Lives on the
-        device of the arrays it was prepared from.
+        The records (layout in :mod:`gpa_arrays._backends.numpy_`). Live on the
+        device of the arrays they were prepared from: a NumPy array on the host,
+        a CuPy array on a CUDA device (also for torch CUDA tensors).
     root : int
         The target root joint the records were computed for.
     n_joints : int
@@ -46,7 +49,13 @@ class Targets:
 
     @property
     def records(self):
-        """(M, 8) read-only view of the records."""
+        """(M, 8) records: a read-only view, or a copy for device records.
+
+        CuPy arrays cannot be made read-only, so device records are copied
+        rather than exposed for writing.
+        """
+        if not isinstance(self._records, np.ndarray):
+            return self._records.copy()
         view = self._records.view()
         view.flags.writeable = False
         return view
