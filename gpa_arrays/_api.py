@@ -262,19 +262,22 @@ def pair_indices(n, m, *, pairing="permutation", seed=None, backend="auto"):
         ``N`` distinct targets; for ``N > M``, every target used ``floor(N/M)``
         or ``ceil(N/M)`` times. ``"random"``: independent uniform draws.
         ``"identity"``: pose ``i`` with target ``i`` (needs ``N == M``). An
-        array is validated (range ``[0, M)``) and returned as int64.
+        array (NumPy, CuPy, torch, DLPack) is validated (range ``[0, M)``)
+        and returned as int64, in its own type and on its device.
     seed : None, int or numpy.random.Generator
         ``None`` draws fresh entropy (a different pairing on each call, as in
         the published code); an int in ``[0, 2**64)`` gives a reproducible
         pairing; a Generator is advanced by one 64-bit draw, which becomes the
         seed.
-    backend : {"auto", "numba", "numpy"}
-        Where to evaluate; all give identical results.
+    backend : {"auto", "numba", "numpy", "cupy"}
+        Where to evaluate; all give identical results. ``"cupy"`` evaluates on
+        the current CUDA device and returns a CuPy array.
 
     Returns
     -------
-    (n,) int64 ndarray
-        Target index of each source pose, in ``[0, m)``.
+    (n,) int64 array
+        Target index of each source pose, in ``[0, m)``: a NumPy array, a CuPy
+        array with ``backend="cupy"``, or the pairing argument's type.
 
     Raises
     ------
@@ -282,7 +285,10 @@ def pair_indices(n, m, *, pairing="permutation", seed=None, backend="auto"):
         For negative or inconsistent sizes, an unknown pairing, or array
         entries outside ``[0, m)``.
     TypeError
-        For a seed or pairing of the wrong type.
+        For a seed or pairing of the wrong type, or a backend that does not
+        run where the pairing array lives.
+    RuntimeError
+        A named backend that is not usable here.
 
     Examples
     --------
@@ -358,13 +364,18 @@ def prepare_targets(
     ----------
     target_2d : (M, Jt, 2) array, normalised screen coordinates
         Target-domain 2D poses (VideoPose3D normalisation: x in [-1, 1]).
+        NumPy, CuPy, torch (CPU or CUDA) or any DLPack array; the records live
+        on its device.
     camera : (4,), (9,), (M, 4) or (M, 9) array, normalised units
         Rows ``[fx, fy, cx, cy, ...]``; row ``j`` belongs to target ``j``, a
-        single row to all. Only the first four columns are used.
+        single row to all. Only the first four columns are used. On the device
+        of `target_2d` (a list is converted there).
     root : int
         Root joint of the target poses (e.g. 14 for MPI-INF-3DHP-17).
-    backend : {"auto", "numba", "numpy"}
-        Backend that computes the records (all give the same records).
+    backend : {"auto", "numba", "numpy", "cupy"}
+        Backend that computes the records (all give the same records);
+        ``"auto"`` picks ``"cupy"`` for CUDA arrays, the fastest host backend
+        otherwise.
     dtype : {None, numpy.float32, numpy.float64}
         Precision of the records, which must match the source poses later
         aligned against them. ``None`` keeps a float32/float64 target dtype and
@@ -374,7 +385,8 @@ def prepare_targets(
         Raise on non-finite targets, degenerate boxes (``w + h == 0``) and
         invalid cameras (focal length not finite and positive, centre not
         finite). With ``check=False`` such targets give records that produce
-        ``inf``/``nan`` poses.
+        ``inf``/``nan`` poses. On a CUDA device the check reads a 48-byte
+        status back (one synchronisation).
 
     Returns
     -------
@@ -386,7 +398,10 @@ def prepare_targets(
         Wrong shapes, a root out of range, or (with `check`) bad values: the
         message names the argument, the number of bad targets and the first.
     TypeError
-        Wrong dtypes or argument types.
+        Wrong dtypes or argument types; arrays on different devices.
+    RuntimeError
+        A named backend, or the CUDA backend for device arrays, that is not
+        usable here.
 
     Examples
     --------
@@ -470,8 +485,10 @@ def gpa(
     Parameters
     ----------
     source_3d : (N, J, 3) array, metres, camera space
-        Source-domain 3D poses. Any strides; never modified (unless passed as
-        `out`).
+        Source-domain 3D poses: NumPy, CuPy, torch (CPU or CUDA) or any
+        DLPack array; the result takes its type and device. Any strides; never
+        modified (unless passed as `out`). Every array argument must live on
+        the same device (lists are converted there).
     target_2d : (M, Jt, 2) array or Targets
         Target-domain 2D poses in normalised screen coordinates, or targets
         prepared once by :func:`prepare_targets`. ``Jt`` may differ from ``J``.
@@ -495,25 +512,31 @@ def gpa(
         of camera row 0 for every pose, and pose ``i`` is unprojected with
         camera row ``i`` (its own index, not its paired target's). Needs
         ``N == M`` and raw arrays.
-    backend : {"auto", "numba", "numpy"}
-        ``"auto"`` picks the fastest usable backend. A named backend that is
-        unusable raises; there is no silent fallback.
-    out : (N, J, 3) ndarray, optional
-        Where to write the result, of the result dtype. May be `source_3d`
-        itself (in place). On error its content is unspecified.
+    backend : {"auto", "numba", "numpy", "cupy"}
+        ``"auto"`` picks ``"cupy"`` for CUDA arrays and the fastest usable host
+        backend for host arrays. A named backend that is unusable, or that
+        does not run where the arrays are, raises; there is no silent fallback
+        and no copy between devices.
+    out : (N, J, 3) array, optional
+        Where to write the result, of the result dtype, on the arrays' device
+        (NumPy, CuPy, torch, or a writable DLPack host array). May be
+        `source_3d` itself (in place). On error its content is unspecified.
     check : bool
         Raise ``ValueError`` on non-finite input or output, degenerate source
         poses (zero x and y extent) and degenerate targets. The checks are
         fused into the kernels and cost little. With ``check=False`` such poses
         come out non-finite or at depth 0; explicit pairing indices are always
-        range-checked.
+        range-checked. On a CUDA device the check costs one synchronisation
+        per call (the kernels' 48-byte statuses are read back together);
+        ``check=False`` leaves the call fully asynchronous.
 
     Returns
     -------
-    (N, J, 3) ndarray
-        The aligned poses (`out` if given). dtype: float32 and float64 sources
-        are kept; float16 gives float32; integers give float64. Targets and
-        cameras are rounded to that dtype before use.
+    (N, J, 3) array
+        The aligned poses (`out` if given), of the type and on the device of
+        `source_3d` (torch tensors are allocated by torch). dtype: float32 and
+        float64 sources are kept; float16 gives float32; integers give
+        float64. Targets and cameras are rounded to that dtype before use.
 
     Raises
     ------
@@ -523,9 +546,11 @@ def gpa(
         the count of bad poses and the first index.
     TypeError
         Wrong dtypes or argument types, a missing camera, Targets with
-        ``mode="poseda"``.
+        ``mode="poseda"``, arrays on different devices, tensors that require
+        grad (pass ``tensor.detach()``), dtypes NumPy/CuPy cannot view.
     RuntimeError
-        A named backend that is not usable here.
+        A named backend that is not usable here, or device arrays without a
+        usable CUDA backend.
 
     Notes
     -----

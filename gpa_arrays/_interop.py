@@ -294,8 +294,8 @@ class Call:
         if kind in ("numpy", "cupy", "targets"):
             return arg.value
         if kind == "data":
-            if self.device == HOST:
-                return arg.value
+            if self.device == HOST or not isinstance(arg.value, (list, tuple)):
+                return arg.value  # validated (and refused) like any host value
             return self.xp.asarray(np.asarray(arg.value))
         if kind == "torch" and arg.value.requires_grad:
             raise TypeError(

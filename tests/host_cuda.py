@@ -1,27 +1,30 @@
-"""The CUDA kernels built as host C++ and launched the way the CuPy backend does.
+"""The CUDA backend on the host: its kernels built as C++, its launchers unchanged.
 
 ``kernels/gpa.cu`` compiles with a host compiler through ``kernels/host_shim.h``
 (blocks run one after another, the threads of a block are real threads meeting
-at a barrier in ``__syncthreads``). :class:`HostKernels` mirrors
-``gpa_arrays._backends.cupy_`` on NumPy arrays: the same launch plan, the same
-argument tuples (``gpa_arrays._backends._cuda``), the same status decoding, so
-the tests exercise everything of the CUDA backend except CuPy itself and the
-device's own arithmetic flags.
+at a barrier in ``__syncthreads``). :func:`cupy_backend_on_host` then loads the
+real ``gpa_arrays/_backends/cupy_.py`` against a stand-in for the few CuPy
+functions it calls (NumPy arrays, the host kernels as the RawModule), so the
+tests run the backend's own launch plans, argument tuples, status buffers and
+status reads. What remains for a GPU: CuPy itself (NVRTC loading, launches,
+DLPack on the device) and the device's arithmetic, whose PTX the NVRTC tests
+inspect.
 """
 
 import ctypes
+import functools
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from gpa_arrays import _config
-from gpa_arrays import _pairing as P
 from gpa_arrays._backends import _cuda
-from gpa_arrays._backends.numpy_ import RECORD_WIDTH
 
 KERNEL_DIR = Path(_cuda.__file__).parent / "kernels"
 DRIVER = Path(__file__).parent / "cuda_host" / "driver.cpp"
@@ -91,140 +94,122 @@ def _c_argument(value):
     return _CTYPES[value.dtype](value)
 
 
-def _element_strides(array):
-    strides = _cuda.element_strides(array)
-    if strides is None:
-        array = np.ascontiguousarray(array)
-        strides = _cuda.element_strides(array)
-    return array, strides
+class _DeviceArray(np.ndarray):
+    """A NumPy array that answers ``.data.ptr`` like a CuPy array."""
+
+    @property
+    def data(self):
+        return types.SimpleNamespace(ptr=self.ctypes.data)
 
 
-class HostKernels:
-    """``cupy_``'s launchers, on NumPy arrays, running the host-built kernels.
+def _device(array):
+    return np.asarray(array).view(_DeviceArray)
 
-    Parameters
-    ----------
-    library : ctypes.CDLL
-        From :func:`build`.
-    multiprocessors : int
-        The multiprocessor count the launch geometry assumes.
-    """
 
-    DEVICE = True
+class _Stream:
+    def __init__(self, counter):
+        self.ptr = 0
+        self._counter = counter
 
-    def __init__(self, library, multiprocessors=1):
-        self.library = library
-        self.multiprocessors = multiprocessors
-        self.launches = []
-        self.status_reads = 0
+    def synchronize(self):
+        self._counter["synchronize"] += 1
 
-    def _launch(self, kernel, dtype, grid, args, shared=0):
-        name = kernel if kernel in _cuda.PLAIN else f"{kernel}_{_cuda.CTYPES[dtype]}"
-        function = getattr(self.library, f"launch_{name}")
-        function.restype = None
-        threads = _config.CUDA_THREADS_PER_BLOCK
-        self.launches.append((kernel, grid, threads, shared))
-        function(
+
+class _Kernel:
+    """A kernel of the host library, called the way CuPy calls a RawKernel."""
+
+    def __init__(self, library, name, counter):
+        kernel, _, ctype = name.partition("<")
+        symbol = f"launch_{kernel}" + (f"_{ctype[:-1]}" if ctype else "")
+        self.function = getattr(library, symbol)
+        self.function.restype = None
+        self.name = name
+        self.max_dynamic_shared_size_bytes = 48 * 1024
+        self._counter = counter
+
+    def __call__(self, grid, block, args, shared_mem=0):
+        (grid,) = grid
+        (block,) = block
+        assert shared_mem <= self.max_dynamic_shared_size_bytes
+        self._counter["launches"].append((self.name, grid, block, shared_mem))
+        self.function(
             ctypes.c_uint(grid),
-            ctypes.c_uint(threads),
-            ctypes.c_ulonglong(shared),
+            ctypes.c_uint(block),
+            ctypes.c_ulonglong(shared_mem),
             *(_c_argument(a) for a in args),
         )
 
-    def _status(self, enabled, n):
-        if not enabled:
-            return _cuda.NULL, None
-        buffer = np.zeros(_cuda.STATUS_SIZE, dtype=np.uint64)
-        return buffer, (buffer, n)
 
-    def read_status(self, *pending):
-        # cupy_.read_status synchronises only when something is pending
-        self.status_reads += any(p is not None for p in pending)
-        return [None if p is None else _cuda.decode_status(*p) for p in pending]
+def fake_cupy(library, multiprocessors=1):
+    """The parts of CuPy that ``cupy_`` uses, on the host, with the host kernels.
 
-    def _pairing(self, spec):
-        if spec.kind == P.KIND_ARRAY:
-            index, strides = _element_strides(spec.index)
-            return _cuda.pairing_args(spec, index, strides[0]), index
-        return _cuda.pairing_args(spec), None
+    Arrays are NumPy arrays, the "device" is the host, a RawModule's kernels are
+    the host-built ones, and ``counter`` records launches, compiled modules and
+    synchronisations.
+    """
+    counter = {"launches": [], "modules": [], "synchronize": 0}
+    stream = _Stream(counter)
 
-    def pair_indices(self, spec):
-        if spec.kind == P.KIND_ARRAY:
-            return spec.index.astype(np.int64, copy=True)
-        out = np.empty(spec.count, dtype=np.int64)
-        if spec.count:
-            grid = _cuda.grid_size(
-                spec.count, _config.CUDA_THREADS_PER_BLOCK, self.multiprocessors
-            )
-            pairing, _ = self._pairing(spec)
-            self._launch(
-                "gpa_pair", None, grid, _cuda.pair_args(out, spec.count, pairing)
-            )
-        return out
+    class RawModule:
+        def __init__(self, code, options, name_expressions):
+            counter["modules"].append((code, options, tuple(name_expressions)))
+            self.names = set(name_expressions)
 
-    def _prepare(self, target, camera, root, with_camera, status):
-        m, joints = target.shape[0], target.shape[1]
-        records = np.empty((m, RECORD_WIDTH), dtype=target.dtype)
-        if m == 0:
-            return records, None
-        target, target_strides = _element_strides(target)
-        camera, camera_strides = _element_strides(camera)
-        buffer, pending = self._status(status, m)
-        grid = _cuda.grid_size(m, _config.CUDA_THREADS_PER_BLOCK, self.multiprocessors)
-        args = _cuda.prepare_args(
-            target, target_strides, m, joints, root, camera, camera_strides,
-            with_camera, records, buffer,
-        )  # fmt: skip
-        self._launch("gpa_prepare", target.dtype, grid, args)
-        return records, pending
+        def get_function(self, name):
+            assert name in self.names, name
+            return _Kernel(library, name, counter)
 
-    def prepare_records(self, target, camera, root, *, status=True):
-        return self._prepare(target, camera, root, 1, status)
+    def memoize(for_each_device=False):
+        assert for_each_device
+        return functools.cache
 
-    def prepare_poseda_records(self, target, camera, root, *, status=True):
-        return self._prepare(target, camera, root, 0, status)
+    runtime = types.SimpleNamespace(
+        memcpyDeviceToHost=2,
+        memcpyAsync=lambda dst, src, size, kind, stream_ptr: ctypes.memmove(
+            dst, src, size
+        ),
+    )
+    cuda = types.SimpleNamespace(
+        is_available=lambda: True,
+        Device=lambda: types.SimpleNamespace(
+            id=0, attributes={"MultiProcessorCount": multiprocessors}
+        ),
+        alloc_pinned_memory=bytearray,
+        get_current_stream=lambda: stream,
+        runtime=runtime,
+    )
+    return types.SimpleNamespace(
+        RawModule=RawModule,
+        memoize=memoize,
+        cuda=cuda,
+        zeros=lambda shape, dtype: _device(np.zeros(shape, dtype)),
+        empty=lambda shape, dtype: _device(np.empty(shape, dtype)),
+        empty_like=lambda a, order="K": _device(np.empty_like(a, order=order)),
+        ascontiguousarray=lambda a: _device(np.ascontiguousarray(a)),
+        counter=counter,
+    )
 
-    def _run_gpa(self, source, records, camera, camera_strides, out, root, poseda,
-                 spec, status):  # fmt: skip
-        n, joints = source.shape[0], source.shape[1]
-        if n == 0:
-            return None
-        dtype = source.dtype
-        pairing, _index = self._pairing(spec)
-        buffer, pending = self._status(status, n)
-        contiguous = source.flags.c_contiguous and out.flags.c_contiguous
-        kernel, grid, shared, poses = _cuda.gpa_plan(
-            n, joints, dtype.itemsize, contiguous, self.multiprocessors
-        )
-        if kernel == "gpa_tiled":
-            args = _cuda.tiled_args(
-                source, out, n, joints, root, records, camera, camera_strides,
-                poseda, pairing, buffer, poses,
-            )  # fmt: skip
-            self._launch(kernel, dtype, grid, args, shared)
-            return pending
-        source, source_strides = _element_strides(source)
-        target = out
-        out_strides = _cuda.element_strides(out)
-        if out_strides is None:
-            target = np.empty_like(source, order="C")
-            out_strides = _cuda.element_strides(target)
-        args = _cuda.strided_args(
-            source, source_strides, target, out_strides, n, joints, root, records,
-            camera, camera_strides, poseda, pairing, buffer,
-        )  # fmt: skip
-        self._launch(kernel, dtype, grid, args)
-        if target is not out:
-            out[...] = target
-        return pending
 
-    def gpa_records(self, source, records, out, root, spec, *, status=True):
-        return self._run_gpa(
-            source, records, records, (0, 1), out, root, 0, spec, status
-        )
+def cupy_backend_on_host(library, multiprocessors=1):
+    """A fresh copy of ``gpa_arrays._backends.cupy_`` running on the host kernels.
 
-    def gpa_poseda(self, source, records, camera, out, root, spec, *, status=True):
-        camera, camera_strides = _element_strides(camera)
-        return self._run_gpa(
-            source, records, camera, camera_strides, out, root, 1, spec, status
-        )
+    The module's own code runs unchanged; only ``import cupy`` inside it sees
+    :func:`fake_cupy`. Its ``cupy.counter`` records what it did.
+    """
+    fake = fake_cupy(library, multiprocessors)
+    path = Path(_cuda.__file__).parent / "cupy_.py"
+    spec = importlib.util.spec_from_file_location(
+        "gpa_arrays._backends._cupy_on_host", path
+    )
+    module = importlib.util.module_from_spec(spec)
+    real = sys.modules.get("cupy")
+    sys.modules["cupy"] = fake
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        if real is None:
+            del sys.modules["cupy"]
+        else:
+            sys.modules["cupy"] = real
+    assert module.cupy is fake and module.unusable_reason() is None
+    return module

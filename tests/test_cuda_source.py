@@ -4,11 +4,12 @@
   ``nvidia-cuda-nvrtc-cu12``) compiles the exact kernel source for several
   architectures, with the options CuPy adds, and the PTX has neither fused
   multiply-adds nor flush-to-zero arithmetic.
-* A host C++ compiler builds the same source (``tests/host_cuda.py``); the
-  kernels, launched with the CuPy backend's geometry and argument tuples, agree
-  bit for bit with the NumPy reference: pairing, records, poses, statuses.
-* The public API's device path runs on those host kernels, to check how it
-  reads statuses (one round trip, none with ``check=False``).
+* A host C++ compiler builds the same source, and the CuPy backend's own
+  launchers (``cupy_.py``, loaded against a host stand-in for CuPy, see
+  ``tests/host_cuda.py``) run it: pairing, records, poses and statuses agree
+  bit for bit with the NumPy reference.
+* The public API's device path runs on that backend, to check how it reads
+  statuses (one synchronisation per call, none with ``check=False``).
 """
 
 import re
@@ -16,7 +17,7 @@ import re
 import numpy as np
 import pytest
 from conftest import make_case
-from host_cuda import KERNEL_DIR, HostKernels, build, missing
+from host_cuda import KERNEL_DIR, build, cupy_backend_on_host, missing
 
 import gpa_arrays
 from gpa_arrays import _api, _config
@@ -227,7 +228,7 @@ def host(request, library, monkeypatch):
     monkeypatch.setattr(_config, "CUDA_TILE_BYTES", geometry["tile"])
     monkeypatch.setattr(_config, "CUDA_MIN_TILE_POSES", geometry["min_tile"])
     monkeypatch.setattr(_config, "CUDA_BLOCKS_PER_SM", geometry["waves"])
-    return HostKernels(library, geometry["sms"])
+    return cupy_backend_on_host(library, geometry["sms"])
 
 
 @pytest.fixture
@@ -237,7 +238,7 @@ def tiny(library, monkeypatch):
     monkeypatch.setattr(_config, "CUDA_TILE_BYTES", geometry["tile"])
     monkeypatch.setattr(_config, "CUDA_MIN_TILE_POSES", geometry["min_tile"])
     monkeypatch.setattr(_config, "CUDA_BLOCKS_PER_SM", geometry["waves"])
-    return HostKernels(library, geometry["sms"])
+    return cupy_backend_on_host(library, geometry["sms"])
 
 
 def assert_bits_equal(got, want):
@@ -275,7 +276,7 @@ def test_pairing_equals_numpy(tiny, kind):
 
 def test_pairing_cycle_walks_large_domain(library, monkeypatch):
     monkeypatch.setattr(_config, "CUDA_THREADS_PER_BLOCK", 64)
-    kernels = HostKernels(library, 2)
+    kernels = cupy_backend_on_host(library, 2)
     for k in (65537, 99_991):  # just above a square: many points walk
         spec = P.resolve_pairing("permutation", k, k, 3, 1)
         got = kernels.pair_indices(spec)
@@ -410,6 +411,8 @@ def test_gpa_kernels_equal_numpy(host, rng, dtype, kind, mode):
             assert_bits_equal(records, want_records)
             assert t_status is None and status is None, name
             assert_bits_equal(out, want)
+    kernels = {launch[0].split("<")[0] for launch in host.cupy.counter["launches"]}
+    assert {"gpa_prepare", "gpa_tiled", "gpa_strided"} <= kernels
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -450,6 +453,20 @@ def test_gpa_kernels_flag_bad_poses_like_numpy(host, rng, dtype, mode):
     assert want_status[:, 0].tolist() == [3, 1, 3]
 
 
+def test_large_tiles_opt_in_to_more_shared_memory(library, rng, monkeypatch):
+    monkeypatch.setattr(_config, "CUDA_THREADS_PER_BLOCK", 256)
+    monkeypatch.setattr(_config, "CUDA_TILE_BYTES", 96 * 1024)
+    host = cupy_backend_on_host(library, 1)
+    source, target, camera = make_case(rng, 300, 300)
+    spec = P.resolve_pairing("permutation", 300, 300, 2)
+    want = _reference(source, target, camera, 0, 0, "paired", spec)[0]
+    out = np.empty_like(source)
+    _ours(host, source, target, camera, 0, 0, "paired", spec, out)
+    assert_bits_equal(out, want)
+    (tiled,) = [x for x in host.cupy.counter["launches"] if x[0] == "gpa_tiled<double>"]
+    assert tiled[3] == 240 * 17 * 3 * 8 > 48 * 1024  # 240 poses, above the default
+
+
 def test_gpa_kernel_without_status_counts_nothing(tiny, rng):
     source, target, camera = make_case(rng, 30, 30)
     source[2, 1, 1] = np.nan
@@ -486,35 +503,37 @@ def test_subnormal_values_are_kept(tiny):
 
 @pytest.fixture
 def device_api(tiny, monkeypatch):
-    """gpa_arrays' public functions routed to the host-built CUDA kernels."""
+    """gpa_arrays' public functions routed to the CuPy backend on the host."""
     monkeypatch.setattr(
         _api, "_resolve_backend", lambda backend, device=None: ("cupy", tiny)
     )
     return tiny
 
 
-def test_api_device_path_reads_status_once(device_api, rng):
+def test_api_device_path_synchronises_once(device_api, rng):
+    counter = device_api.cupy.counter
     source, target, camera = make_case(rng, 80, 31, dtype=np.float32)
     want = gpa_arrays.gpa(source, target, camera, seed=3, backend="numpy")
 
-    def reads(**kwargs):
-        before = device_api.status_reads
-        got = gpa_arrays.gpa(source, target, camera, seed=3, **kwargs)
+    def waits(*args, **kwargs):
+        before = counter["synchronize"]
+        got = gpa_arrays.gpa(source, *args, seed=3, **kwargs)
         np.testing.assert_array_equal(got, want)
-        return device_api.status_reads - before
+        return counter["synchronize"] - before
 
-    assert reads() == 1  # targets and poses: one round trip
-    assert reads(check=False) == 0  # nothing to read, nothing waited for
+    assert waits(target, camera) == 1  # targets and poses: one round trip
+    assert waits(target, camera, check=False) == 0  # fully asynchronous
     targets = gpa_arrays.prepare_targets(target, camera)
     assert targets.backend == "cupy"
-    before = device_api.status_reads
-    np.testing.assert_array_equal(gpa_arrays.gpa(source, targets, seed=3), want)
-    assert device_api.status_reads - before == 1
+    assert waits(targets) == 1
+    assert waits(targets, check=False) == 0
     index = gpa_arrays.pair_indices(80, 31, seed=3)
-    before = device_api.status_reads
-    got = gpa_arrays.gpa(source, target, camera, pairing=index, check=False)
-    np.testing.assert_array_equal(got, want)
-    assert device_api.status_reads - before == 1  # explicit indices: always checked
+    # explicit indices are range-checked even without check: one read
+    assert waits(target, camera, pairing=index, check=False) == 1
+    # the module compiled is the kernel source with the backend's options
+    ((code, options, names),) = counter["modules"]
+    assert code == _cuda.source() and options == _cuda.OPTIONS
+    assert names == _cuda.name_expressions()
 
 
 def test_api_device_path_raises_like_the_host(device_api, rng):

@@ -129,10 +129,10 @@ def _pinned_rows(rows):
     key = cupy.cuda.Device().id
     held = cache.get(key)
     if held is None or held[1].shape[0] < rows:
-        size = max(rows, 2) * _cuda.STATUS_SIZE
-        memory = cupy.cuda.alloc_pinned_memory(size * 8)
-        array = np.frombuffer(memory, dtype=np.uint64, count=size)
-        held = cache[key] = (memory, array.reshape(-1, _cuda.STATUS_SIZE))
+        shape = (max(rows, 2), _cuda.STATUS_SIZE)
+        memory = cupy.cuda.alloc_pinned_memory(shape[0] * shape[1] * 8)
+        array = np.ndarray(shape, dtype=np.uint64, buffer=memory)  # as cupyx does
+        held = cache[key] = (memory, array)
     return held[1][:rows]
 
 
