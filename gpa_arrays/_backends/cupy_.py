@@ -14,9 +14,11 @@ Compilation
 Launches
     On the current CuPy stream (the public API makes torch's current stream
     the CuPy stream for torch tensors); ``CUDA_THREADS_PER_BLOCK`` threads per
-    block, grid-stride loops, 64-bit indexing. A call allocates its output (by
-    the caller) and, when checks are on, one 48-byte status buffer; nothing
-    else, and it never waits for the device by itself.
+    block, grid-stride loops, 64-bit indexing. A call with prepared targets
+    allocates its output (by the caller) and, when checks are on, one 48-byte
+    status buffer; nothing else, and it never waits for the device by itself.
+    (A one-shot call also allocates its ``(M, 8)`` records, and inputs of
+    another dtype than the result are converted first, as on the host.)
 
 Layouts
     C-contiguous source and output take the tiled kernel (coalesced copies

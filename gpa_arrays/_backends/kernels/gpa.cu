@@ -116,6 +116,12 @@ __device__ __forceinline__ void gpa_prepare_target(const T *t, gpa_i64 s1, gpa_i
 
 // Align one source pose (numpy_.gpa_records / gpa_poseda for one row).
 //
+// The pose is handled in three steps that stay separate on purpose: its 2D
+// extent, the target position (z, u, v) from the extent and the record, and
+// the placement. Other depth rules change the second step only; further
+// per-pose outputs (such as the projected 2D pose) hook into the third, which
+// already holds each output joint in registers.
+//
 // `src` and `dst` point at joint 0 of the pose, with joint and coordinate
 // strides in elements; they may be the same memory (in place): the extent and
 // the root are read before any store, and every other value is read just
