@@ -141,6 +141,7 @@ def _check_camera(camera, rows, what, xp=np):
 
 
 _resolved: dict = {}
+_DEVICE_BACKENDS = frozenset(_backends.DEVICE_BACKENDS)
 
 
 def _resolve_backend(backend, device=_interop.HOST):
@@ -149,7 +150,7 @@ def _resolve_backend(backend, device=_interop.HOST):
     `device` is ``_interop.HOST``, a CUDA ordinal, or None when no array says
     where to run (:func:`pair_indices` with a named pairing).
     """
-    key = (backend, device == _interop.HOST)
+    key = backend if device == _interop.HOST else (backend, "device")
     hit = _resolved.get(key) if type(backend) is str else None
     if hit is not None:
         return hit
@@ -569,6 +570,13 @@ def gpa(
     >>> out.shape
     (4, 17, 3)
     """
+    if mode in _MODES and _interop.plain_host(
+        source_3d, target_2d, camera, out, pairing
+    ):  # the common case, without a detour
+        return _align(
+            source_3d, target_2d, camera, pairing, seed, 0, root, target_root,
+            mode, backend, out, check, _HOST_CALL,
+        )  # fmt: skip
     return _gpa(
         source_3d, target_2d, camera, pairing, seed, 0, root, target_root, mode,
         backend, out, check,
@@ -620,7 +628,7 @@ def _align(source, target_2d, camera, pairing, seed, step, root, target_root, mo
     n, j = source.shape[0], source.shape[1]
     root = _index(root, j, "root")
     name, module = _resolve_backend(backend, call.device)
-    device = name in _backends.DEVICE_BACKENDS
+    device = name in _DEVICE_BACKENDS
 
     if isinstance(target_2d, Targets):
         targets = target_2d
@@ -692,14 +700,21 @@ def _align(source, target_2d, camera, pairing, seed, step, root, target_root, mo
     else:
         records = targets._records
     camera = _as_dtype(camera, dtype) if poseda else None
-    kwargs = {"status": check or spec.kind == KIND_ARRAY} if device else {}
-    if poseda:
-        status = module.gpa_poseda(
-            source, records, camera, result, root, spec, **kwargs
-        )
+    if not device:
+        if poseda:
+            status = module.gpa_poseda(source, records, camera, result, root, spec)
+        else:
+            status = module.gpa_records(source, records, result, root, spec)
     else:
-        status = module.gpa_records(source, records, result, root, spec, **kwargs)
-    if device:
+        counted = check or spec.kind == KIND_ARRAY
+        if poseda:
+            status = module.gpa_poseda(
+                source, records, camera, result, root, spec, status=counted
+            )
+        else:
+            status = module.gpa_records(
+                source, records, result, root, spec, status=counted
+            )
         t_status, status = module.read_status(t_status, status)
         if check and t_status is not None:
             raise_for_target_status(t_status, m)
