@@ -35,7 +35,10 @@ CuPy or JAX. Arrays on different devices (host and CUDA, or two GPUs) raise
 ``TypeError`` naming each argument and its device: nothing is copied behind the
 caller's back. Tensors that require grad are refused (``TypeError``): GPA is a
 data augmentation that is not differentiable here, and silently detaching would
-cut the autograd graph without a trace; pass ``tensor.detach()``.
+cut the autograd graph without a trace; pass ``tensor.detach()``. ``out=`` may
+be any of these types except a foreign DLPack array on a CUDA device (CuPy cannot
+tell whether its exporter allows writes; on the host NumPy honours DLPack's
+read-only flag, so a JAX array is refused as read-only).
 """
 
 from __future__ import annotations
