@@ -8,9 +8,13 @@ target 2D pose's root and its 2D box has that pose's scale.
 Public functions
 ----------------
 gpa               align source poses against targets
+GPA               the same as a reusable augmentation (training loops)
 prepare_targets   reduce targets to compact records once, for repeated calls
 pair_indices      the pairing a ``gpa`` call uses, as indices
 backends          backends usable here
+
+NumPy, CuPy and torch arrays (CPU or CUDA), and any DLPack array, go in; the
+result comes back in the caller's type, on its device, without copies.
 
 Submodules (imported on first use)
 ----------------------------------
@@ -21,6 +25,7 @@ cli               the ``gpa-arrays`` command line
 """
 
 from ._api import backends, gpa, pair_indices, prepare_targets
+from ._augment import GPA
 from ._targets import Targets
 
 try:
@@ -44,6 +49,7 @@ def __getattr__(name):
 
 
 __all__ = [
+    "GPA",
     "Targets",
     "__version__",
     "backends",

@@ -2,9 +2,12 @@
 
 This module is the only one that looks at what the caller passed: it checks
 shapes, dtypes and arguments, decides the output dtype and backend, and hands
-plain arrays of the right dtype to a backend module. Kernels validate values
-(finiteness, degenerate boxes, index ranges) themselves, fused into the pass they
-make anyway, and report through a status array (:mod:`gpa_arrays._status`).
+plain arrays of the right dtype to a backend module. Which array types exist
+and how they are viewed without copies is :mod:`gpa_arrays._interop`'s
+business; here an array is a NumPy array (host backends) or a CuPy array (the
+CUDA backend), and ``xp`` is its module. Kernels validate values (finiteness,
+degenerate boxes, index ranges) themselves, fused into the pass they make
+anyway, and report through a status array (:mod:`gpa_arrays._status`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import operator
 
 import numpy as np
 
-from . import _backends
+from . import _backends, _interop
 from ._pairing import KIND_ARRAY, resolve_pairing
 from ._status import raise_for_pose_status, raise_for_target_status
 from ._targets import Targets
@@ -27,13 +30,14 @@ _CAMERA_COLUMNS = (4, 9)
 # --- small validators ---------------------------------------------------------------
 
 
-def _as_host_array(x, name):
-    if type(x) is np.ndarray or isinstance(x, np.ndarray):
+def _as_array(x, name, xp=np):
+    """`x` as an array of module `xp` (arrays pass, Python data is converted)."""
+    if type(x) is np.ndarray or isinstance(x, xp.ndarray):
         return x
     if isinstance(x, Targets):
         raise TypeError(f"{name}: a Targets object is only accepted as target_2d")
     try:
-        return np.asarray(x)
+        return xp.asarray(x)
     except Exception as exc:  # pragma: no cover - exotic objects
         raise TypeError(
             f"{name}: expected an array, got {type(x).__name__} ({exc})"
@@ -115,17 +119,17 @@ def _check_target(target):
     _check_real(target, "target_2d")
 
 
-def _check_camera(camera, rows, what):
+def _check_camera(camera, rows, what, xp=np):
     """Broadcast a camera argument to ``(rows, C)``; `what` says what rows are."""
     if camera is None:
         raise TypeError(
             "camera: required with a target_2d array (rows [fx, fy, cx, cy, ...] "
             "in normalised units); pass a Targets object to omit it"
         )
-    camera = _as_host_array(camera, "camera")
+    camera = _as_array(camera, "camera", xp)
     _check_real(camera, "camera")
     if camera.ndim == 1 and camera.shape[0] in _CAMERA_COLUMNS:
-        return np.broadcast_to(camera, (rows, camera.shape[0]))
+        return xp.broadcast_to(camera, (rows, camera.shape[0]))
     if (
         camera.ndim == 2
         and camera.shape[1] in _CAMERA_COLUMNS
@@ -139,40 +143,72 @@ def _check_camera(camera, rows, what):
 
 
 _resolved: dict = {}
+_DEVICE_BACKENDS = frozenset(_backends.DEVICE_BACKENDS)
 
 
-def _resolve_backend(backend):
-    """``(name, module)`` of the backend for host arrays."""
-    hit = _resolved.get(backend) if type(backend) is str else None
+def _resolve_backend(backend, device=_interop.HOST):
+    """``(name, module)`` of the backend for arrays on `device`.
+
+    `device` is ``_interop.HOST``, a CUDA ordinal, or None when no array says
+    where to run (:func:`pair_indices` with a named pairing).
+    """
+    key = backend if device == _interop.HOST else (backend, "device")
+    hit = _resolved.get(key) if type(backend) is str else None
     if hit is not None:
         return hit
     if not isinstance(backend, str):
         raise TypeError(f"backend: expected a str, got {type(backend).__name__}")
-    if backend == "auto":
+    on_host = device in (_interop.HOST, None)
+    if backend == "auto" and on_host:
         for name in _backends.HOST_BACKENDS:
             try:
                 hit = name, _backends.load(name)
             except RuntimeError:
                 continue
             break
+    elif backend == "auto":
+        try:
+            hit = "cupy", _backends.load("cupy")
+        except RuntimeError as exc:
+            raise RuntimeError(
+                f"the arrays are on {_interop.device_name(device)}, which needs "
+                f"the 'cupy' backend: {exc}"
+            ) from exc
     else:
         hit = backend, _backends.load(backend)
-    _resolved[backend] = hit
+        is_device = getattr(hit[1], "DEVICE", False)
+        if device == _interop.HOST and is_device:
+            raise TypeError(
+                f"backend: {backend!r} runs on CUDA device arrays, but the arrays "
+                "are on the host; pass backend='auto' or move them to a device"
+            )
+        if not on_host and not is_device:
+            raise TypeError(
+                f"backend: {backend!r} runs on host arrays, but the arrays are on "
+                f"{_interop.device_name(device)}; pass backend='auto' or 'cupy'"
+            )
+    if device is not None:
+        _resolved[key] = hit
     return hit
 
 
 def _check_out(out, shape, dtype, source, others):
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out: expected a numpy.ndarray, got {type(out).__name__}")
+    host = type(out) is np.ndarray
+    if not host and not (hasattr(out, "shape") and hasattr(out, "dtype")):
+        raise TypeError(
+            "out: expected an array (NumPy, CuPy, torch or another DLPack array), "
+            f"got {type(out).__name__}"
+        )
     if out.shape != shape:
         raise ValueError(f"out: expected shape {shape}, got {out.shape}")
     if out.dtype != dtype:
         raise TypeError(f"out: expected dtype {dtype}, got {out.dtype}")
-    if not out.flags.writeable:
+    if not (out.flags.writeable if host else _interop.writeable(out)):
         raise ValueError("out: the array is read-only")
-    if out is not source and np.may_share_memory(out, source):
+    shares = np.may_share_memory if host else _interop.may_share_memory
+    if out is not source and shares(out, source):
         same_view = (
-            out.__array_interface__["data"][0] == source.__array_interface__["data"][0]
+            _interop.data_pointer(out) == _interop.data_pointer(source)
             and out.strides == source.strides
         )
         if not same_view:
@@ -181,7 +217,7 @@ def _check_out(out, shape, dtype, source, others):
                 "source_3d itself for in-place operation, or a separate array"
             )
     for name, other in others:
-        if np.may_share_memory(out, other):
+        if shares(out, other):
             raise ValueError(f"out: overlaps {name}, which the kernel still reads")
 
 
@@ -194,8 +230,10 @@ def backends() -> tuple[str, ...]:
     Returns
     -------
     tuple of str
-        A subset of ``("numba", "numpy")``: ``"numpy"`` always, ``"numba"`` when
-        Numba imports.
+        A subset of ``("cupy", "numba", "numpy")``: ``"numpy"`` always,
+        ``"numba"`` when Numba imports, ``"cupy"`` when CuPy imports and sees a
+        CUDA device (this imports CuPy). ``"cupy"`` runs on device arrays, the
+        others on host arrays.
 
     Examples
     --------
@@ -228,19 +266,22 @@ def pair_indices(n, m, *, pairing="permutation", seed=None, backend="auto"):
         ``N`` distinct targets; for ``N > M``, every target used ``floor(N/M)``
         or ``ceil(N/M)`` times. ``"random"``: independent uniform draws.
         ``"identity"``: pose ``i`` with target ``i`` (needs ``N == M``). An
-        array is validated (range ``[0, M)``) and returned as int64.
+        array (NumPy, CuPy, torch, DLPack) is validated (range ``[0, M)``)
+        and returned as int64, in its own type and on its device.
     seed : None, int or numpy.random.Generator
         ``None`` draws fresh entropy (a different pairing on each call, as in
         the published code); an int in ``[0, 2**64)`` gives a reproducible
         pairing; a Generator is advanced by one 64-bit draw, which becomes the
         seed.
-    backend : {"auto", "numba", "numpy"}
-        Where to evaluate; all give identical results.
+    backend : {"auto", "numba", "numpy", "cupy"}
+        Where to evaluate; all give identical results. ``"cupy"`` evaluates on
+        the current CUDA device and returns a CuPy array.
 
     Returns
     -------
-    (n,) int64 ndarray
-        Target index of each source pose, in ``[0, m)``.
+    (n,) int64 array
+        Target index of each source pose, in ``[0, m)``: a NumPy array, a CuPy
+        array with ``backend="cupy"``, or the pairing argument's type.
 
     Raises
     ------
@@ -248,7 +289,10 @@ def pair_indices(n, m, *, pairing="permutation", seed=None, backend="auto"):
         For negative or inconsistent sizes, an unknown pairing, or array
         entries outside ``[0, m)``.
     TypeError
-        For a seed or pairing of the wrong type.
+        For a seed or pairing of the wrong type, or a backend that does not
+        run where the pairing array lives.
+    RuntimeError
+        A named backend that is not usable here.
 
     Examples
     --------
@@ -261,25 +305,38 @@ def pair_indices(n, m, *, pairing="permutation", seed=None, backend="auto"):
     """
     n = _count(n, "n")
     m = _count(m, "m")
-    spec = resolve_pairing(_pairing_argument(pairing), n, m, seed)
-    _, module = _resolve_backend(backend)
+    if type(pairing) is str:
+        # no array says where to run: the backend does (cupy: the current device)
+        return _pair_indices(pairing, n, m, seed, backend, np, None)
+    if type(pairing) is np.ndarray:
+        return _pair_indices(pairing, n, m, seed, backend, np, _interop.HOST)
+    with _interop.Call("pairing", pairing=pairing) as call:
+        index = _pair_indices(
+            call["pairing"], n, m, seed, backend, call.xp, call.device
+        )
+        return call.wrap(index)
+
+
+def _pair_indices(pairing, n, m, seed, backend, xp, device):
+    spec = resolve_pairing(_pairing_argument(pairing, xp), n, m, seed)
+    _, module = _resolve_backend(backend, device)
     index = module.pair_indices(spec)
     if spec.kind == KIND_ARRAY and index.size:
         bad = (index < 0) | (index >= m)
         if bad.any():
-            first = int(np.argmax(bad))
-            count = int(np.count_nonzero(bad))
+            first = int(bad.argmax())
+            count = int(bad.sum())
             raise ValueError(
                 f"pairing: {count} of {n} target indices outside [0, {m}); "
-                f"first at position {first} (value {index[first]})"
+                f"first at position {first} (value {int(index[first])})"
             )
     return index
 
 
-def _pairing_argument(pairing):
+def _pairing_argument(pairing, xp=None):
     """Lists and tuples of indices become arrays; everything else passes as is."""
     if isinstance(pairing, (list, tuple)):
-        return np.asarray(pairing)
+        return (xp or np).asarray(pairing)
     return pairing
 
 
@@ -311,13 +368,18 @@ def prepare_targets(
     ----------
     target_2d : (M, Jt, 2) array, normalised screen coordinates
         Target-domain 2D poses (VideoPose3D normalisation: x in [-1, 1]).
+        NumPy, CuPy, torch (CPU or CUDA) or any DLPack array; the records live
+        on its device.
     camera : (4,), (9,), (M, 4) or (M, 9) array, normalised units
         Rows ``[fx, fy, cx, cy, ...]``; row ``j`` belongs to target ``j``, a
-        single row to all. Only the first four columns are used.
+        single row to all. Only the first four columns are used. On the device
+        of `target_2d` (a list is converted there).
     root : int
         Root joint of the target poses (e.g. 14 for MPI-INF-3DHP-17).
-    backend : {"auto", "numba", "numpy"}
-        Backend that computes the records (all give the same records).
+    backend : {"auto", "numba", "numpy", "cupy"}
+        Backend that computes the records (all give the same records);
+        ``"auto"`` picks ``"cupy"`` for CUDA arrays, the fastest host backend
+        otherwise.
     dtype : {None, numpy.float32, numpy.float64}
         Precision of the records, which must match the source poses later
         aligned against them. ``None`` keeps a float32/float64 target dtype and
@@ -327,7 +389,8 @@ def prepare_targets(
         Raise on non-finite targets, degenerate boxes (``w + h == 0``) and
         invalid cameras (focal length not finite and positive, centre not
         finite). With ``check=False`` such targets give records that produce
-        ``inf``/``nan`` poses.
+        ``inf``/``nan`` poses. On a CUDA device the check reads a 48-byte
+        status back (one synchronisation).
 
     Returns
     -------
@@ -339,7 +402,10 @@ def prepare_targets(
         Wrong shapes, a root out of range, or (with `check`) bad values: the
         message names the argument, the number of bad targets and the first.
     TypeError
-        Wrong dtypes or argument types.
+        Wrong dtypes or argument types; arrays on different devices.
+    RuntimeError
+        A named backend, or the CUDA backend for device arrays, that is not
+        usable here.
 
     Examples
     --------
@@ -351,7 +417,19 @@ def prepare_targets(
     """
     if isinstance(target_2d, Targets):
         raise TypeError("target_2d: already a Targets object")
-    target = _as_host_array(target_2d, "target_2d")
+    if _interop.plain_host(target_2d, camera):
+        return _prepare_targets(
+            target_2d, camera, root, backend, dtype, check, np, _interop.HOST
+        )
+    with _interop.Call("target_2d", target_2d=target_2d, camera=camera) as call:
+        return _prepare_targets(
+            call["target_2d"], call["camera"], root, backend, dtype, check, call.xp,
+            call.device,
+        )  # fmt: skip
+
+
+def _prepare_targets(target_2d, camera, root, backend, dtype, check, xp, device):
+    target = _as_array(target_2d, "target_2d", xp)
     _check_target(target)
     if dtype is None:
         dtype = target.dtype if target.dtype in (np.float32, np.float64) else np.float64
@@ -359,18 +437,27 @@ def prepare_targets(
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
     root = _index(root, target.shape[1], "root")
-    camera = _check_camera(camera, target.shape[0], "target pose")
-    name, module = _resolve_backend(backend)
-    return _prepare(module, name, target, camera, root, dtype, check)
-
-
-def _prepare(module, name, target, camera, root, dtype, check):
-    target = _as_dtype(target, dtype)
-    camera = _as_dtype(camera, dtype)
-    records, status = module.prepare_records(target, camera, root)
+    camera = _check_camera(camera, target.shape[0], "target pose", xp)
+    name, module = _resolve_backend(backend, device)
+    device = name in _backends.DEVICE_BACKENDS
+    records, status = _prepare_records(
+        module, device, target, camera, root, dtype, check
+    )
+    if device:
+        (status,) = module.read_status(status)
     if check and status is not None:
         raise_for_target_status(status, target.shape[0])
     return Targets(records, root, target.shape[1], name)
+
+
+def _prepare_records(module, device, target, camera, root, dtype, check, poseda=False):
+    """Records and (host, or pending device) status of a target set."""
+    target = _as_dtype(target, dtype)
+    camera = _as_dtype(camera, dtype)
+    prepare = module.prepare_poseda_records if poseda else module.prepare_records
+    if device:
+        return prepare(target, camera, root, status=check)
+    return prepare(target, camera, root)
 
 
 def gpa(
@@ -402,8 +489,10 @@ def gpa(
     Parameters
     ----------
     source_3d : (N, J, 3) array, metres, camera space
-        Source-domain 3D poses. Any strides; never modified (unless passed as
-        `out`).
+        Source-domain 3D poses: NumPy, CuPy, torch (CPU or CUDA) or any
+        DLPack array; the result takes its type and device. Any strides; never
+        modified (unless passed as `out`). Every array argument must live on
+        the same device (lists are converted there).
     target_2d : (M, Jt, 2) array or Targets
         Target-domain 2D poses in normalised screen coordinates, or targets
         prepared once by :func:`prepare_targets`. ``Jt`` may differ from ``J``.
@@ -427,25 +516,31 @@ def gpa(
         of camera row 0 for every pose, and pose ``i`` is unprojected with
         camera row ``i`` (its own index, not its paired target's). Needs
         ``N == M`` and raw arrays.
-    backend : {"auto", "numba", "numpy"}
-        ``"auto"`` picks the fastest usable backend. A named backend that is
-        unusable raises; there is no silent fallback.
-    out : (N, J, 3) ndarray, optional
-        Where to write the result, of the result dtype. May be `source_3d`
-        itself (in place). On error its content is unspecified.
+    backend : {"auto", "numba", "numpy", "cupy"}
+        ``"auto"`` picks ``"cupy"`` for CUDA arrays and the fastest usable host
+        backend for host arrays. A named backend that is unusable, or that
+        does not run where the arrays are, raises; there is no silent fallback
+        and no copy between devices.
+    out : (N, J, 3) array, optional
+        Where to write the result, of the result dtype, on the arrays' device
+        (NumPy, CuPy, torch, or a writable DLPack host array). May be
+        `source_3d` itself (in place). On error its content is unspecified.
     check : bool
         Raise ``ValueError`` on non-finite input or output, degenerate source
         poses (zero x and y extent) and degenerate targets. The checks are
         fused into the kernels and cost little. With ``check=False`` such poses
         come out non-finite or at depth 0; explicit pairing indices are always
-        range-checked.
+        range-checked. On a CUDA device the check costs one synchronisation
+        per call (the kernels' 48-byte statuses are read back together);
+        ``check=False`` leaves the call fully asynchronous.
 
     Returns
     -------
-    (N, J, 3) ndarray
-        The aligned poses (`out` if given). dtype: float32 and float64 sources
-        are kept; float16 gives float32; integers give float64. Targets and
-        cameras are rounded to that dtype before use.
+    (N, J, 3) array
+        The aligned poses (`out` if given), of the type and on the device of
+        `source_3d` (CUDA tensors from torch's caching allocator). dtype: float32 and
+        float64 sources are kept; float16 gives float32; integers give
+        float64. Targets and cameras are rounded to that dtype before use.
 
     Raises
     ------
@@ -455,9 +550,11 @@ def gpa(
         the count of bad poses and the first index.
     TypeError
         Wrong dtypes or argument types, a missing camera, Targets with
-        ``mode="poseda"``.
+        ``mode="poseda"``, arrays on different devices, tensors that require
+        grad (pass ``tensor.detach()``), dtypes NumPy/CuPy cannot view.
     RuntimeError
-        A named backend that is not usable here.
+        A named backend that is not usable here, or device arrays without a
+        usable CUDA backend.
 
     Notes
     -----
@@ -476,14 +573,65 @@ def gpa(
     >>> out.shape
     (4, 17, 3)
     """
+    if mode in _MODES and _interop.plain_host(
+        source_3d, target_2d, camera, out, pairing
+    ):  # the common case, without a detour
+        return _align(
+            source_3d, target_2d, camera, pairing, seed, 0, root, target_root,
+            mode, backend, out, check, _HOST_CALL,
+        )  # fmt: skip
+    return _gpa(
+        source_3d, target_2d, camera, pairing, seed, 0, root, target_root, mode,
+        backend, out, check,
+    )  # fmt: skip
+
+
+def _gpa(source_3d, target_2d, camera, pairing, seed, step, root, target_root, mode,
+         backend, out, check):  # fmt: skip
+    """:func:`gpa` with the pairing's `step` (the GPA object advances it)."""
     if mode not in _MODES:
         raise ValueError(f"mode: expected 'paired' or 'poseda', got {mode!r}")
-    source = _as_host_array(source_3d, "source_3d")
+    if _interop.plain_host(source_3d, target_2d, camera, out, pairing):
+        return _align(
+            source_3d, target_2d, camera, pairing, seed, step, root, target_root,
+            mode, backend, out, check, _HOST_CALL,
+        )  # fmt: skip
+    with _interop.Call(
+        "source_3d", source_3d=source_3d, target_2d=target_2d, camera=camera,
+        out=out, pairing=pairing,
+    ) as call:  # fmt: skip
+        result = _align(
+            call["source_3d"], call["target_2d"], call["camera"], call["pairing"],
+            seed, step, root, target_root, mode, backend, call["out"], check, call,
+        )  # fmt: skip
+        return call.wrap(result, out)
+
+
+class _HostCall:
+    """The :class:`_interop.Call` interface for plain NumPy arguments."""
+
+    device = _interop.HOST
+    xp = np
+
+    @staticmethod
+    def empty(shape, dtype):
+        return np.empty(shape, dtype=dtype)
+
+
+_HOST_CALL = _HostCall()
+
+
+def _align(source, target_2d, camera, pairing, seed, step, root, target_root, mode,
+           backend, out, check, call):  # fmt: skip
+    """Validate kernel arrays (NumPy or CuPy, one device), run the kernels."""
+    xp = call.xp
+    source = _as_array(source, "source_3d", xp)
     _check_source(source)
     dtype = _result_dtype(source.dtype, "source_3d")
     n, j = source.shape[0], source.shape[1]
     root = _index(root, j, "root")
-    name, module = _resolve_backend(backend)
+    name, module = _resolve_backend(backend, call.device)
+    device = name in _DEVICE_BACKENDS
 
     if isinstance(target_2d, Targets):
         targets = target_2d
@@ -514,7 +662,7 @@ def gpa(
         target = camera = None
     else:
         targets = None
-        target = _as_host_array(target_2d, "target_2d")
+        target = _as_array(target_2d, "target_2d", xp)
         _check_target(target)
         m = target.shape[0]
         t_root = root if target_root is None else target_root
@@ -525,14 +673,14 @@ def gpa(
                 f"{m} targets for {n} sources"
             )
         camera = _check_camera(
-            camera, m, "source pose" if mode == "poseda" else "target pose"
+            camera, m, "source pose" if mode == "poseda" else "target pose", xp
         )
 
-    spec = resolve_pairing(_pairing_argument(pairing), n, m, seed)
+    spec = resolve_pairing(_pairing_argument(pairing, xp), n, m, seed, step)
 
     shape = (n, j, 3)
     if out is None:
-        result = np.empty(shape, dtype=dtype)
+        result = call.empty(shape, dtype)
     else:
         others = [] if camera is None or mode != "poseda" else [("camera", camera)]
         _check_out(out, shape, dtype, source, others)
@@ -541,17 +689,38 @@ def gpa(
         return result
     source = _as_dtype(source, dtype)
 
-    if targets is None and mode == "paired":
-        targets = _prepare(module, name, target, camera, t_root, dtype, check)
-    if targets is not None:
-        status = module.gpa_records(source, targets._records, result, root, spec)
+    # Target problems are reported before pose problems. Host backends raise
+    # them before the pose kernel runs; a device call reads all its statuses in
+    # one round trip after both kernels are queued.
+    poseda = mode == "poseda"
+    t_status = None
+    if targets is None:
+        records, t_status = _prepare_records(
+            module, device, target, camera, t_root, dtype, check, poseda
+        )
+        if not device and check and t_status is not None:
+            raise_for_target_status(t_status, m)
     else:
-        target = _as_dtype(target, dtype)
-        camera = _as_dtype(camera, dtype)
-        records, t_status = module.prepare_poseda_records(target, camera, t_root)
+        records = targets._records
+    camera = _as_dtype(camera, dtype) if poseda else None
+    if not device:
+        if poseda:
+            status = module.gpa_poseda(source, records, camera, result, root, spec)
+        else:
+            status = module.gpa_records(source, records, result, root, spec)
+    else:
+        counted = check or spec.kind == KIND_ARRAY
+        if poseda:
+            status = module.gpa_poseda(
+                source, records, camera, result, root, spec, status=counted
+            )
+        else:
+            status = module.gpa_records(
+                source, records, result, root, spec, status=counted
+            )
+        t_status, status = module.read_status(t_status, status)
         if check and t_status is not None:
             raise_for_target_status(t_status, m)
-        status = module.gpa_poseda(source, records, camera, result, root, spec)
     if status is not None:
         if not check:
             # explicit indices are range-checked whatever `check` says

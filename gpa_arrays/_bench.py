@@ -20,6 +20,22 @@ stream bound
 
 ``out`` rows write into a preallocated array; ``fresh`` rows allocate the result,
 which adds the operating system's page faults on first touch.
+
+GPU rows (when the CuPy backend sees a device; ``--gpu-n`` poses, 10 million by
+default, the size of the issue's target):
+
+cupy prepared
+    ``gpa(source, targets, seed=..., out=out)`` on CuPy arrays, with the default
+    ``check=True`` (one status read per call) and with ``check=False``.
+device copy
+    ``cupy.copyto(out, source)``: the device moving the same pose bytes, the
+    bound the prepared kernel is compared with.
+published torch (CUDA)
+    The published function on CUDA tensors. Skipped without torch CUDA.
+
+Device times are CUDA-event times of each call, interleaved round by round.
+The latency rows time ``--small`` poses per call on the host clock, with the
+device synchronised once at the end of each batch of calls.
 """
 
 from __future__ import annotations
@@ -90,6 +106,8 @@ def run(
     small=1024,
     small_calls=2000,
     torch_peer=True,
+    gpu=True,
+    gpu_n=10_000_000,
 ):
     """Measure and return a list of result rows (dicts), printing as it goes.
 
@@ -109,6 +127,10 @@ def run(
         Calls per latency measurement.
     torch_peer : bool
         Include the published torch function when torch is installed.
+    gpu : bool
+        Add the GPU rows when the CuPy backend has a device.
+    gpu_n : int
+        Poses (sources = targets) of the GPU throughput rows.
 
     Returns
     -------
@@ -132,7 +154,125 @@ def run(
         data = _make_data(n, n, joints, np.dtype(dtype))
         rows.append(_throughput(data, stream, torch, repeat))
         rows.append(_latency(data, torch, small, small_calls))
+    if gpu:
+        rows.extend(_gpu_rows(gpu_n, joints, dtypes, repeat, small, small_calls,
+                              torch_peer))  # fmt: skip
     return rows
+
+
+def _gpu_rows(n, joints, dtypes, repeat, small, calls, torch_peer):
+    """The device rows, or none (with a note) where no device is usable."""
+    from . import _backends
+
+    try:
+        _backends.load("cupy")
+    except RuntimeError as exc:
+        print(f"\nGPU rows skipped: {exc}")
+        return []
+    import cupy
+
+    torch = None
+    if torch_peer:
+        try:
+            import torch
+
+            if not torch.cuda.is_available():
+                torch = None
+        except ImportError:
+            torch = None
+    name = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"]
+    name = name.decode() if isinstance(name, bytes) else name
+    print(f"\nGPU: {name}, N = M = {n:,}, J = {joints}")
+    rows = []
+    for dtype in dtypes:
+        rows.extend(
+            _gpu_throughput(cupy, torch, n, joints, dtype, repeat, small, calls, name)
+        )
+        cupy.get_default_memory_pool().free_all_blocks()
+    return rows
+
+
+def _gpu_throughput(cupy, torch, n, joints, dtype, repeat, small, calls, name):
+    source, target, camera = (
+        cupy.asarray(a) for a in _make_data(n, n, joints, np.dtype(dtype))
+    )
+    targets = _api.prepare_targets(target, camera)
+    out = cupy.empty_like(source)
+    cases = {
+        "cupy prepared, out": lambda: _api.gpa(source, targets, seed=1, out=out),
+        "cupy prepared, out, check=False": lambda: _api.gpa(
+            source, targets, seed=1, out=out, check=False
+        ),
+        "device copy": lambda: cupy.copyto(out, source),
+    }
+    if torch is not None:
+        ts, tt, tc = (torch.from_dlpack(a) for a in (source, target, camera))
+        cases["published torch (CUDA)"] = lambda: published(ts, tt, tc)
+    ms = _device_rounds(cupy, cases, repeat)
+    print(f"\n{np.dtype(dtype).name} on the GPU: median of {repeat} rounds")
+    for case, value in ms.items():
+        print(f"  {case:<32s} {value:9.3f} ms")
+    copy = ms["device copy"]
+    ratios = {
+        "cupy prepared / device copy": ms["cupy prepared, out"] / copy,
+        "cupy prepared check=False / device copy": ms["cupy prepared, out, check=False"]
+        / copy,
+    }
+    if torch is not None:
+        ratios["published torch / cupy prepared"] = (
+            ms["published torch (CUDA)"] / ms["cupy prepared, out"]
+        )
+    for case, value in ratios.items():
+        print(f"  {case:<42s} {value:6.2f}x")
+    throughput = {"dtype": np.dtype(dtype).name, "n": n, "device": name, "ms": ms,
+                  "ratios": ratios}  # fmt: skip
+    latency = _gpu_latency(cupy, source[:small].copy(), targets, calls, name)
+    return [throughput, latency]
+
+
+def _device_rounds(cupy, cases, repeat):
+    """Median CUDA-event milliseconds of each case, interleaved."""
+    for fn in cases.values():  # compile, allocate, warm the caches
+        fn()
+    cupy.cuda.Device().synchronize()
+    start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+    samples = {case: [] for case in cases}
+    for _ in range(repeat):
+        for case, fn in cases.items():
+            start.record()
+            fn()
+            stop.record()
+            stop.synchronize()
+            samples[case].append(cupy.cuda.get_elapsed_time(start, stop))
+    return {case: statistics.median(v) for case, v in samples.items()}
+
+
+def _gpu_latency(cupy, batch, targets, calls, name):
+    """Host time per call of a training-size batch on the device."""
+    out = cupy.empty_like(batch)
+    cases = {
+        "cupy prepared, out": lambda: _api.gpa(batch, targets, seed=1, out=out),
+        "cupy prepared, out, check=False": lambda: _api.gpa(
+            batch, targets, seed=1, out=out, check=False
+        ),
+    }
+    us = {}
+    for case, fn in cases.items():
+        for _ in range(50):
+            fn()
+        per_call = []
+        for _ in range(5):
+            cupy.cuda.Device().synchronize()
+            begin = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            cupy.cuda.Device().synchronize()
+            per_call.append((time.perf_counter() - begin) / calls)
+        us[case] = statistics.median(per_call) * 1e6
+    print(f"  N = {len(batch)} per call on the GPU (median of 5 x {calls} calls):")
+    for case, value in us.items():
+        print(f"  {case:<32s} {value:9.1f} us")
+    return {"dtype": batch.dtype.name, "n": len(batch), "device": name, "us": us}
 
 
 def _throughput(data, stream, torch, repeat):
@@ -237,6 +377,10 @@ def add_arguments(parser):
         help="batch size of the latency rows (default 1024)",
     )
     parser.add_argument("--no-torch", action="store_true", help="skip the torch peer")
+    parser.add_argument("--no-gpu", action="store_true", help="skip the GPU rows")
+    parser.add_argument(
+        "--gpu-n", type=int, default=10_000_000, help="poses of the GPU rows"
+    )
 
 
 def run_args(args):
@@ -248,6 +392,8 @@ def run_args(args):
         repeat=args.repeat,
         small=args.small,
         torch_peer=not args.no_torch,
+        gpu=not args.no_gpu,
+        gpu_n=args.gpu_n,
     )
 
 

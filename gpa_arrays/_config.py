@@ -13,7 +13,10 @@ from __future__ import annotations
 import os
 
 __all__ = [
+    "CUDA_BLOCKS_PER_SM",
+    "CUDA_MIN_TILE_POSES",
     "CUDA_THREADS_PER_BLOCK",
+    "CUDA_TILE_BYTES",
     "FASTMATH",
     "MAX_SPECIALIZED_JOINTS",
     "MIN_POSES_PER_CHUNK",
@@ -69,3 +72,20 @@ MAX_SPECIALIZED_JOINTS = _env_int("MAX_SPECIALIZED_JOINTS", 64)
 
 #: CUDA threads per block for every kernel of the CuPy backend.
 CUDA_THREADS_PER_BLOCK = _env_int("CUDA_THREADS_PER_BLOCK", 256)
+
+#: Shared memory per block of the tiled CUDA kernel (C-contiguous poses), bytes.
+#: A block then stages 120 poses of 17 float32 joints (24,480 bytes). An SM with
+#: 228 KiB of shared memory (Hopper) holds eight such blocks of 256 threads, its
+#: thread limit; 164 KiB (A100) six; 96 KiB (Volta) three. Chosen from these
+#: limits, not yet tuned by measurement.
+CUDA_TILE_BYTES = _env_int("CUDA_TILE_BYTES", 24576)
+
+#: Fewest poses per tile for which the tiled CUDA kernel is used; poses larger
+#: than ``CUDA_TILE_BYTES / CUDA_MIN_TILE_POSES`` (very large skeletons) go to the
+#: strided kernel, one pose per thread, instead.
+CUDA_MIN_TILE_POSES = _env_int("CUDA_MIN_TILE_POSES", 8)
+
+#: Upper bound of a CUDA grid, in blocks per multiprocessor. Kernels loop over
+#: their work with a grid stride, so a grid of a few waves covers any input and
+#: the per-block setup (round keys) is paid once per block, not once per pose.
+CUDA_BLOCKS_PER_SM = _env_int("CUDA_BLOCKS_PER_SM", 32)

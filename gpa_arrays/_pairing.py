@@ -319,6 +319,7 @@ def resolve_pairing(pairing, n: int, m: int, seed, step: int = 0) -> PairingSpec
     Parameters
     ----------
     pairing : {"permutation", "random", "identity"} or (n,) integer array
+        An array is a NumPy array, or a CuPy array for the CUDA backend.
     n, m : int
         Number of sources and of targets.
     seed : None, int or numpy.random.Generator
@@ -357,7 +358,9 @@ def resolve_pairing(pairing, n: int, m: int, seed, step: int = 0) -> PairingSpec
             return PairingSpec(kind, n, m)
         return PairingSpec(kind, n, m, resolve_seed(seed), step)
     index = pairing
-    if not isinstance(index, np.ndarray):
+    # a NumPy array, or a CuPy array for the CUDA backend (duck-typed: this
+    # module never imports CuPy)
+    if not all(hasattr(index, a) for a in ("dtype", "shape", "astype")):
         raise TypeError(
             "pairing: expected 'permutation', 'random', 'identity' or an integer "
             f"array, got {type(pairing).__name__}"

@@ -41,7 +41,7 @@ def raise_for_pose_status(status, n, m, pairing_index=None, offset=0):
     status : (3, 2) int64 ndarray
     n, m : int
         Number of sources and targets, for the messages.
-    pairing_index : (count,) int64 ndarray, optional
+    pairing_index : (count,) int64 array (NumPy or CuPy), optional
         The explicit pairing of the kernel's poses, to quote the first bad value.
     offset : int
         Global index of the kernel's first pose, when it ran on a block of a
@@ -53,7 +53,8 @@ def raise_for_pose_status(status, n, m, pairing_index=None, offset=0):
     """
     count, first = (int(v) for v in status[POSE_INDEX])
     if count:
-        value = "" if pairing_index is None else f" (value {pairing_index[first]})"
+        # int() also reads a 0-d device array (a CuPy pairing) back to the host
+        value = "" if pairing_index is None else f" (value {int(pairing_index[first])})"
         raise ValueError(
             f"pairing: {count} of {n} target {_plural(count, 'index', 'indices')} "
             f"outside [0, {m}); first at position {offset + first}{value}"

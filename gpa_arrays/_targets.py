@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 __all__ = ["Targets"]
 
 
@@ -14,8 +16,18 @@ class Targets:
     its own camera, its focal lengths and centre), so a call gathers a few bytes
     per source pose instead of a whole 2D pose and a camera row.
 
-    The records live on the device of the arrays they were prepared from; their
-    properties below are views or small copies of them.
+    Attributes
+    ----------
+    records : (M, 8) read-only array, the output dtype
+        The records (layout in :mod:`gpa_arrays._backends.numpy_`). Live on the
+        device of the arrays they were prepared from: a NumPy array on the host,
+        a CuPy array on a CUDA device (also for torch CUDA tensors).
+    root : int
+        The target root joint the records were computed for.
+    n_joints : int
+        Joints per target pose (``Jt``).
+    backend : str
+        The backend that prepared the records.
     """
 
     __slots__ = ("_backend", "_n_joints", "_records", "_root")
@@ -37,12 +49,15 @@ class Targets:
 
     @property
     def records(self):
-        """(M, 8) read-only view of the records, of the output dtype.
+        """(M, 8) records of the output dtype: a read-only view (a copy on a device).
 
         Per target: the root unprojected by its camera ``(u, v)``, twice the box
         scale, ``fx, fy, cx, cy``, and one unused slot (the layout is documented
-        in ``gpa_arrays/_backends/numpy_.py``).
+        in ``gpa_arrays/_backends/numpy_.py``). CuPy arrays cannot be made
+        read-only, so device records are copied rather than exposed for writing.
         """
+        if not isinstance(self._records, np.ndarray):
+            return self._records.copy()
         view = self._records.view()
         view.flags.writeable = False
         return view

@@ -63,3 +63,24 @@ def small_chunks(monkeypatch):
 def generic_kernels(monkeypatch):
     """Force the CPU kernels that read the joint count at run time."""
     monkeypatch.setattr(_config, "MAX_SPECIALIZED_JOINTS", 0)
+
+
+_cuda_usable = None
+
+
+def _cuda_device_usable():
+    global _cuda_usable
+    if _cuda_usable is None:
+        import gpa_arrays
+
+        _cuda_usable = "cupy" in gpa_arrays.backends()
+    return _cuda_usable
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip tests marked ``gpu`` where CuPy sees no usable CUDA device."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu_items and not _cuda_device_usable():
+        skip = pytest.mark.skip(reason="no usable CUDA device (CuPy backend)")
+        for item in gpu_items:
+            item.add_marker(skip)

@@ -98,7 +98,7 @@ S, T, C = make_case(np.random.default_rng(0), 10, 10)
             (S, T, C),
             {"backend": "cuda"},
             ValueError,
-            "backend: expected 'auto' or one of 'numpy', 'numba', got 'cuda'",
+            "backend: expected 'auto' or one of 'numpy', 'numba', 'cupy', got 'cuda'",
         ),
         ((S, T, C), {"backend": 3}, TypeError, "backend: expected a str, got int"),
         (
@@ -117,7 +117,7 @@ S, T, C = make_case(np.random.default_rng(0), 10, 10)
             (S, T, C),
             {"out": [[0.0]]},
             TypeError,
-            "out: expected a numpy.ndarray, got list",
+            r"out: expected an array \(NumPy, CuPy, torch or another DLPack array\), got list",
         ),
         ((S, T, C), {"pairing": "identity", "mode": "paired", "seed": "x"}, None, None),
     ],

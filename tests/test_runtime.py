@@ -42,7 +42,27 @@ def test_numpy_call_imports_no_framework():
         t = np.random.default_rng(1).uniform(-0.5, 0.5, size=(5, 17, 2))
         gpa_arrays.gpa(s, t, [1.5, 1.5, 0, 0], seed=1)
         gpa_arrays.gpa(s, t, [1.5, 1.5, 0, 0], seed=1, backend="numpy")
+        aug = gpa_arrays.GPA(t, [1.5, 1.5, 0, 0], seed=1)
+        aug(s)
+        aug(s.astype(np.float32))
+        gpa_arrays.pair_indices(5, 5, pairing=[1, 0, 2, 4, 3])
         print([m for m in ("torch", "cupy", "jax") if m in sys.modules])
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_torch_cpu_call_imports_no_cupy():
+    result = run_python("""
+        import sys
+        import numpy as np
+        import torch
+        import gpa_arrays
+        s = torch.randn(5, 17, 3, dtype=torch.float64)
+        t = torch.rand(5, 17, 2, dtype=torch.float64)
+        gpa_arrays.gpa(s, t, torch.tensor([1.5, 1.5, 0, 0]), seed=1)
+        gpa_arrays.GPA(t.numpy(), [1.5, 1.5, 0, 0], seed=1)(s.float())
+        print([m for m in ("cupy", "jax") if m in sys.modules])
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

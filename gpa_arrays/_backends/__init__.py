@@ -4,17 +4,26 @@ Backends are modules with the same function names and argument order
 (``prepare_records``, ``prepare_poseda_records``, ``gpa_records``,
 ``gpa_poseda``, ``pair_indices``). A backend module is imported the first time it
 is used, so ``import gpa_arrays`` costs neither Numba's nor CuPy's import time.
+
+Host backends (NumPy arrays) return statuses as host arrays or None. The device
+backend (``cupy``, CuPy arrays) is marked by ``DEVICE = True``: its functions
+take a keyword ``status`` (False launches without a status buffer) and return
+pending device statuses, which ``read_status`` turns into host ones in a single
+round trip. A module may define ``unusable_reason()``; a string result makes the
+backend unusable here (CuPy imports without a GPU, but cannot run).
 """
 
 from __future__ import annotations
 
 import importlib
 
-__all__ = ["HOST_BACKENDS", "available", "load"]
+__all__ = ["DEVICE_BACKENDS", "HOST_BACKENDS", "available", "load"]
 
 #: Backends that run on host (NumPy) arrays, fastest first.
 HOST_BACKENDS = ("numba", "numpy")
-_ALL = ("numpy", "numba")
+#: Backends that run on CUDA device (CuPy) arrays.
+DEVICE_BACKENDS = ("cupy",)
+_ALL = ("numpy", "numba", "cupy")
 
 _loaded: dict = {}
 _failed: dict = {}
@@ -48,14 +57,19 @@ def load(name: str):
         raise RuntimeError(
             f"backend {name!r} is not usable here: {_failed[name]}"
         ) from exc
+    unusable = getattr(module, "unusable_reason", None)
+    reason = unusable() if unusable is not None else None
+    if reason is not None:
+        _failed[name] = reason
+        raise RuntimeError(f"backend {name!r} is not usable here: {reason}")
     _loaded[name] = module
     return module
 
 
 def available() -> tuple[str, ...]:
-    """Names of the backends that import and run here, fastest first."""
+    """Names of the backends that import and run here, device backends first."""
     names = []
-    for name in HOST_BACKENDS:
+    for name in DEVICE_BACKENDS + HOST_BACKENDS:
         try:
             load(name)
         except RuntimeError:

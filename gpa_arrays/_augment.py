@@ -1,0 +1,298 @@
+"""The reusable augmentation object, :class:`GPA`."""
+
+from __future__ import annotations
+
+import operator
+import threading
+
+from . import _api, _interop
+from ._pairing import resolve_pairing, resolve_seed
+from ._targets import Targets
+
+__all__ = ["GPA"]
+
+_PAIRINGS = ("permutation", "random", "identity")
+
+
+class GPA:
+    """Global Position Alignment as a reusable augmentation for training loops.
+
+    Holds one target set; each call aligns a batch of source poses against it
+    with a fresh pairing. Targets are prepared (:func:`prepare_targets`) once
+    per device and dtype the batches come in, on first use, and reused after.
+    Call ``k`` (counting from 0) pairs with the counter-based pairing of
+    ``(seed, step=k)``, so a run is reproducible from the seed alone and
+    independent of batch contents.
+
+    Parameters
+    ----------
+    target_2d : (M, Jt, 2) array or Targets
+        Target-domain 2D poses, normalised screen coordinates; any array type
+        :func:`gpa` accepts (NumPy, CuPy, torch, DLPack). A Targets object is
+        used as it is, on its own device only.
+    camera : (4,), (9,), (M, 4) or (M, 9) array, optional
+        ``[fx, fy, cx, cy, ...]`` per target (per source pose in
+        ``mode="poseda"``); required with a target array.
+    seed : None, int or numpy.random.Generator
+        Seed of the pairing stream; None draws one from the operating system
+        (see :attr:`seed` to record it).
+    root : int
+        Root joint of the source poses.
+    target_root : int, optional
+        Root joint of the target poses (e.g. 14 for MPI-INF-3DHP-17); defaults
+        to `root`.
+    mode : {"paired", "poseda"}
+        As in :func:`gpa`. ``"poseda"`` needs batches of exactly ``M`` poses.
+    pairing : {"permutation", "random", "identity"}
+        As in :func:`gpa`.
+    check : bool
+        As in :func:`gpa`; also applies to the one-time target preparation. On
+        a GPU, ``check=True`` synchronises once per call (one 48-byte read).
+    backend : {"auto", "numba", "numpy", "cupy"}
+        As in :func:`gpa`.
+
+    Notes
+    -----
+    Batches on another device than the targets: the object copies the targets
+    (not the batch) to the batch's device once, explicitly, and keeps the copy.
+    This is the one place gpa_arrays moves data between devices; :func:`gpa`
+    itself refuses mixed devices.
+
+    The step counter is per object. Data-loader workers (processes) each hold
+    a copy with the same seed and step, hence the same pairings: give each
+    worker its own stream, e.g. ``aug.reset(seed=base_seed + worker_id)`` in a
+    ``worker_init_fn``. Calls from several threads are safe and each takes its
+    own step.
+
+    Examples
+    --------
+    >>> import numpy as np, gpa_arrays
+    >>> rng = np.random.default_rng(0)
+    >>> target = rng.uniform(-0.5, 0.5, size=(100, 17, 2))
+    >>> aug = gpa_arrays.GPA(target, [1.5, 1.5, 0.0, 0.0], seed=0)
+    >>> batch = rng.normal(scale=0.3, size=(32, 17, 3))
+    >>> moved = aug(batch)
+    >>> aug.step
+    1
+    >>> np.array_equal(moved, gpa_arrays.GPA(target, [1.5, 1.5, 0, 0], seed=0)(batch))
+    True
+    """
+
+    def __init__(
+        self,
+        target_2d,
+        camera=None,
+        *,
+        seed=None,
+        root=0,
+        target_root=None,
+        mode="paired",
+        pairing="permutation",
+        check=True,
+        backend="auto",
+    ):
+        if mode not in ("paired", "poseda"):
+            raise ValueError(f"mode: expected 'paired' or 'poseda', got {mode!r}")
+        if type(pairing) is not str or pairing not in _PAIRINGS:
+            raise ValueError(
+                "pairing: expected 'permutation', 'random' or 'identity' (a GPA "
+                f"object draws a fresh pairing per call), got {pairing!r}"
+            )
+        if not isinstance(backend, str):
+            raise TypeError(f"backend: expected a str, got {type(backend).__name__}")
+        self._seed = resolve_seed(seed)
+        self._root = root  # validated against each batch's joint count
+        self._mode = mode
+        self._pairing = pairing
+        self._check = bool(check)
+        self._backend = backend
+        self._step = 0
+        self._lock = threading.Lock()
+        self._cache = {}
+        if isinstance(target_2d, Targets):
+            if mode == "poseda":
+                raise TypeError(
+                    "target_2d: mode='poseda' needs raw target and camera arrays, "
+                    "got a Targets object"
+                )
+            if camera is not None:
+                raise TypeError("camera: must be None with a Targets object")
+            if target_root is not None:
+                t_root = _api._index(target_root, target_2d.n_joints, "target_root")
+                if t_root != target_2d.root:
+                    raise ValueError(
+                        "target_root: the Targets were prepared with root "
+                        f"{target_2d.root}, got {target_root}"
+                    )
+            key = (_interop.device_of(target_2d), target_2d.dtype)
+            self._cache[key] = target_2d
+            self._target = self._camera = None
+            self._size = len(target_2d)
+            self._target_root = target_2d.root
+            return
+        # Validate now, on a zero-copy view, so that errors surface here and
+        # not at the first batch.
+        with _interop.Call("target_2d", target_2d=target_2d, camera=camera) as call:
+            view = _api._as_array(call["target_2d"], "target_2d", call.xp)
+            _api._check_target(view)
+            self._size = view.shape[0]
+            self._target_root = _api._index(
+                root if target_root is None else target_root,
+                view.shape[1],
+                "root" if target_root is None else "target_root",
+            )
+            _api._check_camera(
+                call["camera"],
+                self._size,
+                "source pose" if mode == "poseda" else "target pose",
+                call.xp,
+            )
+        self._target = target_2d
+        self._camera = camera
+
+    # -- state ------------------------------------------------------------------------
+
+    @property
+    def seed(self) -> int:
+        """The 64-bit seed of the pairing stream."""
+        return self._seed
+
+    @property
+    def step(self) -> int:
+        """Index of the next call in the pairing stream (calls made so far)."""
+        return self._step
+
+    @property
+    def n_targets(self) -> int:
+        """Number of target poses ``M``."""
+        return self._size
+
+    def reset(self, step=0, *, seed=None):
+        """Rewind (or move) the pairing stream.
+
+        Parameters
+        ----------
+        step : int
+            The step the next call uses.
+        seed : None, int or numpy.random.Generator, optional
+            A new seed; None keeps the current one.
+        """
+        step = operator.index(step)
+        if step < 0:
+            raise ValueError(f"step: expected a non-negative int, got {step}")
+        with self._lock:
+            if seed is not None:
+                self._seed = resolve_seed(seed)
+            self._step = step
+
+    def pair_indices(self, n, step=None):
+        """Target index of each pose of an `n`-pose batch at `step`.
+
+        Parameters
+        ----------
+        n : int
+            Batch size.
+        step : int, optional
+            Defaults to the step of the next call.
+
+        Returns
+        -------
+        (n,) int64 ndarray
+            The pairing that call aligns with (computed on the host).
+        """
+        step = self._step if step is None else operator.index(step)
+        n = _api._count(n, "n")
+        spec = resolve_pairing(self._pairing, n, self._size, self._seed, step)
+        _, module = _api._resolve_backend("auto", _interop.HOST)
+        return module.pair_indices(spec)
+
+    def __repr__(self) -> str:
+        return (
+            f"GPA(n_targets={self._size}, target_root={self._target_root}, "
+            f"root={self._root}, mode={self._mode!r}, pairing={self._pairing!r}, "
+            f"seed={self._seed}, step={self._step})"
+        )
+
+    def __getstate__(self):
+        # prepared targets are rebuilt where the copy is used; locks do not pickle
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_cache")}
+        if self._target is None:  # built from a Targets object: keep it
+            state["_cache"] = dict(self._cache)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_cache", {})
+        self._lock = threading.Lock()
+
+    # -- the call ---------------------------------------------------------------------
+
+    def __call__(self, source_3d, *, out=None):
+        """Align a batch against the targets with the next pairing of the stream.
+
+        Parameters
+        ----------
+        source_3d : (N, J, 3) array, metres, camera space
+            NumPy, CuPy, torch (CPU or CUDA) or DLPack; the result has its
+            type, device and dtype (float16 gives float32, integers float64).
+        out : (N, J, 3) array, optional
+            As in :func:`gpa` (may be `source_3d` itself).
+
+        Returns
+        -------
+        (N, J, 3) array
+        """
+        device, dtype = _interop.describe(source_3d)
+        dtype = _api._result_dtype(dtype, "source_3d")
+        targets = self._targets(device, dtype)
+        with self._lock:
+            step = self._step
+            self._step += 1
+        if self._mode == "poseda":
+            target, camera = targets
+            return _api._gpa(
+                source_3d, target, camera, self._pairing, self._seed, step,
+                self._root, self._target_root, "poseda", self._backend, out,
+                self._check,
+            )  # fmt: skip
+        return _api._gpa(
+            source_3d, targets, None, self._pairing, self._seed, step, self._root,
+            None, "paired", self._backend, out, self._check,
+        )  # fmt: skip
+
+    def _targets(self, device, dtype):
+        """The prepared targets (poseda: raw arrays) for `device` and `dtype`."""
+        key = (device, dtype)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        if self._target is None:
+            (held,) = self._cache
+            raise TypeError(
+                f"source_3d: this GPA object holds Targets of dtype {held[1]} on "
+                f"{_interop.device_name(held[0])}, got a batch of result dtype "
+                f"{dtype} on {_interop.device_name(device)}; build the object from "
+                "the target arrays to use it anywhere"
+            )
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                return hit
+            target = _interop.transfer(self._target, device)
+            camera = _interop.transfer(self._camera, device)
+            if self._mode == "poseda":
+                hit = (target.astype(dtype), camera.astype(dtype))
+            else:
+                hit = _api.prepare_targets(
+                    target,
+                    camera,
+                    root=self._target_root,
+                    backend=self._backend,
+                    dtype=dtype,
+                    check=self._check,
+                )
+            if device != _interop.HOST:
+                # later calls may run on other streams: finish the preparation
+                _interop.synchronize(device)
+            self._cache[key] = hit
+        return hit

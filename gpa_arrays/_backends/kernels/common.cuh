@@ -1,0 +1,169 @@
+// Shared definitions of the CUDA kernels: integer types, exact IEEE arithmetic,
+// bit-level floating-point tests and the status counters.
+//
+// Everything here compiles three ways: by NVRTC for the device (the CuPy
+// backend), and by a host C++ compiler through host_shim.h (the tests, which
+// run these very functions against the NumPy reference). Code that differs
+// between device and host is confined to this file and guarded by
+// __CUDA_ARCH__.
+#pragma once
+
+typedef long long gpa_i64;
+typedef unsigned long long gpa_u64;
+
+// The dynamic shared memory of a block, as 16-byte vectors (declared once per
+// kernel with one element type, whatever T the kernel works in).
+#ifndef GPA_DYNAMIC_SHARED
+#define GPA_DYNAMIC_SHARED(name) extern __shared__ uint4 name[]
+#endif
+
+// Status categories: the numbering of gpa_arrays/_status.py.
+#define GPA_POSE_NONFINITE 0
+#define GPA_POSE_DEGENERATE 1
+#define GPA_POSE_INDEX 2
+#define GPA_TARGET_NONFINITE 0
+#define GPA_TARGET_DEGENERATE 1
+#define GPA_TARGET_CAMERA 2
+
+// Floats per prepared target record (gpa_arrays/_backends/numpy_.py).
+#define GPA_RECORD_WIDTH 8
+
+// ---------------------------------------------------------------------------
+// Exact IEEE arithmetic.
+//
+// The NumPy reference rounds every operation to the array's precision and
+// keeps subnormal numbers. On the device two compiler habits would break that:
+// contraction of a*b + c into one fused multiply-add (prevented by compiling
+// with --fmad=false, and by the explicit .rn rounding of the PTX below, which
+// ptxas never contracts), and flushing float32 subnormals to zero, which CuPy
+// requests for every RawModule by appending -ftz=true to the user's options
+// (cupy/cuda/compiler.py, _compile_with_cache_cuda; the last -ftz wins). The
+// float specialisation therefore spells its operations in inline PTX without
+// the .ftz modifier, which no compiler flag can change. float64 arithmetic is
+// never flushed.
+// ---------------------------------------------------------------------------
+
+template <class T>
+struct gpa_fp;
+
+template <>
+struct gpa_fp<double> {
+    static __device__ __forceinline__ double add(double a, double b) { return a + b; }
+    static __device__ __forceinline__ double sub(double a, double b) { return a - b; }
+    static __device__ __forceinline__ double mul(double a, double b) { return a * b; }
+    static __device__ __forceinline__ double div(double a, double b) { return a / b; }
+    static __device__ __forceinline__ bool lt(double a, double b) { return a < b; }
+};
+
+#ifdef __CUDA_ARCH__
+template <>
+struct gpa_fp<float> {
+    static __device__ __forceinline__ float add(float a, float b) {
+        float r;
+        asm("add.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+        return r;
+    }
+    static __device__ __forceinline__ float sub(float a, float b) {
+        float r;
+        asm("sub.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+        return r;
+    }
+    static __device__ __forceinline__ float mul(float a, float b) {
+        float r;
+        asm("mul.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+        return r;
+    }
+    static __device__ __forceinline__ float div(float a, float b) {
+        float r;
+        asm("div.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+        return r;
+    }
+    static __device__ __forceinline__ bool lt(float a, float b) {
+        unsigned int r;
+        asm("{\n\t.reg .pred p;\n\tsetp.lt.f32 p, %1, %2;\n\tselp.u32 %0, 1, 0, p;\n\t}"
+            : "=r"(r)
+            : "f"(a), "f"(b));
+        return r != 0;
+    }
+};
+#else
+template <>
+struct gpa_fp<float> {
+    static __device__ __forceinline__ float add(float a, float b) { return a + b; }
+    static __device__ __forceinline__ float sub(float a, float b) { return a - b; }
+    static __device__ __forceinline__ float mul(float a, float b) { return a * b; }
+    static __device__ __forceinline__ float div(float a, float b) { return a / b; }
+    static __device__ __forceinline__ bool lt(float a, float b) { return a < b; }
+};
+#endif
+
+// ---------------------------------------------------------------------------
+// Classification by bit pattern: no floating-point operation, so no flag can
+// change the answer.
+// ---------------------------------------------------------------------------
+
+template <class T>
+struct gpa_bits;
+
+template <>
+struct gpa_bits<float> {
+    static __device__ __forceinline__ bool finite(float x) {
+        return (__float_as_uint(x) & 0x7f800000u) != 0x7f800000u;
+    }
+    static __device__ __forceinline__ bool nan(float x) {
+        return (__float_as_uint(x) & 0x7fffffffu) > 0x7f800000u;
+    }
+    // NumPy's np.nan rounded to float32
+    static __device__ __forceinline__ float quiet_nan() { return __uint_as_float(0x7fc00000u); }
+};
+
+template <>
+struct gpa_bits<double> {
+    static __device__ __forceinline__ bool finite(double x) {
+        return ((gpa_u64)__double_as_longlong(x) & 0x7ff0000000000000ULL) != 0x7ff0000000000000ULL;
+    }
+    static __device__ __forceinline__ bool nan(double x) {
+        return ((gpa_u64)__double_as_longlong(x) & 0x7fffffffffffffffULL) > 0x7ff0000000000000ULL;
+    }
+    // np.nan
+    static __device__ __forceinline__ double quiet_nan() {
+        return __longlong_as_double((long long)0x7ff8000000000000ULL);
+    }
+};
+
+// min and max as NumPy's reductions compute them: NaN wins (np.min and np.max
+// propagate it), otherwise the ordinary ordering. The value of a pose's extent
+// therefore matches the reference bit for bit whenever it is finite, and is
+// NaN exactly when the reference's is.
+template <class T>
+__device__ __forceinline__ T gpa_min(T m, T x) {
+    return (gpa_fp<T>::lt(x, m) || gpa_bits<T>::nan(x)) ? x : m;
+}
+
+template <class T>
+__device__ __forceinline__ T gpa_max(T m, T x) {
+    return (gpa_fp<T>::lt(m, x) || gpa_bits<T>::nan(x)) ? x : m;
+}
+
+template <class T>
+__device__ __forceinline__ bool gpa_positive(T x) {
+    return gpa_fp<T>::lt(T(0), x);
+}
+
+// ---------------------------------------------------------------------------
+// Status counters.
+//
+// A status buffer holds, per category, the number of flagged items and
+// max(n - i) over the flagged indices i, so that a zero-filled buffer is the
+// clean state and the first flagged index is n - max (decoded on the host by
+// gpa_arrays._backends._cuda.decode_status). A null buffer switches counting
+// off (check=False).
+// ---------------------------------------------------------------------------
+
+__device__ __forceinline__ void gpa_flag(gpa_u64* status, int category, gpa_i64 i, gpa_i64 n) {
+    if (status == 0) {
+        return;
+    }
+    atomicAdd(status + 2 * category, 1ULL);
+    atomicMax(status + 2 * category + 1, (gpa_u64)(n - i));
+}

@@ -1,0 +1,562 @@
+"""The CUDA backend without a GPU.
+
+* NVRTC (the compiler CuPy uses, from ``cuda-bindings`` and
+  ``nvidia-cuda-nvrtc-cu12``) compiles the exact kernel source for several
+  architectures, with the options CuPy adds, and the PTX has neither fused
+  multiply-adds nor flush-to-zero arithmetic.
+* A host C++ compiler builds the same source, and the CuPy backend's own
+  launchers (``cupy_.py``, loaded against a host stand-in for CuPy, see
+  ``tests/host_cuda.py``) run it: pairing, records, poses and statuses agree
+  bit for bit with the NumPy reference.
+* The public API's device path runs on that backend, to check how it reads
+  statuses (one synchronisation per call, none with ``check=False``).
+"""
+
+import re
+
+import numpy as np
+import pytest
+from conftest import make_case
+from host_cuda import KERNEL_DIR, build, cupy_backend_on_host, missing
+
+import gpa_arrays
+from gpa_arrays import _api, _config
+from gpa_arrays import _pairing as P
+from gpa_arrays._backends import _cuda, numpy_
+
+ARCHITECTURES = ["compute_70", "compute_80", "compute_90"]
+
+
+# --- NVRTC ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def nvrtc():
+    try:
+        from cuda.bindings import nvrtc
+    except ImportError:
+        missing("cuda-bindings is not installed (pip install '.[test]')")
+    try:
+        result, *_ = nvrtc.nvrtcVersion()
+    except Exception as exc:  # the NVRTC shared library is not found
+        missing(f"NVRTC is not usable: {exc}")
+    assert result == nvrtc.nvrtcResult.NVRTC_SUCCESS
+    return nvrtc
+
+
+def _check(nvrtc, result):
+    error, *values = result
+    if error != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+        raise AssertionError(f"NVRTC: {error}")
+    return values
+
+
+def compile_source(nvrtc, source, options, names=()):
+    """``(ok, log, ptx, lowered names)`` of one NVRTC compilation."""
+    (program,) = _check(
+        nvrtc, nvrtc.nvrtcCreateProgram(source.encode(), b"gpa.cu", 0, [], [])
+    )
+    try:
+        for name in names:
+            _check(nvrtc, nvrtc.nvrtcAddNameExpression(program, name.encode()))
+        encoded = [o.encode() for o in options]
+        (result,) = nvrtc.nvrtcCompileProgram(program, len(encoded), encoded)
+        (size,) = _check(nvrtc, nvrtc.nvrtcGetProgramLogSize(program))
+        log = b" " * size
+        _check(nvrtc, nvrtc.nvrtcGetProgramLog(program, log))
+        log = log.rstrip(b"\0 ").decode()
+        if result != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+            return False, log, "", {}
+        (size,) = _check(nvrtc, nvrtc.nvrtcGetPTXSize(program))
+        ptx = b" " * size
+        _check(nvrtc, nvrtc.nvrtcGetPTX(program, ptx))
+        lowered = {}
+        for name in names:
+            (mangled,) = _check(
+                nvrtc, nvrtc.nvrtcGetLoweredName(program, name.encode())
+            )
+            lowered[name] = mangled.decode() if isinstance(mangled, bytes) else mangled
+        return True, log, ptx.rstrip(b"\0 ").decode(), lowered
+    finally:
+        nvrtc.nvrtcDestroyProgram(program)
+
+
+def cupy_options(arch):
+    """The options CuPy's RawModule hands NVRTC (cupy/cuda/compiler.py, v14)."""
+    return (
+        *_cuda.OPTIONS,
+        "-ftz=true",
+        f"-arch={arch}",
+        "--device-as-default-execution-space",
+        "-std=c++17",
+    )
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_nvrtc_compiles_the_kernel_source(nvrtc, arch):
+    names = _cuda.name_expressions()
+    ok, log, ptx, lowered = compile_source(
+        nvrtc, _cuda.source(), cupy_options(arch), names
+    )
+    assert ok, log
+    assert "error" not in log.lower(), log
+    assert set(lowered) == set(names)
+    for name, mangled in lowered.items():
+        assert name.split("<")[0] in mangled
+        assert re.search(rf"\.entry\s+{re.escape(mangled)}\s*\(", ptx), name
+    # no contraction into fused multiply-adds, no flushed subnormals: results
+    # are rounded exactly as NumPy rounds them, whatever CuPy adds (-ftz=true)
+    assert not re.search(r"\bfma\.", ptx)
+    assert ".ftz" not in ptx
+    # every floating-point operation is explicitly round-to-nearest
+    for op in ("add", "sub", "mul", "div"):
+        assert f"{op}.rn.f32" in ptx and f"{op}.rn.f64" in ptx
+
+
+def test_fmad_option_is_what_keeps_fma_out(nvrtc):
+    # the assertion above can fail: without --fmad=false, NVRTC contracts the
+    # float64 depth (fx * dx + fy * dy) into fused multiply-adds
+    options = [o for o in cupy_options("compute_80") if o != "--fmad=false"]
+    ok, log, ptx, _ = compile_source(
+        nvrtc, _cuda.source(), options, _cuda.name_expressions()
+    )
+    assert ok, log
+    assert re.search(r"\bfma\.rn\.f64", ptx)
+
+
+def test_compile_errors_are_reported(nvrtc):
+    ok, log, _, _ = compile_source(
+        nvrtc, _cuda.source() + "\nthis is not C++;\n", cupy_options("compute_80")
+    )
+    assert not ok and "error" in log
+
+
+def test_source_is_self_contained():
+    source = _cuda.source()
+    assert '#include "' not in source
+    assert source.count("#pragma once") == 0
+    # each header appears once, with #line markers naming it
+    for header in ("common.cuh", "pairing.cuh"):
+        assert source.count(f'#line 1 "{header}"') == 1
+    assert set(_cuda.name_expressions()) == {
+        f"{k}<{t}>" for k in _cuda.TEMPLATES for t in ("float", "double")
+    } | set(_cuda.PLAIN)
+
+
+def test_status_numbering_matches_the_host():
+    from gpa_arrays import _status
+
+    common = (KERNEL_DIR / "common.cuh").read_text()
+    for name in (
+        "POSE_NONFINITE",
+        "POSE_DEGENERATE",
+        "POSE_INDEX",
+        "TARGET_NONFINITE",
+        "TARGET_DEGENERATE",
+        "TARGET_CAMERA",
+    ):
+        match = re.search(rf"#define GPA_{name} (\d+)", common)
+        assert int(match.group(1)) == getattr(_status, name)
+    pairing = (KERNEL_DIR / "pairing.cuh").read_text()
+    for name in ("PERMUTATION", "RANDOM", "IDENTITY", "ARRAY"):
+        match = re.search(rf"#define GPA_KIND_{name} (\d+)", pairing)
+        assert int(match.group(1)) == getattr(P, f"KIND_{name}")
+    assert f"#define GPA_ROUNDS {P.ROUNDS}" in pairing
+    assert f"0x{int(P.GOLDEN):X}ULL" in pairing
+    assert f"#define GPA_RECORD_WIDTH {numpy_.RECORD_WIDTH}" in common
+
+
+# --- launch geometry --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("itemsize", [4, 8])
+def test_tiles_are_whole_poses_and_16_byte_multiples(itemsize):
+    for joints in range(1, 200):
+        poses = _cuda.tile_poses(joints, itemsize)
+        pose_bytes = 3 * joints * itemsize
+        if poses == 0:
+            assert _config.CUDA_TILE_BYTES // pose_bytes < max(
+                _config.CUDA_MIN_TILE_POSES, 16
+            )
+            continue
+        assert poses <= _config.CUDA_THREADS_PER_BLOCK
+        assert poses * pose_bytes <= _config.CUDA_TILE_BYTES
+        assert poses * pose_bytes % 16 == 0
+        assert poses >= _config.CUDA_MIN_TILE_POSES
+    # the configuration of the docs: 120 poses of 17 float32 joints
+    assert _cuda.tile_poses(17, 4) == 120
+
+
+def test_grid_is_capped_and_covers_small_inputs():
+    assert _cuda.grid_size(1, 256, 132) == 1
+    assert _cuda.grid_size(257, 256, 132) == 2
+    assert _cuda.grid_size(10**12, 256, 132) == 132 * _config.CUDA_BLOCKS_PER_SM
+    kernel, grid, shared, poses = _cuda.gpa_plan(10_000_000, 17, 4, True, 132)
+    assert (kernel, poses, shared) == ("gpa_tiled", 120, 120 * 17 * 3 * 4)
+    assert grid == 132 * _config.CUDA_BLOCKS_PER_SM
+    assert _cuda.gpa_plan(100, 17, 4, False, 132)[0] == "gpa_strided"
+    assert _cuda.gpa_plan(100, 5000, 8, True, 132)[0] == "gpa_strided"
+
+
+# --- host build of the kernels ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("host_kernels"))
+
+
+GEOMETRIES = {
+    # tiny blocks and tiles: every tile, block and grid-stride boundary is
+    # crossed by a few dozen poses, with both aligned and unaligned tiles
+    "tiny": {"threads": 7, "tile": 1000, "min_tile": 1, "waves": 2, "sms": 1},
+    # the shipped configuration on a one-SM device (full-size blocks)
+    "default": {
+        "threads": _config.CUDA_THREADS_PER_BLOCK,
+        "tile": _config.CUDA_TILE_BYTES,
+        "min_tile": _config.CUDA_MIN_TILE_POSES,
+        "waves": 1,
+        "sms": 1,
+    },
+}
+
+
+@pytest.fixture(params=list(GEOMETRIES))
+def host(request, library, monkeypatch):
+    geometry = GEOMETRIES[request.param]
+    monkeypatch.setattr(_config, "CUDA_THREADS_PER_BLOCK", geometry["threads"])
+    monkeypatch.setattr(_config, "CUDA_TILE_BYTES", geometry["tile"])
+    monkeypatch.setattr(_config, "CUDA_MIN_TILE_POSES", geometry["min_tile"])
+    monkeypatch.setattr(_config, "CUDA_BLOCKS_PER_SM", geometry["waves"])
+    return cupy_backend_on_host(library, geometry["sms"])
+
+
+@pytest.fixture
+def tiny(library, monkeypatch):
+    geometry = GEOMETRIES["tiny"]
+    monkeypatch.setattr(_config, "CUDA_THREADS_PER_BLOCK", geometry["threads"])
+    monkeypatch.setattr(_config, "CUDA_TILE_BYTES", geometry["tile"])
+    monkeypatch.setattr(_config, "CUDA_MIN_TILE_POSES", geometry["min_tile"])
+    monkeypatch.setattr(_config, "CUDA_BLOCKS_PER_SM", geometry["waves"])
+    return cupy_backend_on_host(library, geometry["sms"])
+
+
+def assert_bits_equal(got, want):
+    """Equal as bit patterns (NaN payloads and signed zeros included)."""
+    assert got.dtype == want.dtype and got.shape == want.shape
+    view = {4: np.uint32, 8: np.uint64}[got.dtype.itemsize]
+    np.testing.assert_array_equal(
+        np.ascontiguousarray(got).view(view), np.ascontiguousarray(want).view(view)
+    )
+
+
+def assert_status_equal(got, want):
+    if want is None:
+        assert got is None
+    else:
+        assert got is not None
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("kind", ["permutation", "random", "identity"])
+def test_pairing_equals_numpy(tiny, kind):
+    sizes = [(1, 1), (2, 2), (7, 7), (17, 17), (26, 26), (101, 101), (5, 50),
+             (50, 5), (1001, 1000), (99, 100), (1025, 1025)]  # fmt: skip
+    for n, m in sizes:
+        if kind == "identity" and n != m:
+            continue
+        for seed, step in ((0, 0), (1, 3), (2**63 + 5, 0), (2**64 - 1, 2**64 - 1)):
+            spec = P.resolve_pairing(kind, n, m, seed, step)
+            assert_bits_equal(tiny.pair_indices(spec), numpy_.pair_indices(spec))
+            # a chunk of the data set: global indices, as Dask blocks use them
+            if n > 3:
+                part = spec.chunk(2, n - 3)
+                assert_bits_equal(tiny.pair_indices(part), numpy_.pair_indices(part))
+
+
+def test_pairing_cycle_walks_large_domain(library, monkeypatch):
+    monkeypatch.setattr(_config, "CUDA_THREADS_PER_BLOCK", 64)
+    kernels = cupy_backend_on_host(library, 2)
+    for k in (65537, 99_991):  # just above a square: many points walk
+        spec = P.resolve_pairing("permutation", k, k, 3, 1)
+        got = kernels.pair_indices(spec)
+        assert_bits_equal(got, numpy_.pair_indices(spec))
+        assert np.array_equal(np.sort(got), np.arange(k))
+
+
+def _target_case(rng, dtype, m=37, joints=15, cols=9, broadcast=False, strided=False):
+    _, target, camera = make_case(
+        rng, 1, m, target_joints=joints, camera_cols=cols, dtype=dtype
+    )
+    if broadcast:
+        camera = np.broadcast_to(camera[3], camera.shape)
+    if strided:
+        target = np.repeat(target, 2, axis=0)[::2].transpose(1, 0, 2).copy()
+        target = target.transpose(1, 0, 2)  # joint-major memory
+    return target, camera
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_camera", [True, False])
+@pytest.mark.parametrize("layout", ["contiguous", "strided", "broadcast camera"])
+def test_prepare_equals_numpy(host, rng, dtype, with_camera, layout):
+    target, camera = _target_case(
+        rng,
+        dtype,
+        strided=layout == "strided",
+        broadcast=layout == "broadcast camera",
+    )
+    reference = numpy_.prepare_records if with_camera else numpy_.prepare_poseda_records
+    ours = host.prepare_records if with_camera else host.prepare_poseda_records
+    for root in (0, 14, 7):
+        want, want_status = reference(target, camera, root)
+        got, pending = ours(target, camera, root)
+        (got_status,) = host.read_status(pending)
+        assert_bits_equal(got, want)
+        assert_status_equal(got_status, want_status)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_prepare_flags_bad_targets_like_numpy(tiny, rng, dtype):
+    target, camera = _target_case(rng, dtype, m=40)
+    camera = camera.copy()
+    target[3, 5, 0] = np.nan
+    target[4, 0, 1] = np.inf  # the root itself
+    target[9, 2, 0] = -np.inf
+    target[11] = 0.25  # degenerate box
+    target[30] = 0.5
+    camera[2, 0] = 0.0
+    camera[17, 1] = np.inf
+    camera[20, 3] = np.nan
+    camera[21, 0] = -1.0
+    for with_camera in (True, False):
+        reference = (
+            numpy_.prepare_records if with_camera else numpy_.prepare_poseda_records
+        )
+        ours = tiny.prepare_records if with_camera else tiny.prepare_poseda_records
+        want, want_status = reference(target, camera, 0)
+        got, pending = ours(target, camera, 0)
+        (got_status,) = tiny.read_status(pending)
+        # NaN propagates through min and max as in NumPy: even the records of
+        # bad targets agree, bit for bit
+        assert_bits_equal(got, want)
+        assert_status_equal(got_status, want_status)
+        np.testing.assert_array_equal(got_status[:, 0], [3, 2, 4])
+        # without a status buffer nothing is counted and the records are equal
+        quiet, none = ours(target, camera, 0, status=False)
+        assert none is None
+        assert_bits_equal(quiet, want)
+
+
+def _layouts(source):
+    """(name, source view, out factory) for every layout the backend handles."""
+    big = np.repeat(source, 2, axis=0)
+    return [
+        ("contiguous", source, np.empty_like),
+        ("unaligned", np.concatenate([source[:1], source])[1:], np.empty_like),
+        ("every other pose", big[::2], np.empty_like),
+        ("fortran", np.asfortranarray(source), lambda s: np.asfortranarray(np.empty_like(s))),
+        ("reversed", source[::-1].copy()[::-1], np.empty_like),
+        ("strided out", source, lambda s: np.empty((*s.shape[:2], 6), s.dtype)[..., ::2]),
+    ]  # fmt: skip
+
+
+def _reference(source, target, camera, root, target_root, mode, spec):
+    if mode == "paired":
+        records, t_status = numpy_.prepare_records(target, camera, target_root)
+        out = np.empty_like(source)
+        status = numpy_.gpa_records(source, records, out, root, spec)
+    else:
+        records, t_status = numpy_.prepare_poseda_records(target, camera, target_root)
+        out = np.empty_like(source)
+        status = numpy_.gpa_poseda(source, records, camera, out, root, spec)
+    return out, records, t_status, status
+
+
+def _ours(host, source, target, camera, root, target_root, mode, spec, out):
+    if mode == "paired":
+        records, t_pending = host.prepare_records(target, camera, target_root)
+        pending = host.gpa_records(source, records, out, root, spec)
+    else:
+        records, t_pending = host.prepare_poseda_records(target, camera, target_root)
+        pending = host.gpa_poseda(source, records, camera, out, root, spec)
+    t_status, status = host.read_status(t_pending, pending)
+    return records, t_status, status
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["permutation", "random", "identity", "array"])
+@pytest.mark.parametrize("mode", ["paired", "poseda"])
+def test_gpa_kernels_equal_numpy(host, rng, dtype, kind, mode):
+    sizes = (
+        [(45, 45)] if mode == "poseda" or kind == "identity" else [(45, 19), (19, 45)]
+    )
+    for n, m in sizes:
+        source, target, camera = make_case(
+            rng, n, m, joints=17, target_joints=15, dtype=dtype
+        )
+        if mode == "poseda":
+            camera = make_case(rng, 1, n, dtype=dtype)[2]  # one row per source
+        pairing = rng.integers(0, m, n) if kind == "array" else kind
+        spec = P.resolve_pairing(pairing, n, m, 99, 4)
+        want, want_records, want_t, want_p = _reference(
+            source, target, camera, 16, 14, mode, spec
+        )
+        assert want_t is None and want_p is None
+        for name, view, make_out in _layouts(source):
+            out = make_out(view)
+            records, t_status, status = _ours(
+                host, view, target, camera, 16, 14, mode, spec, out
+            )
+            assert_bits_equal(records, want_records)
+            assert t_status is None and status is None, name
+            assert_bits_equal(out, want)
+    kernels = {launch[0].split("<")[0] for launch in host.cupy.counter["launches"]}
+    assert {"gpa_prepare", "gpa_tiled", "gpa_strided"} <= kernels
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gpa_kernels_in_place_and_roots(tiny, rng, dtype):
+    n, m = 60, 33
+    source, target, camera = make_case(
+        rng, n, m, joints=5, target_joints=7, dtype=dtype
+    )
+    for root, target_root in ((0, 0), (4, 6), (2, 3)):
+        spec = P.resolve_pairing("permutation", n, m, 7)
+        want = _reference(source, target, camera, root, target_root, "paired", spec)[0]
+        for view in (source.copy(), np.asfortranarray(source)):
+            records, _ = tiny.prepare_records(target, camera, target_root)
+            tiny.gpa_records(view, records, view, root, spec)  # out is source
+            assert_bits_equal(view, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["paired", "poseda"])
+def test_gpa_kernels_flag_bad_poses_like_numpy(host, rng, dtype, mode):
+    n = 50
+    source, target, camera = make_case(rng, n, n, dtype=dtype)
+    source[3, 4, 2] = np.nan
+    source[7, 0, 0] = np.inf  # the root
+    source[12, :, :2] = 0.25  # zero extent: depth 0
+    source[20, 2, 0] = np.finfo(dtype).max  # overflows to inf
+    source[20, 3, 0] = -np.finfo(dtype).max
+    pairing = rng.integers(0, n, n)
+    pairing[[5, 40, 41]] = [n, -1, 10**12]  # out of range
+    for kind in ("permutation", pairing):
+        spec = P.resolve_pairing(kind, n, n, 5)
+        want, _, _, want_status = _reference(source, target, camera, 0, 0, mode, spec)
+        for name, view, make_out in _layouts(source):
+            out = make_out(view)
+            _, _, status = _ours(host, view, target, camera, 0, 0, mode, spec, out)
+            assert_bits_equal(out, want)
+            assert_status_equal(status, want_status), name
+    assert want_status[:, 0].tolist() == [3, 1, 3]
+
+
+def test_large_tiles_opt_in_to_more_shared_memory(library, rng, monkeypatch):
+    monkeypatch.setattr(_config, "CUDA_THREADS_PER_BLOCK", 256)
+    monkeypatch.setattr(_config, "CUDA_TILE_BYTES", 96 * 1024)
+    host = cupy_backend_on_host(library, 1)
+    source, target, camera = make_case(rng, 300, 300)
+    spec = P.resolve_pairing("permutation", 300, 300, 2)
+    want = _reference(source, target, camera, 0, 0, "paired", spec)[0]
+    out = np.empty_like(source)
+    _ours(host, source, target, camera, 0, 0, "paired", spec, out)
+    assert_bits_equal(out, want)
+    (tiled,) = [x for x in host.cupy.counter["launches"] if x[0] == "gpa_tiled<double>"]
+    assert tiled[3] == 240 * 17 * 3 * 8 > 48 * 1024  # 240 poses, above the default
+
+
+def test_gpa_kernel_without_status_counts_nothing(tiny, rng):
+    source, target, camera = make_case(rng, 30, 30)
+    source[2, 1, 1] = np.nan
+    spec = P.resolve_pairing("random", 30, 30, 1)
+    records, _ = tiny.prepare_records(target, camera, 0)
+    loud = np.empty_like(source)
+    quiet = np.empty_like(source)
+    assert tiny.gpa_records(source, records, loud, 0, spec) is not None
+    assert tiny.gpa_records(source, records, quiet, 0, spec, status=False) is None
+    assert_bits_equal(quiet, loud)
+
+
+def test_subnormal_values_are_kept(tiny):
+    # float32 subnormals must not be flushed (CuPy compiles with -ftz=true; the
+    # kernels' float arithmetic does not depend on it)
+    tiny_value = np.float32(1e-41)
+    source = np.zeros((2, 3, 3), np.float32)
+    source[:, 1, :2] = 1.0
+    source[:, 2, 0] = tiny_value
+    source[:, :, 2] = 5.0
+    target = np.array([[[0.0, 0.0], [0.1, 0.2], [tiny_value, 0.0]]] * 2, np.float32)
+    camera = np.array([1.5, 1.5, tiny_value, -tiny_value], np.float32)
+    camera = np.broadcast_to(camera, (2, 4))
+    spec = P.resolve_pairing("identity", 2, 2, None)
+    want = _reference(source, target, camera, 2, 2, "paired", spec)[0]
+    out = np.empty_like(source)
+    _ours(tiny, source, target, camera, 2, 2, "paired", spec, out)
+    assert_bits_equal(out, want)
+    assert (out != 0).any() and (np.abs(out[out != 0]) < 1e-37).any()
+
+
+# --- the public API's device path, on the host kernels --------------------------------
+
+
+@pytest.fixture
+def device_api(tiny, monkeypatch):
+    """gpa_arrays' public functions routed to the CuPy backend on the host."""
+    monkeypatch.setattr(
+        _api, "_resolve_backend", lambda backend, device=None: ("cupy", tiny)
+    )
+    return tiny
+
+
+def test_api_device_path_synchronises_once(device_api, rng):
+    counter = device_api.cupy.counter
+    source, target, camera = make_case(rng, 80, 31, dtype=np.float32)
+    want = gpa_arrays.gpa(source, target, camera, seed=3, backend="numpy")
+
+    def waits(*args, **kwargs):
+        before = counter["synchronize"]
+        got = gpa_arrays.gpa(source, *args, seed=3, **kwargs)
+        np.testing.assert_array_equal(got, want)
+        return counter["synchronize"] - before
+
+    assert waits(target, camera) == 1  # targets and poses: one round trip
+    assert waits(target, camera, check=False) == 0  # fully asynchronous
+    targets = gpa_arrays.prepare_targets(target, camera)
+    assert targets.backend == "cupy"
+    assert waits(targets) == 1
+    assert waits(targets, check=False) == 0
+    index = gpa_arrays.pair_indices(80, 31, seed=3)
+    # explicit indices are range-checked even without check: one read
+    assert waits(target, camera, pairing=index, check=False) == 1
+    # the module compiled is the kernel source with the backend's options
+    ((code, options, names),) = counter["modules"]
+    assert code == _cuda.source() and options == _cuda.OPTIONS
+    assert names == _cuda.name_expressions()
+
+
+def test_api_device_path_raises_like_the_host(device_api, rng):
+    source, target, camera = make_case(rng, 20, 20)
+    bad = source.copy()
+    bad[4, 2, 1] = np.nan
+    with pytest.raises(ValueError, match="1 of 20 pose gives non-finite output"):
+        gpa_arrays.gpa(bad, target, camera, seed=0)
+    flat = target.copy()
+    flat[6] = 0.1
+    # target problems come first, although both kernels ran before the read
+    with pytest.raises(ValueError, match="target_2d: 1 of 20 target has a degenerate"):
+        gpa_arrays.gpa(bad, flat, camera, seed=0)
+    with pytest.raises(
+        ValueError, match=r"target_2d: 1 of 20 target .*first at index 6"
+    ):
+        gpa_arrays.gpa(source, flat, camera, seed=0, mode="poseda")
+    with pytest.raises(ValueError, match="first at index 6"):
+        gpa_arrays.prepare_targets(flat, camera)
+    gpa_arrays.gpa(bad, flat, camera, seed=0, check=False)  # quiet
+    index = np.arange(20)
+    index[[3, 9]] = [20, -5]
+    with pytest.raises(
+        ValueError, match=r"pairing: 2 of 20 target indices .*position 3 \(value 20\)"
+    ):
+        gpa_arrays.gpa(source, target, camera, pairing=index, check=False)

@@ -1,0 +1,230 @@
+"""The CUDA backend on a real device: CuPy arrays, torch CUDA tensors, streams.
+
+Every test here is marked ``gpu`` and skipped cleanly where CuPy sees no CUDA
+device (conftest.py). The kernels' logic is also tested without a GPU, on the
+host, in test_cuda_source.py.
+"""
+
+import numpy as np
+import pytest
+from conftest import make_case
+
+import gpa_arrays
+from gpa_arrays import _config
+
+pytestmark = pytest.mark.gpu
+
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture(scope="module")
+def cp():
+    import cupy
+
+    return cupy
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Tiny blocks and tiles, so that small inputs cross every boundary."""
+    monkeypatch.setattr(_config, "CUDA_THREADS_PER_BLOCK", 32)
+    monkeypatch.setattr(_config, "CUDA_TILE_BYTES", 2048)
+    monkeypatch.setattr(_config, "CUDA_MIN_TILE_POSES", 1)
+    monkeypatch.setattr(_config, "CUDA_BLOCKS_PER_SM", 1)
+
+
+def on_device(cp, *arrays):
+    return [cp.asarray(a) for a in arrays]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("pairing", ["permutation", "random", "identity", "array"])
+@pytest.mark.parametrize("mode", ["paired", "poseda"])
+@pytest.mark.parametrize("blocks", ["default", "small"])
+def test_cupy_equals_numpy(cp, rng, dtype, pairing, mode, blocks, request):
+    if blocks == "small":
+        request.getfixturevalue("small_blocks")
+    sizes = [(301, 301)] if mode == "poseda" or pairing == "identity" else [
+        (301, 97), (97, 301)]  # fmt: skip
+    for n, m in sizes:
+        source, target, camera = make_case(rng, n, m, target_joints=15, dtype=dtype)
+        index = rng.integers(0, m, n)
+        kind = index if pairing == "array" else pairing
+        want = gpa_arrays.gpa(source, target, camera, pairing=kind, seed=3, mode=mode,
+                              root=5, target_root=14, backend="numpy")  # fmt: skip
+        s, t, c = on_device(cp, source, target, camera)
+        kind = cp.asarray(index) if pairing == "array" else pairing
+        got = gpa_arrays.gpa(s, t, c, pairing=kind, seed=3, mode=mode, root=5,
+                             target_root=14)  # fmt: skip
+        assert isinstance(got, cp.ndarray) and got.dtype == dtype
+        # bit-identical: same IEEE operations in the same order, no FMA, no FTZ
+        np.testing.assert_array_equal(got.get(), want)
+
+
+def test_pair_indices_equal_numpy(cp):
+    for n, m in [(1, 1), (1000, 1000), (1001, 1000), (13, 1000), (65537, 65537)]:
+        for kind in ("permutation", "random"):
+            want = gpa_arrays.pair_indices(n, m, pairing=kind, seed=2**64 - 1)
+            got = gpa_arrays.pair_indices(
+                n, m, pairing=kind, seed=2**64 - 1, backend="cupy"
+            )
+            assert isinstance(got, cp.ndarray)
+            np.testing.assert_array_equal(got.get(), want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prepared_targets_live_on_the_device(cp, rng, dtype):
+    source, target, camera = make_case(rng, 200, 80, dtype=dtype)
+    s, t, c = on_device(cp, source, target, camera)
+    targets = gpa_arrays.prepare_targets(t, c)
+    assert targets.backend == "cupy" and isinstance(targets.records, cp.ndarray)
+    np.testing.assert_array_equal(
+        targets.records.get(), gpa_arrays.prepare_targets(target, camera).records
+    )
+    np.testing.assert_array_equal(
+        gpa_arrays.gpa(s, targets, seed=1).get(),
+        gpa_arrays.gpa(source, target, camera, seed=1),
+    )
+    with pytest.raises(TypeError, match="arrays on different devices"):
+        gpa_arrays.gpa(source, targets)
+
+
+def test_layouts_out_and_in_place(cp, rng, small_blocks):
+    source, target, camera = make_case(rng, 90, 90)
+    want = gpa_arrays.gpa(source, target, camera, seed=1)
+    s, t, c = on_device(cp, source, target, camera)
+    views = {
+        "fortran": cp.asfortranarray(s),
+        "every other": cp.repeat(s, 2, axis=0)[::2],
+        "reversed": s[::-1].copy()[::-1],
+        "unaligned": cp.concatenate([s[:1], s])[1:],
+    }
+    for name, view in views.items():
+        got = gpa_arrays.gpa(view, t, c, seed=1)
+        np.testing.assert_array_equal(got.get(), want, err_msg=name)
+    out = cp.empty_like(s)
+    assert gpa_arrays.gpa(s, t, c, seed=1, out=out) is out
+    np.testing.assert_array_equal(out.get(), want)
+    inplace = s.copy()
+    pointer = inplace.data.ptr
+    assert gpa_arrays.gpa(inplace, t, c, seed=1, out=inplace) is inplace
+    assert inplace.data.ptr == pointer
+    np.testing.assert_array_equal(inplace.get(), want)
+    fout = cp.asfortranarray(cp.empty_like(s))
+    gpa_arrays.gpa(s, t, c, seed=1, out=fout)
+    np.testing.assert_array_equal(fout.get(), want)
+
+
+def test_errors_on_the_device(cp, rng):
+    source, target, camera = make_case(rng, 10, 10)
+    bad = source.copy()
+    bad[3, 4, 2] = np.nan
+    s, t, c = on_device(cp, bad, target, camera)
+    with pytest.raises(
+        ValueError, match=r"1 of 10 pose gives non-finite output .*index 3"
+    ):
+        gpa_arrays.gpa(s, t, c, seed=0)
+    out = gpa_arrays.gpa(s, t, c, seed=0, check=False)  # no raise, no sync
+    assert bool(cp.isnan(out[3, 4, 2])) and int(cp.isnan(out).sum()) == 1
+    index = cp.arange(10)
+    index[7] = 10
+    with pytest.raises(ValueError, match=r"position 7 \(value 10\)"):
+        gpa_arrays.gpa(cp.asarray(source), t, c, pairing=index, check=False)
+    with pytest.raises(TypeError, match="arrays on different devices"):
+        gpa_arrays.gpa(cp.asarray(source), target, camera)
+    with pytest.raises(TypeError, match="backend: 'numba' runs on host arrays"):
+        gpa_arrays.gpa(s, t, c, backend="numba")
+
+
+def test_runs_on_the_current_stream_without_synchronising(cp, rng):
+    # A CUDA graph capture fails if anything synchronises or touches another
+    # stream while it records: a check=False call must do neither.
+    source, target, camera = make_case(rng, 5000, 5000, dtype=np.float32)
+    s, t, c = on_device(cp, source, target, camera)
+    targets = gpa_arrays.prepare_targets(t, c)
+    out = cp.empty_like(s)
+    gpa_arrays.gpa(s, targets, seed=5, out=out, check=False)  # compile, warm up
+    stream = cp.cuda.Stream(non_blocking=True)
+    with stream:
+        stream.begin_capture()
+        gpa_arrays.gpa(s, targets, seed=6, out=out, check=False)
+        graph = stream.end_capture()
+        out.fill(0)
+        graph.launch()
+        stream.synchronize()
+    np.testing.assert_array_equal(
+        out.get(), gpa_arrays.gpa(source, target, camera, seed=6)
+    )
+
+
+def test_torch_cuda_tensors(cp, rng):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA")
+    source, target, camera = make_case(rng, 500, 300, dtype=np.float32)
+    want = gpa_arrays.gpa(source, target, camera, seed=2)
+    s, t, c = (torch.from_numpy(a).cuda() for a in (source, target, camera))
+    got = gpa_arrays.gpa(s, t, c, seed=2)
+    assert isinstance(got, torch.Tensor) and got.is_cuda and got.dtype == torch.float32
+    np.testing.assert_array_equal(got.cpu().numpy(), want)
+    out = torch.empty_like(s)
+    pointer = out.data_ptr()
+    assert gpa_arrays.gpa(s, t, c, seed=2, out=out) is out and out.data_ptr() == pointer
+    np.testing.assert_array_equal(out.cpu().numpy(), want)
+    with pytest.raises(TypeError, match="requires grad"):
+        gpa_arrays.gpa(s.clone().requires_grad_(), t, c)
+    # torch's current stream, captured into a torch CUDA graph: launching on
+    # any other stream, or synchronising, would break the capture
+    targets = gpa_arrays.prepare_targets(t, c)
+    gpa_arrays.gpa(s, targets, seed=3, out=out, check=False)
+    graph = torch.cuda.CUDAGraph()
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side), torch.cuda.graph(graph, stream=side):
+        gpa_arrays.gpa(s, targets, seed=4, out=out, check=False)
+    out.zero_()
+    graph.replay()
+    torch.cuda.synchronize()
+    np.testing.assert_array_equal(
+        out.cpu().numpy(), gpa_arrays.gpa(source, target, camera, seed=4)
+    )
+
+
+def test_gpa_object_on_the_device(cp, rng):
+    source, target, camera = make_case(rng, 64, 150)
+    aug = gpa_arrays.GPA(target, camera, seed=1)  # host targets
+    ref = gpa_arrays.GPA(target, camera, seed=1)
+    for dtype in DTYPES:
+        batch = cp.asarray(source.astype(dtype))
+        got = aug(batch)
+        assert isinstance(got, cp.ndarray) and got.dtype == dtype
+        np.testing.assert_array_equal(got.get(), ref(source.astype(dtype)))
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        got = aug(torch.from_numpy(source).cuda())
+        assert got.is_cuda
+        np.testing.assert_array_equal(got.cpu().numpy(), ref(source))
+
+
+@pytest.mark.slow
+def test_more_than_2_to_the_31_elements(cp):
+    # 64-bit indexing: 2**31 / 51 poses of 17 joints overflow a 32-bit element
+    # index; check a sample of poses at the end against the reference.
+    n = 2**31 // 51 + 4096
+    need = 2 * n * 51 * 4 + (1 << 30)
+    free, _ = cp.cuda.runtime.memGetInfo()
+    if free < need:
+        pytest.skip(f"needs {need / 2**30:.1f} GiB of free device memory")
+    rng = np.random.default_rng(0)
+    m = 1000
+    _, target, camera = make_case(rng, 1, m, dtype=np.float32)
+    source = cp.random.default_rng(1).standard_normal((n, 17, 3), dtype=cp.float32)
+    source[..., 2] += 5
+    t, c = on_device(cp, target, camera)
+    out = gpa_arrays.gpa(source, t, c, seed=7)
+    assert out.shape == (n, 17, 3)
+    sample = np.r_[0:64, n - 4096 : n].astype(np.int64)
+    index = gpa_arrays.pair_indices(n, m, seed=7)[sample]
+    on_gpu = cp.asarray(sample)
+    want = gpa_arrays.gpa(source[on_gpu].get(), target, camera, pairing=index)
+    np.testing.assert_array_equal(out[on_gpu].get(), want)
+    del source, out

@@ -1,0 +1,274 @@
+"""Array interchange on the host: torch CPU tensors, DLPack objects, devices.
+
+The CUDA side of the same paths (CuPy arrays, torch CUDA tensors, streams)
+lives in test_gpu.py, which runs where a device is present.
+"""
+
+import numpy as np
+import pytest
+from conftest import make_case
+
+import gpa_arrays
+from gpa_arrays import _interop
+
+torch = pytest.importorskip("torch")
+
+
+def cuda_usable():
+    return "cupy" in gpa_arrays.backends()
+
+
+@pytest.fixture
+def case(rng):
+    source, target, camera = make_case(rng, 40, 25, dtype=np.float32)
+    return source, target, camera
+
+
+def test_torch_cpu_round_trip(case):
+    source, target, camera = case
+    want = gpa_arrays.gpa(source, target, camera, seed=2, root=3, target_root=5)
+    for dtype in (torch.float32, torch.float64):
+        s, t, c = (torch.from_numpy(a).to(dtype) for a in case)
+        got = gpa_arrays.gpa(s, t, c, seed=2, root=3, target_root=5)
+        assert isinstance(got, torch.Tensor)
+        assert got.dtype == dtype and got.device.type == "cpu"
+        expected = gpa_arrays.gpa(s.numpy(), t.numpy(), c.numpy(), seed=2, root=3,
+                                  target_root=5)  # fmt: skip
+        np.testing.assert_array_equal(got.numpy(), expected)
+    np.testing.assert_array_equal(
+        gpa_arrays.gpa(*(torch.from_numpy(a) for a in case), seed=2, root=3,
+                       target_root=5).numpy(),
+        want,
+    )  # fmt: skip
+
+
+def test_torch_views_share_memory(case):
+    source, target, _ = (torch.from_numpy(a) for a in case)
+    with _interop.Call("source_3d", source_3d=source, target_2d=target) as call:
+        view = call["source_3d"]
+        assert isinstance(view, np.ndarray)
+        assert view.__array_interface__["data"][0] == source.data_ptr()
+        assert call["target_2d"].__array_interface__["data"][0] == target.data_ptr()
+        result = call.empty((4, 17, 3), np.dtype(np.float64))
+        wrapped = call.wrap(result)
+        assert isinstance(wrapped, torch.Tensor) and wrapped.dtype == torch.float64
+        assert result.__array_interface__["data"][0] == wrapped.data_ptr()
+
+
+def test_torch_out_and_in_place(case):
+    source, target, camera = case
+    want = gpa_arrays.gpa(source, target, camera, seed=4)
+    s, t, c = (torch.from_numpy(a.copy()) for a in case)
+    out = torch.empty_like(s)
+    pointer = out.data_ptr()
+    got = gpa_arrays.gpa(s, t, c, seed=4, out=out)
+    assert got is out and out.data_ptr() == pointer
+    np.testing.assert_array_equal(out.numpy(), want)
+    # in place: out is the source tensor itself
+    pointer = s.data_ptr()
+    assert gpa_arrays.gpa(s, t, c, seed=4, out=s) is s
+    assert s.data_ptr() == pointer
+    np.testing.assert_array_equal(s.numpy(), want)
+    # a NumPy out with torch inputs (same device) is fine, and returned as is
+    out_np = np.empty_like(source)
+    s = torch.from_numpy(source)
+    assert gpa_arrays.gpa(s, t, c, seed=4, out=out_np) is out_np
+    np.testing.assert_array_equal(out_np, want)
+    with pytest.raises(TypeError, match="out: expected dtype float32, got float64"):
+        gpa_arrays.gpa(s, t, c, out=torch.empty(s.shape, dtype=torch.float64))
+
+
+def test_torch_strided_and_dtype_rules(case):
+    source, target, camera = case
+    big = torch.from_numpy(np.repeat(source, 2, axis=0))[::2]
+    transposed = torch.from_numpy(source).transpose(0, 1).contiguous().transpose(0, 1)
+    want = gpa_arrays.gpa(source, target, camera, seed=1)
+    for s in (big, transposed):
+        assert not s.is_contiguous()
+        got = gpa_arrays.gpa(s, target, camera, seed=1)
+        np.testing.assert_array_equal(got.numpy(), want)
+    half = gpa_arrays.gpa(torch.from_numpy(source).half(), target, camera, seed=1)
+    assert half.dtype == torch.float32
+    ints = gpa_arrays.gpa(torch.from_numpy((source * 1000).astype(np.int32)),
+                          target, camera, seed=1)  # fmt: skip
+    assert ints.dtype == torch.float64
+
+
+def test_requires_grad_is_refused(case):
+    s, t, c = (torch.from_numpy(a.copy()) for a in case)
+    for name, args in (
+        ("source_3d", (s.clone().requires_grad_(), t, c)),
+        ("target_2d", (s, t.clone().requires_grad_(), c)),
+        ("camera", (s, t, c.clone().requires_grad_())),
+    ):
+        with pytest.raises(
+            TypeError, match=f"{name}: the tensor requires grad.*tensor.detach"
+        ):
+            gpa_arrays.gpa(*args, seed=0)
+    with pytest.raises(TypeError, match="out: the tensor requires grad"):
+        gpa_arrays.gpa(s, t, c, out=torch.empty_like(s).requires_grad_())
+    # detached tensors are fine
+    gpa_arrays.gpa(s.clone().requires_grad_().detach(), t, c, seed=0)
+
+
+def test_dtypes_numpy_cannot_view(case):
+    s, t, c = (torch.from_numpy(a) for a in case)
+    with pytest.raises(
+        TypeError,
+        match=r"source_3d: cannot view a torch\.Tensor of dtype torch\.bfloat16",
+    ):
+        gpa_arrays.gpa(s.bfloat16(), t, c)
+    with pytest.raises(TypeError, match="expected a real floating or integer dtype"):
+        gpa_arrays.gpa(s.to(torch.complex64), t, c)
+
+
+def test_torch_with_numpy_targets_and_prepared_targets(case):
+    source, target, camera = case
+    want = gpa_arrays.gpa(source, target, camera, seed=6)
+    s = torch.from_numpy(source)
+    np.testing.assert_array_equal(
+        gpa_arrays.gpa(s, target, camera, seed=6).numpy(), want
+    )
+    targets = gpa_arrays.prepare_targets(
+        torch.from_numpy(target), torch.from_numpy(camera)
+    )
+    assert isinstance(targets.records, np.ndarray)
+    np.testing.assert_array_equal(gpa_arrays.gpa(s, targets, seed=6).numpy(), want)
+    # camera as a plain list with tensors
+    np.testing.assert_array_equal(
+        gpa_arrays.gpa(s, torch.from_numpy(target), camera[0].tolist(), seed=6).numpy(),
+        gpa_arrays.gpa(source, target, camera[0], seed=6),
+    )
+
+
+def test_torch_pairing_tensor(case):
+    source, target, camera = case
+    index = gpa_arrays.pair_indices(40, 25, seed=3)
+    got = gpa_arrays.gpa(source, target, camera, pairing=torch.from_numpy(index))
+    np.testing.assert_array_equal(got, gpa_arrays.gpa(source, target, camera, seed=3))
+    back = gpa_arrays.pair_indices(40, 25, pairing=torch.from_numpy(index))
+    assert isinstance(back, torch.Tensor) and back.dtype == torch.int64
+    np.testing.assert_array_equal(back.numpy(), index)
+
+
+def test_unsupported_torch_device(case):
+    s = torch.empty((3, 17, 3), device="meta")
+    with pytest.raises(
+        TypeError,
+        match="source_3d: torch tensors on CPU or CUDA devices are supported, got a tensor on meta",
+    ):
+        gpa_arrays.gpa(s, case[1], case[2])
+
+
+# --- any __dlpack__ array -------------------------------------------------------------
+
+
+class FakeArray:
+    """A minimal foreign array: DLPack export of a wrapped NumPy array."""
+
+    def __init__(self, data, device=(1, 0)):
+        self.data = data
+        self.device = device
+
+    def __dlpack__(self, **kwargs):
+        return self.data.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.device
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+
+class FakeNamespace:
+    @staticmethod
+    def from_dlpack(x):
+        return FakeArrayWithNamespace(np.from_dlpack(x))
+
+
+class FakeArrayWithNamespace(FakeArray):
+    def __array_namespace__(self, api_version=None):
+        return FakeNamespace
+
+
+def test_foreign_dlpack_array_without_namespace(case):
+    source, target, camera = case
+    want = gpa_arrays.gpa(source, target, camera, seed=8)
+    got = gpa_arrays.gpa(
+        FakeArray(source), FakeArray(target), FakeArray(camera), seed=8
+    )
+    assert type(got) is np.ndarray  # no namespace to return it in
+    np.testing.assert_array_equal(got, want)
+    with _interop.Call("source_3d", source_3d=FakeArray(source)) as call:
+        assert np.shares_memory(call["source_3d"], source)  # zero copy
+
+
+def test_foreign_dlpack_array_with_namespace(case):
+    source, target, camera = case
+    want = gpa_arrays.gpa(source, target, camera, seed=8)
+    got = gpa_arrays.gpa(FakeArrayWithNamespace(source), target, camera, seed=8)
+    assert type(got) is FakeArrayWithNamespace
+    np.testing.assert_array_equal(got.data, want)
+    # out= through DLPack writes into the foreign array's memory
+    buffer = np.empty_like(source)
+    out = FakeArrayWithNamespace(buffer)
+    assert gpa_arrays.gpa(FakeArray(source), target, camera, seed=8, out=out) is out
+    np.testing.assert_array_equal(buffer, want)
+    # a read-only export stays read-only
+    frozen = np.empty_like(source)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="out: the array is read-only"):
+        gpa_arrays.gpa(source, target, camera, out=FakeArray(frozen))
+
+
+def test_mixed_devices_raise_type_error_naming_arguments(case):
+    source, target, camera = case
+    on_gpu = FakeArray(target, device=(2, 1))
+    with pytest.raises(TypeError) as info:
+        gpa_arrays.gpa(source, on_gpu, camera)
+    message = str(info.value)
+    assert message.startswith("arrays on different devices:")
+    assert "source_3d is a numpy.ndarray on cpu" in message
+    assert "target_2d is a test_interop.FakeArray on cuda:1" in message
+    assert "camera is a numpy.ndarray on cpu" in message
+    with pytest.raises(TypeError, match="arrays on different devices"):
+        gpa_arrays.gpa(torch.from_numpy(source), on_gpu, camera)
+    with pytest.raises(TypeError, match="DLPack arrays on the host or a CUDA device"):
+        gpa_arrays.gpa(FakeArray(source, device=(4, 0)), target, camera)
+
+
+@pytest.mark.skipif("cuda_usable()")
+def test_device_arrays_without_a_usable_cuda_backend(case):
+    source, target, camera = case
+    arrays = [FakeArray(a, device=(2, 0)) for a in case]
+    with pytest.raises(
+        RuntimeError, match="the arrays are on cuda:0, which needs the 'cupy' backend"
+    ):
+        gpa_arrays.gpa(*arrays)
+    with pytest.raises(RuntimeError, match="backend 'cupy' is not usable here"):
+        gpa_arrays.gpa(source, target, camera, backend="cupy")
+    with pytest.raises(RuntimeError, match="backend 'cupy' is not usable here"):
+        gpa_arrays.pair_indices(5, 5, seed=0, backend="cupy")
+    assert "cupy" not in gpa_arrays.backends()
+
+
+def test_named_backend_must_match_the_device(case, monkeypatch):
+    from gpa_arrays import _api, _backends
+
+    class FakeDeviceBackend:
+        DEVICE = True
+
+    monkeypatch.setitem(_backends._loaded, "cupy", FakeDeviceBackend)
+    monkeypatch.setattr(_api, "_resolved", {})
+    with pytest.raises(
+        TypeError,
+        match="backend: 'cupy' runs on CUDA device arrays, but the arrays are on the host",
+    ):
+        gpa_arrays.gpa(*case, backend="cupy")
+    with pytest.raises(
+        TypeError,
+        match="backend: 'numba' runs on host arrays, but the arrays are on cuda:0",
+    ):
+        _api._resolve_backend("numba", 0)
+    assert _api._resolve_backend("auto", 0) == ("cupy", FakeDeviceBackend)
