@@ -557,3 +557,97 @@ def gpa(
             status[:2] = 0
         raise_for_pose_status(status, n, m, spec.index)
     return result
+
+
+# --- chunked entry points (gpa_arrays.dask) -----------------------------------------
+
+
+def _gpa_block(source, records, spec, root, backend, check):
+    """Align one block of a chunked source: the body of a :mod:`gpa_arrays.dask` task.
+
+    The caller (the Dask layer) has validated the arguments of the whole call
+    once, on the client; this runs on a worker for one block and reports bad
+    poses with their global indices.
+
+    Parameters
+    ----------
+    source : (count, J, 3) ndarray, metres
+        The global source poses ``spec.offset .. spec.offset + count - 1``.
+    records : (M, 8) ndarray
+        Target records (:func:`_prepare` or :func:`_prepare_block`) of the result
+        dtype; the block is cast to it.
+    spec : PairingSpec
+        The call's pairing restricted to this block (:meth:`PairingSpec.chunk`),
+        so that each pose is paired by its global index.
+    root : int
+        Source root joint, already normalised to ``[0, J)``.
+    backend : str
+        A backend name that :func:`_resolve_backend` accepts.
+    check : bool
+        As in :func:`gpa`; explicit pairing indices are always range-checked.
+
+    Returns
+    -------
+    (count, J, 3) ndarray of the records' dtype
+
+    Raises
+    ------
+    ValueError
+        Bad poses or pairing indices in this block, named by global index.
+    TypeError
+        A block that is not a NumPy array.
+    """
+    if not isinstance(source, np.ndarray):
+        raise TypeError(
+            f"source_3d: expected NumPy blocks, got {type(source).__module__}."
+            f"{type(source).__name__}"
+        )
+    _, module = _resolve_backend(backend)
+    dtype = records.dtype
+    result = np.empty(source.shape, dtype=dtype)
+    if source.shape[0] == 0:
+        return result
+    status = module.gpa_records(_as_dtype(source, dtype), records, result, root, spec)
+    if status is not None:
+        if not check:
+            status = status.copy()
+            status[:2] = 0
+        raise_for_pose_status(
+            status, spec.count, spec.m, spec.index, offset=spec.offset, total=spec.n
+        )
+    return result
+
+
+def _prepare_block(target, camera, root, dtype, backend, check, offset, total):
+    """Records of one block of a chunked target set (a :mod:`gpa_arrays.dask` task).
+
+    Parameters
+    ----------
+    target : (m, Jt, 2) ndarray
+        The global targets ``offset .. offset + m - 1`` of `total`.
+    camera : (m, C) or (C,) ndarray
+        Their camera rows, or one row for all.
+    root : int
+        Target root joint, already normalised.
+    dtype : numpy.dtype
+        Record dtype (the result dtype of the call).
+    backend : str
+        A backend name that :func:`_resolve_backend` accepts.
+    check : bool
+        Raise on bad targets and cameras, named by global index.
+    offset, total : int
+        Where the block lies in the whole target set.
+
+    Returns
+    -------
+    (m, 8) ndarray of `dtype`
+    """
+    _, module = _resolve_backend(backend)
+    if camera.ndim == 1:
+        camera = np.broadcast_to(camera, (target.shape[0], camera.shape[0]))
+    target = _as_dtype(target, dtype)
+    camera = _as_dtype(camera, dtype)
+    records, status = module.prepare_records(target, camera, root)
+    if check and status is not None:
+        raise_for_target_status(status, target.shape[0], offset=offset, total=total)
+    return records
