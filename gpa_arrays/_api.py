@@ -730,59 +730,114 @@ def _align(source, target_2d, camera, pairing, seed, step, root, target_root, mo
     return result
 
 
-# --- internal entry points ---------------------------------------------------------
+# --- chunked entry points (gpa-arrays augment, gpa_arrays.dask) ----------------------
 
 
-def _gpa_block(source, targets, spec, out, *, root=0, backend="auto", check=True):
-    """Align one block of a larger data set against prepared targets.
+def _gpa_block(source, records, spec, root, backend, check, out=None):
+    """Align one block of a larger data set against prepared target records.
 
-    The internal entry point of drivers that stream a data set through memory
-    block by block (``gpa-arrays augment``). `spec` is the pairing of the
-    *whole* data set restricted to this block with ``spec.chunk(offset,
-    count)``; since the pairing of a pose depends on its global index only,
-    the blocks' outputs, concatenated, equal one :func:`gpa` call on the whole
-    data set with the same arguments, bit for bit. Paired mode only (the
-    ``"poseda"`` arithmetic indexes cameras by local pose).
+    The body of a :mod:`gpa_arrays.dask` task and of each step of
+    ``gpa-arrays augment``. The caller has validated the whole call once; `spec`
+    is the pairing of the *whole* data set restricted to this block with
+    ``spec.chunk(offset, count)``. Since a pose's pairing depends on its global
+    index only, the blocks' outputs, concatenated, equal one :func:`gpa` call on
+    the whole data set, bit for bit. Paired mode only (the ``"poseda"``
+    arithmetic indexes cameras by local pose).
 
     Parameters
     ----------
-    source : (count, J, 3) ndarray of ``targets.dtype``
-        The block: global poses ``spec.offset .. spec.offset + spec.count - 1``.
-    targets : Targets
-        Prepared once for the whole data set (:func:`prepare_targets`).
+    source : (count, J, 3) ndarray, metres
+        The global source poses ``spec.offset .. spec.offset + count - 1``; cast
+        to the records' dtype.
+    records : (M, 8) ndarray
+        Target records (``Targets._records``, or :func:`_prepare_block`) of the
+        result dtype.
     spec : PairingSpec
-        ``resolve_pairing(...)`` of the whole data set, then ``.chunk(...)``.
-    out : (count, J, 3) ndarray of ``targets.dtype``
-        Written in full; must not overlap `source` unless it is `source`.
+        The call's pairing restricted to this block (:meth:`PairingSpec.chunk`).
     root : int
         Source root joint, already normalised to ``[0, J)``.
-    backend : {"auto", "numba", "numpy"}
+    backend : str
+        A backend name that :func:`_resolve_backend` accepts.
     check : bool
-        As in :func:`gpa`.
+        As in :func:`gpa`; explicit pairing indices are always range-checked.
+    out : (count, J, 3) ndarray of the records' dtype, optional
+        Written in full; may be `source` itself.
+
+    Returns
+    -------
+    (count, J, 3) ndarray of the records' dtype
+        `out` when given.
 
     Raises
     ------
     ValueError
-        As :func:`gpa` for bad poses, naming global pose indices (the counts
-        are the block's), or for a block that does not match `spec`.
+        Bad poses or pairing indices in this block, named by global index, or a
+        block that does not match `spec`.
+    TypeError
+        A block that is not a NumPy array, or an `out` of the wrong dtype.
     """
-    if source.shape[0] != spec.count or out.shape != source.shape:
-        raise ValueError(
-            f"source_3d: block of {source.shape[0]} poses (out {out.shape}) for a "
-            f"pairing chunk of {spec.count}"
-        )
-    if source.dtype != targets.dtype or out.dtype != targets.dtype:
+    if not isinstance(source, np.ndarray):
         raise TypeError(
-            f"source_3d: block dtype {source.dtype} / out {out.dtype}, expected "
-            f"{targets.dtype} (the targets' dtype)"
+            f"source_3d: expected NumPy blocks, got {type(source).__module__}."
+            f"{type(source).__name__}"
         )
-    if spec.count == 0:
+    if source.shape[0] != spec.count:
+        raise ValueError(
+            f"source_3d: block of {source.shape[0]} poses for a pairing chunk of "
+            f"{spec.count}"
+        )
+    dtype = records.dtype
+    if out is None:
+        out = np.empty(source.shape, dtype=dtype)
+    elif out.shape != source.shape or out.dtype != dtype:
+        raise TypeError(
+            f"out: expected shape {source.shape} and dtype {dtype}, got {out.shape} "
+            f"and {out.dtype}"
+        )
+    if source.shape[0] == 0:
         return out
     _, module = _resolve_backend(backend)
-    status = module.gpa_records(source, targets._records, out, root, spec)
+    status = module.gpa_records(_as_dtype(source, dtype), records, out, root, spec)
     if status is not None:
         if not check:
             status = status.copy()
             status[:2] = 0
-        raise_for_pose_status(status, spec.count, spec.m, spec.index, spec.offset)
+        raise_for_pose_status(
+            status, spec.count, spec.m, spec.index, offset=spec.offset, total=spec.n
+        )
     return out
+
+
+def _prepare_block(target, camera, root, dtype, backend, check, offset, total):
+    """Records of one block of a chunked target set (a :mod:`gpa_arrays.dask` task).
+
+    Parameters
+    ----------
+    target : (m, Jt, 2) ndarray
+        The global targets ``offset .. offset + m - 1`` of `total`.
+    camera : (m, C) or (C,) ndarray
+        Their camera rows, or one row for all.
+    root : int
+        Target root joint, already normalised.
+    dtype : numpy.dtype
+        Record dtype (the result dtype of the call).
+    backend : str
+        A backend name that :func:`_resolve_backend` accepts.
+    check : bool
+        Raise on bad targets and cameras, named by global index.
+    offset, total : int
+        Where the block lies in the whole target set.
+
+    Returns
+    -------
+    (m, 8) ndarray of `dtype`
+    """
+    _, module = _resolve_backend(backend)
+    if camera.ndim == 1:
+        camera = np.broadcast_to(camera, (target.shape[0], camera.shape[0]))
+    target = _as_dtype(target, dtype)
+    camera = _as_dtype(camera, dtype)
+    records, status = module.prepare_records(target, camera, root)
+    if check and status is not None:
+        raise_for_target_status(status, target.shape[0], offset=offset, total=total)
+    return records

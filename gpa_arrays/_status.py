@@ -33,82 +33,107 @@ def _plural(count, one, many):
     return one if count == 1 else many
 
 
-def raise_for_pose_status(status, n, m, pairing_index=None, offset=0):
+def _block(n, offset, total):
+    """`` (block [a, b) of T)`` for a call that covers part of a data set."""
+    if total is None or (offset == 0 and n == total):
+        return ""
+    return f" (block [{offset}, {offset + n}) of {total})"
+
+
+def raise_for_pose_status(status, n, m, pairing_index=None, offset=0, total=None):
     """Raise the error a pose kernel's status array describes, if any.
 
     Parameters
     ----------
     status : (3, 2) int64 ndarray
+        As the kernel wrote it: first indices local to the call.
     n, m : int
-        Number of sources and targets, for the messages.
-    pairing_index : (count,) int64 array (NumPy or CuPy), optional
-        The explicit pairing of the kernel's poses, to quote the first bad value.
-    offset : int
-        Global index of the kernel's first pose, when it ran on a block of a
-        larger data set: messages name global indices.
+        Number of sources in the call and of targets, for the messages.
+    pairing_index : (n,) int64 array (NumPy or CuPy), optional
+        The explicit pairing of the call's poses, to quote the first bad value.
+    offset, total : int, optional
+        For a call that aligns the global poses ``offset .. offset + n - 1`` of
+        a data set of `total` poses (one block of :mod:`gpa_arrays.dask`): the
+        message quotes global indices and names the block.
 
     Raises
     ------
     ValueError
     """
+    block = _block(n, offset, total)
     count, first = (int(v) for v in status[POSE_INDEX])
     if count:
         # int() also reads a 0-d device array (a CuPy pairing) back to the host
         value = "" if pairing_index is None else f" (value {int(pairing_index[first])})"
         raise ValueError(
-            f"pairing: {count} of {n} target {_plural(count, 'index', 'indices')} "
-            f"outside [0, {m}); first at position {offset + first}{value}"
+            f"pairing: {count} of {n} target {_plural(count, 'index', 'indices')}"
+            f"{block} outside [0, {m}); first at position {offset + first}{value}"
         )
     count, first = (int(v) for v in status[POSE_NONFINITE])
     if count:
         raise ValueError(
-            f"source_3d: {count} of {n} {_plural(count, 'pose gives', 'poses give')} "
+            f"source_3d: {count} of {n} "
+            f"{_plural(count, 'pose', 'poses')}{block} "
+            f"{_plural(count, 'gives', 'give')} "
             "non-finite output (non-finite coordinates in the input, or overflow); "
             f"first at index {offset + first}"
         )
     count, first = (int(v) for v in status[POSE_DEGENERATE])
     if count:
         raise ValueError(
-            f"source_3d: {count} of {n} {_plural(count, 'pose has', 'poses have')} "
+            f"source_3d: {count} of {n} "
+            f"{_plural(count, 'pose', 'poses')}{block} "
+            f"{_plural(count, 'has', 'have')} "
             "zero extent in both x and y, which puts it at depth 0 (on the camera "
             f"centre); first at index {offset + first}"
         )
 
 
-def raise_for_target_status(status, m, camera_name="camera"):
+def raise_for_target_status(status, m, camera_name="camera", offset=0, total=None):
     """Raise the error a preparation kernel's status array describes, if any.
 
     Parameters
     ----------
     status : (3, 2) int64 ndarray
+        As the kernel wrote it: first indices local to the call.
     m : int
-        Number of targets (rows of the camera array in ``mode="poseda"``).
+        Number of targets in the call (rows of the camera array in
+        ``mode="poseda"``).
     camera_name : str
         How to call the camera argument in the message.
+    offset, total : int, optional
+        For a call that prepares the targets ``offset .. offset + m - 1`` of a
+        set of `total` (one block of :mod:`gpa_arrays.dask`): the message quotes
+        global indices and names the block.
 
     Raises
     ------
     ValueError
     """
+    block = _block(m, offset, total)
     count, first = (int(v) for v in status[TARGET_NONFINITE])
     if count:
         raise ValueError(
             f"target_2d: {count} of {m} "
-            f"{_plural(count, 'target has', 'targets have')} non-finite "
-            f"coordinates; first at index {first}"
+            f"{_plural(count, 'target', 'targets')}{block} "
+            f"{_plural(count, 'has', 'have')} non-finite "
+            f"coordinates; first at index {offset + first}"
         )
     count, first = (int(v) for v in status[TARGET_DEGENERATE])
     if count:
         raise ValueError(
             f"target_2d: {count} of {m} "
-            f"{_plural(count, 'target has', 'targets have')} a degenerate 2D box "
+            f"{_plural(count, 'target', 'targets')}{block} "
+            f"{_plural(count, 'has', 'have')} a degenerate 2D box "
             "(width + height == 0, which makes the depth infinite); "
-            f"first at index {first}"
+            f"first at index {offset + first}"
         )
     count, first = (int(v) for v in status[TARGET_CAMERA])
     if count:
         raise ValueError(
-            f"{camera_name}: {count} of {m} {_plural(count, 'row has', 'rows have')} "
+            f"{camera_name}: {count} of {m} "
+            f"{_plural(count, 'row', 'rows')}{block} "
+            f"{_plural(count, 'has', 'have')} "
             "a focal length that is not finite and positive or a non-finite "
-            f"centre; first at row {first}"
+            f"centre; first at row {offset + first}"
         )

@@ -869,8 +869,8 @@ def _paired_chunks(source, targets, spec, root, dtype, backend):
         np.copyto(block, source[offset : offset + count], casting="unsafe")
         try:
             return _gpa_block(
-                block, targets, spec.chunk(offset, count), out, root=root,
-                backend=backend,
+                block, targets._records, spec.chunk(offset, count), root, backend,
+                True, out=out,
             )  # fmt: skip
         except ValueError as exc:
             raise ValueError(

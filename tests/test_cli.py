@@ -359,7 +359,7 @@ def test_augment_streams_a_source_larger_than_its_memory_limit(tmp_path):
     for offset in (0, 1_234_567):
         block = np.array(source[offset : offset + 1000])
         want = _api._gpa_block(
-            block, targets, spec.chunk(offset, 1000), np.empty_like(block)
+            block, targets._records, spec.chunk(offset, 1000), 0, "auto", True
         )
         np.testing.assert_array_equal(out[offset : offset + 1000], want)
 
@@ -371,7 +371,7 @@ def make_bad(tmp_path, d, what):
     message = None
     if what == "nan source":
         source[3333, 4, 1] = np.nan  # in the third chunk of 1500
-        message = r"poses \[3000, 4500\) of SOURCE: source_3d: 1 of 1500 pose gives non-finite output .* first at index 3333"
+        message = r"poses \[3000, 4500\) of SOURCE: source_3d: 1 of 1500 pose \(block \[3000, 4500\) of \d+\) gives non-finite output .* first at index 3333"
     elif what == "inf target":
         target[2222, 0, 0] = np.inf
         message = (
@@ -588,9 +588,9 @@ def test_gpa_block_chunks_equal_one_call(rng, backend, pairing):
         for offset in range(0, 2500, chunk):
             count = min(chunk, 2500 - offset)
             _api._gpa_block(
-                d.source_3d[offset : offset + count], targets,
-                spec.chunk(offset, count), out[offset : offset + count],
-                backend=backend,
+                d.source_3d[offset : offset + count], targets._records,
+                spec.chunk(offset, count), 0, backend, True,
+                out=out[offset : offset + count],
             )  # fmt: skip
         np.testing.assert_array_equal(out, whole)
 
@@ -602,23 +602,26 @@ def test_gpa_block_errors_name_global_indices(rng):
     source[73, 2, 2] = np.inf
     spec = resolve_pairing("permutation", 100, 50, 0)
     block = source[60:90]
-    with pytest.raises(ValueError, match=r"1 of 30 pose gives .* first at index 73"):
-        _api._gpa_block(block, targets, spec.chunk(60, 30), np.empty_like(block))
+    with pytest.raises(
+        ValueError,
+        match=r"1 of 30 pose \(block \[60, 90\) of 100\) gives .* first at index 73",
+    ):
+        _api._gpa_block(block, targets._records, spec.chunk(60, 30), 0, "auto", True)
     index = np.zeros(100, dtype=np.int64)
     index[81] = 50
     spec = resolve_pairing(index, 100, 50, None)
     with pytest.raises(ValueError, match=r"first at position 81 \(value 50\)"):
         _api._gpa_block(
-            d.source_3d[80:90], targets, spec.chunk(80, 10), np.empty((10, 17, 3))
+            d.source_3d[80:90], targets._records, spec.chunk(80, 10), 0, "auto", True
         )
     with pytest.raises(ValueError, match="block of 5 poses"):
         _api._gpa_block(
-            d.source_3d[:5], targets, spec.chunk(0, 6), np.empty((5, 17, 3))
+            d.source_3d[:5], targets._records, spec.chunk(0, 6), 0, "auto", True
         )
-    with pytest.raises(TypeError, match="block dtype float32"):
+    with pytest.raises(TypeError, match="out: expected shape"):
         _api._gpa_block(
-            d.source_3d[:5].astype("f4"), targets, spec.chunk(0, 5),
-            np.empty((5, 17, 3), "f4"),
+            d.source_3d[:5], targets._records, spec.chunk(0, 5), 0, "auto", True,
+            out=np.empty((5, 17, 3), "f4"),
         )  # fmt: skip
 
 

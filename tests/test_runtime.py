@@ -25,7 +25,8 @@ def test_import_pulls_in_no_array_framework_or_jit():
     result = run_python("""
         import sys
         import gpa_arrays
-        heavy = [m for m in ("torch", "cupy", "jax", "numba", "matplotlib", "scipy")
+        heavy = [m for m in ("torch", "cupy", "jax", "numba", "matplotlib", "scipy",
+                             "dask", "distributed")
                  if m in sys.modules]
         print(heavy)
     """)

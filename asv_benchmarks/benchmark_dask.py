@@ -1,0 +1,88 @@
+"""gpa_arrays.dask.gpa on a local cluster of 1 and 2 single-threaded workers.
+
+Self-contained (it shares no helpers with the rest of the suite). Skipped where
+the ``dask`` extra is not installed. ``benchmarks/bench_dask.py`` times the same
+call beside the in-memory call and a plain block copy, in one process.
+"""
+
+import numpy as np
+
+import gpa_arrays
+
+N = 2_000_000
+M = 200_000
+CHUNK = 250_000
+JOINTS = 17
+
+
+def _warm_worker():
+    """Load the Numba kernels (float32, 17 joints) in a worker process."""
+    rng = np.random.default_rng(0)
+    source = rng.normal(size=(64, JOINTS, 3)).astype(np.float32)
+    target = rng.uniform(-0.5, 0.5, size=(64, JOINTS, 2)).astype(np.float32)
+    gpa_arrays.gpa(source, target, np.float32([1.46, 1.46, 0, 0]), seed=0)
+
+
+class DaskGPA:
+    """``N`` float32 poses persisted on the workers in blocks of ``CHUNK``.
+
+    A timed call builds the graph (scattering the target records), computes and
+    waits for the result blocks, which stay on the workers: throughput of the
+    scale-out path, with no data passing through the client.
+    """
+
+    params = ((1, 2),)
+    param_names = ("workers",)
+    number = 1
+    repeat = (3, 10, 60.0)
+    warmup_time = 0
+    timeout = 300
+
+    def setup(self, workers):
+        """Start the cluster, load the kernels, persist the source."""
+        try:
+            import dask
+            import dask.array as da
+            from distributed import Client, LocalCluster, wait
+
+            import gpa_arrays.dask
+        except ImportError as exc:
+            raise NotImplementedError(f"needs the dask extra: {exc}") from exc
+        self.cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            env={"NUMBA_NUM_THREADS": "1"},
+        )
+        self.client = Client(self.cluster, set_as_default=False)
+        self.client.wait_for_workers(workers)
+        self.client.run(_warm_worker)
+        with dask.config.set(scheduler=self.client), self.client.as_current():
+            rng = da.random.default_rng(0)
+            source = rng.normal(scale=0.3, size=(N, JOINTS, 3), chunks=(CHUNK, -1, -1))
+            source = (source + np.array([0.0, 0.0, 5.0])).astype(np.float32)
+            self.source = source.persist()
+            wait(self.source)
+        rng = np.random.default_rng(1)
+        target = rng.uniform(-0.5, 0.5, size=(M, JOINTS, 2)).astype(np.float32)
+        self.targets = gpa_arrays.prepare_targets(
+            target, np.float32([1.46, 1.46, 0.0, 0.0])
+        )
+        self.seed = 0
+        self.time_gpa(workers)  # the first call also fills the workers' allocators
+
+    def teardown(self, workers):
+        """Stop the cluster."""
+        self.client.close()
+        self.cluster.close()
+
+    def time_gpa(self, workers):
+        """One call over the persisted source, waited for."""
+        import dask
+        from distributed import wait
+
+        self.seed += 1  # fresh keys: nothing is reused from the previous call
+        with dask.config.set(scheduler=self.client), self.client.as_current():
+            lazy = gpa_arrays.dask.gpa(self.source, self.targets, seed=self.seed)
+            wait(lazy.persist())

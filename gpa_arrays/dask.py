@@ -1,0 +1,638 @@
+"""Global Position Alignment on Dask arrays, for data sets beyond one machine.
+
+``pip install "gpa-arrays[dask]"``. This module imports Dask; ``import
+gpa_arrays`` never does.
+
+:func:`~gpa_arrays.dask.gpa` takes source poses as a :class:`dask.array.Array`
+chunked along the pose axis and returns a lazy Dask array with the same chunks,
+equal bit for bit to :func:`gpa_arrays.gpa` on the whole array with the same
+seed, whatever the chunking, the scheduler and the number of workers.
+:func:`~gpa_arrays.dask.gpa_npy` aligns a ``.npy`` file into another block by
+block, for inputs larger than memory.
+
+How the work is split
+---------------------
+*Pairing.* The pairing is a counter-based function of the seed and the global
+pose index (see ``gpa_arrays/_pairing.py``), so each block evaluates the pairing
+of its own poses from its global offset (``PairingSpec.chunk``) and needs
+nothing from other blocks. ``seed=None`` is drawn once, on the client, when the
+graph is built: the whole result is a function of that one seed.
+
+*Targets, prepared once.* Targets in memory are reduced to their compact records
+on the client (errors in them surface immediately) and shared by every block
+through one graph key: scattered to the workers when a ``distributed`` client is
+the active scheduler, otherwise embedded once in the graph. Targets given as a
+Dask array are prepared lazily, one task per target block, and concatenated by a
+single task whose key every block reads. Either way the records exist once per
+worker, never once per task.
+
+*Errors.* Each block checks its poses as the in-memory call does and raises
+``ValueError`` naming the block and the global index of its first bad
+pose. Dask (and ``distributed``, which re-raises a worker's exception on the
+client) reports the first failing task; when several blocks hold bad poses,
+which of them is reported depends on the order they ran.
+
+*Clips.* Every rule above is about axis 0 only (offsets, pairing, chunking), and
+the per-block body is the backend's own entry point, so sources with more axes
+after the pose axis (clips ``(N, T, J, 3)``) will follow the same path: pairing
+over clips, chunks along ``N`` only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+from dask.sizeof import sizeof
+
+from . import _api
+from ._pairing import KIND_ARRAY, MAX_POSES, PairingSpec, resolve_pairing
+from ._targets import Targets
+
+__all__ = ["gpa", "gpa_npy"]
+
+#: Default poses per block of :func:`gpa_npy`: 2**17 poses of 17 joints are 27 MB
+#: in float32 and 53 MB in float64, within the 10-100 MB per chunk that the Dask
+#: documentation recommends.
+DEFAULT_CHUNK_POSES = 2**17
+
+
+# --- argument checks -------------------------------------------------------------
+
+
+def _is_dask_array(x):
+    return isinstance(x, da.Array)
+
+
+def _check_known_chunks(array, name):
+    if any(math.isnan(c) for c in array.chunks[0]):
+        raise ValueError(
+            f"{name}: the Dask array has unknown chunk sizes along axis 0 (nan), so "
+            "the global index of each pose is unknown; call "
+            f"{name}.compute_chunk_sizes() first"
+        )
+
+
+def _check_source(source_3d):
+    if not _is_dask_array(source_3d):
+        raise TypeError(
+            "source_3d: expected a dask.array.Array (use gpa_arrays.gpa for arrays "
+            f"in memory, or dask.array.from_array), got {type(source_3d).__name__}"
+        )
+    source = source_3d
+    _api._check_source(source)
+    _check_known_chunks(source, "source_3d")
+    split = [axis for axis in range(1, source.ndim) if source.numblocks[axis] > 1]
+    if split:
+        # Refused rather than rechunked behind the caller's back (the policy of
+        # dask.array.apply_gufunc): merging blocks changes their memory footprint.
+        fix = ", ".join(f"{axis}: -1" for axis in range(1, source.ndim))
+        raise ValueError(
+            f"source_3d: expected chunks along axis 0 (poses) only, got "
+            f"{source.numblocks[split[0]]} chunks along axis {split[0]} "
+            f"(chunks {source.chunks}); use source_3d.rechunk({{{fix}}})"
+        )
+    meta = source._meta
+    if not isinstance(meta, np.ndarray):
+        raise TypeError(
+            "source_3d: expected a Dask array of NumPy blocks, got blocks of type "
+            f"{type(meta).__module__}.{type(meta).__name__}; usable backends here: "
+            f"{', '.join(_api.backends())}"
+        )
+    return source
+
+
+def _default_client():
+    """The ``distributed`` client that computes Dask collections now, or None."""
+    if "distributed" not in sys.modules:  # no client can exist without it
+        return None
+    from distributed import Client
+
+    scheduler = dask.base.get_scheduler()
+    # a Client, or (older Dask) its bound ``get`` method
+    for candidate in (scheduler, getattr(scheduler, "__self__", None)):
+        if isinstance(candidate, Client):
+            return candidate
+    return None
+
+
+class _SharedRecords:
+    """Target records shared by every block of a call.
+
+    A worker receives the records once, from the client or from another worker,
+    and the deserialised array can lie at any address (an odd one, measured
+    with distributed 2026.8): every 32-byte record then straddles two cache
+    lines in the kernels' random gather, and Numba compiles an unaligned
+    variant of each kernel. Unpickling this wrapper copies the array into a
+    fresh allocation, once per worker, instead of once per task.
+    """
+
+    __slots__ = ("array",)
+
+    def __init__(self, array):
+        self.array = array
+
+    def __reduce__(self):
+        return _restore_records, (self.array,)
+
+
+def _restore_records(array):
+    return _SharedRecords(np.array(array, order="C"))
+
+
+def _concatenate_records(parts):
+    return _SharedRecords(np.concatenate(parts) if len(parts) > 1 else parts[0])
+
+
+@sizeof.register(_SharedRecords)
+def _sizeof_records(records):
+    # for the workers' memory accounting
+    return records.array.nbytes
+
+
+def _share(records, scatter):
+    """One graph dependency holding `records`, for every block to read."""
+    records = _SharedRecords(records)
+    client = None if scatter is False else _default_client()
+    if scatter is True and client is None:
+        raise ValueError(
+            "scatter: True needs a distributed Client as the active scheduler; "
+            "none is active"
+        )
+    if client is not None:
+        # hash=False: a fresh key per call. With content-hashed keys, a call on
+        # the same targets as an earlier, just released result re-sends the data
+        # under a key the scheduler is still releasing; the workers may drop the
+        # new copy, and the blocks then fail with "lost dependencies" or wait
+        # forever (3 runs of 5 of tests/test_dask.py, distributed 2026.8).
+        return client.scatter(records, broadcast=True, hash=False)
+    token = tokenize(records.array)
+    return dask.delayed(records, pure=True, name=f"gpa-records-{token}")
+
+
+# --- targets -------------------------------------------------------------------------
+
+
+def _records(target_2d, camera, root, target_root, dtype, backend, check, scatter):
+    """``(shared records, M)``: targets reduced once, as one graph dependency."""
+    if isinstance(target_2d, Targets):
+        targets = target_2d
+        if camera is not None:
+            raise TypeError(
+                "camera: must be None with a Targets object (its cameras were used "
+                "when the targets were prepared)"
+            )
+        if (
+            target_root is not None
+            and _api._index(target_root, targets.n_joints, "target_root")
+            != targets.root
+        ):
+            raise ValueError(
+                f"target_root: the Targets were prepared with root {targets.root}, "
+                f"got {target_root}"
+            )
+        if targets.dtype != dtype:
+            raise TypeError(
+                f"target_2d: Targets of dtype {targets.dtype} cannot align source_3d "
+                f"of result dtype {dtype}; prepare them with dtype={dtype.name}"
+            )
+        if not isinstance(targets._records, np.ndarray):
+            raise TypeError(
+                "target_2d: expected Targets prepared from NumPy arrays, got records "
+                f"of type {type(targets._records).__name__}"
+            )
+        return _share(targets._records, scatter), len(targets)
+    if _is_dask_array(target_2d) or _is_dask_array(camera):
+        return _lazy_records(
+            target_2d, camera, root, target_root, dtype, backend, check
+        )
+    target = _api._as_array(target_2d, "target_2d")
+    _api._check_target(target)
+    m = target.shape[0]
+    t_root = _api._index(
+        root if target_root is None else target_root, target.shape[1], "target_root"
+    )
+    targets = _api._prepare_targets(
+        target, camera, t_root, backend, dtype, check, np, _api._interop.HOST
+    )
+    return _share(targets._records, scatter), m
+
+
+def _lazy_records(target_2d, camera, root, target_root, dtype, backend, check):
+    """Records of Dask targets: one task per target block, one concatenation."""
+    target = target_2d
+    if not _is_dask_array(target):
+        target = da.from_array(_api._as_array(target, "target_2d"))
+    _api._check_target(target)
+    _check_known_chunks(target, "target_2d")
+    m, jt = target.shape[0], target.shape[1]
+    t_root = root if target_root is None else target_root
+    t_root = _api._index(t_root, jt, "target_root")
+    # targets are only read by the preparation, so merging their joint axis is
+    # invisible to the caller
+    target = target.rechunk({1: -1, 2: -1})
+    cameras = _camera_blocks(camera, m, target.chunks[0])
+    offsets = np.cumsum((0, *target.chunks[0][:-1])).tolist()
+    prepare = dask.delayed(_api._prepare_block, pure=True)
+    parts = [
+        prepare(block, cam, t_root, dtype, backend, check, offset, m)
+        for block, cam, offset in zip(
+            target.to_delayed().ravel(), cameras, offsets, strict=True
+        )
+    ]
+    return dask.delayed(_concatenate_records, pure=True)(parts), m
+
+
+def _camera_blocks(camera, m, chunks):
+    """Camera rows for each target block: blocks of a Dask array, or NumPy rows."""
+    if camera is None or not _is_dask_array(camera):
+        camera = _api._check_camera(camera, m, "target pose")
+        if camera.strides[0] == 0:  # one row for all targets
+            row = np.ascontiguousarray(camera[0])
+            return [row] * len(chunks)
+        camera = da.from_array(camera, chunks=(chunks, -1))
+    _api._check_real(camera, "camera")
+    _check_known_chunks(camera, "camera")
+    if camera.ndim == 1 and camera.shape[0] in _api._CAMERA_COLUMNS:
+        return [camera.rechunk(-1).to_delayed()[0]] * len(chunks)
+    if not (
+        camera.ndim == 2
+        and camera.shape[0] == m
+        and camera.shape[1] in _api._CAMERA_COLUMNS
+    ):
+        raise ValueError(
+            f"camera: expected shape (4,), (9,), ({m}, 4) or ({m}, 9) "
+            f"(one row per target pose), got {camera.shape}"
+        )
+    return list(camera.rechunk((chunks, -1)).to_delayed().ravel())
+
+
+# --- pairing -------------------------------------------------------------------------
+
+
+def _resolve(pairing, n, m, seed, chunks):
+    """``(spec, index)``: the call's pairing and its explicit indices as Dask blocks.
+
+    The spec never carries an index array (it is sent with every task); explicit
+    indices travel as a Dask array chunked like the source instead.
+    """
+    pairing = _api._pairing_argument(pairing)
+    if not _is_dask_array(pairing):
+        spec = resolve_pairing(pairing, n, m, seed)
+        if spec.kind != KIND_ARRAY:
+            return spec, None
+        index = da.from_array(spec.index, chunks=(chunks,))
+        return PairingSpec(KIND_ARRAY, n, m), index
+    if n > MAX_POSES or m > MAX_POSES:
+        raise ValueError(
+            f"pairing: at most {MAX_POSES} sources and targets are supported, "
+            f"got {n} sources and {m} targets"
+        )
+    if pairing.dtype.kind not in "iu" or pairing.dtype == np.bool_:
+        raise TypeError(
+            f"pairing: expected an integer array, got dtype {pairing.dtype}"
+        )
+    if pairing.shape != (n,):
+        raise ValueError(
+            f"pairing: expected shape ({n},) (one target index per source pose), "
+            f"got {pairing.shape}"
+        )
+    _check_known_chunks(pairing, "pairing")
+    return PairingSpec(KIND_ARRAY, n, m), pairing.rechunk((chunks,))
+
+
+# --- the public functions -------------------------------------------------------
+
+
+def _align_block(source, index, records, spec, root, backend, check, block_info=None):
+    """One task: the block's global offset turns the call's pairing into its own."""
+    offset = block_info[0]["array-location"][0][0]
+    count = source.shape[0]
+    if not source.flags.aligned:
+        # a block received over the network can lie at any address (see
+        # _SharedRecords); one copy beats an unaligned variant of every kernel
+        source = np.array(source)
+    if index is not None:
+        # int64 as in resolve_pairing: uint64 values above 2**63 become negative
+        # and are reported out of range, never wrapped
+        index = index.reshape(count).astype(np.int64, copy=False)
+    chunk = spec.chunk(offset, count, index)
+    return _api._gpa_block(source, records.array, chunk, root, backend, check)
+
+
+def gpa(
+    source_3d,
+    target_2d,
+    camera=None,
+    *,
+    pairing="permutation",
+    seed=None,
+    root=0,
+    target_root=None,
+    mode="paired",
+    backend="auto",
+    check=True,
+    scatter=None,
+):
+    """Global Position Alignment of a Dask array of source poses, lazily.
+
+    The same alignment as :func:`gpa_arrays.gpa`, split over the blocks of
+    `source_3d`: the result equals ``gpa_arrays.gpa(source_3d.compute(), ...)``
+    with the same seed bit for bit, for any chunking, scheduler and number of
+    workers. Nothing is computed on the source until the result is.
+
+    Parameters
+    ----------
+    source_3d : (N, J, 3) dask.array.Array, metres, camera space
+        Source poses, chunked along axis 0 only (any chunk sizes, which must be
+        known); the joint and coordinate axes must be single chunks (else
+        ``ValueError``; ``source_3d.rechunk({1: -1, 2: -1})`` fixes it). Blocks
+        are NumPy arrays of any real dtype.
+    target_2d : (M, Jt, 2) array, (M, Jt, 2) dask.array.Array or Targets
+        Target 2D poses in normalised screen coordinates, or targets prepared by
+        :func:`gpa_arrays.prepare_targets` (of the result dtype). Targets in
+        memory are prepared now, on the client; Dask targets are prepared
+        lazily, one task per block. Either way the records are computed once
+        and shared by all blocks.
+    camera : (4,), (9,), (M, 4) or (M, 9) array or dask.array.Array, optional
+        ``[fx, fy, cx, cy, ...]`` normalised; row ``j`` belongs to target ``j``.
+        Required with target arrays, refused with Targets.
+    pairing : {"permutation", "random", "identity"} or (N,) integer array
+        As in :func:`gpa_arrays.gpa`. An explicit array may be a NumPy array or
+        a Dask array (rechunked to the source's chunks); its entries are
+        range-checked block by block.
+    seed : None, int or numpy.random.Generator
+        ``None`` draws a seed once, now: all blocks use it, and recomputing the
+        result gives the same poses. A Generator is advanced once, now.
+    root, target_root : int
+        Root joints, as in :func:`gpa_arrays.gpa`.
+    mode : {"paired"}
+        Only ``"paired"``. ``mode="poseda"`` reproduces the published per-batch
+        function, whose depth uses camera row 0 *of the call* for every pose:
+        over a chunked data set that row is not the batch the original code saw.
+        Apply :func:`gpa_arrays.gpa` with ``mode="poseda"`` per batch instead
+        (for example with ``dask.array.Array.map_blocks``).
+    backend : {"auto", "numba", "numpy"}
+        Backend of every task, resolved now (``"auto"`` is the fastest usable on
+        the client); all give identical results.
+    check : bool
+        As in :func:`gpa_arrays.gpa`. Bad targets in memory raise now; bad poses,
+        pairing indices and Dask targets raise when the result is computed,
+        naming the block and the global index of the first bad pose.
+    scatter : None or bool
+        How in-memory target records reach the workers. ``None``: scattered
+        (``distributed.Client.scatter``, broadcast) when a ``distributed``
+        client is the active scheduler, else embedded once in the graph.
+        ``True``: require the client. ``False``: embed (the result can then be
+        computed by any scheduler). Dask targets are always a task of the graph.
+
+    Returns
+    -------
+    (N, J, 3) dask.array.Array
+        Lazy; same chunks as `source_3d`; dtype by the rule of
+        :func:`gpa_arrays.gpa` (float32 and float64 kept, float16 gives
+        float32, integers float64).
+
+    Raises
+    ------
+    TypeError
+        A source that is not a Dask array, non-NumPy blocks, wrong dtypes, a
+        missing camera.
+    ValueError
+        Wrong shapes, chunks along the joint axes, unknown chunk sizes,
+        ``mode="poseda"``, bad roots or pairing; bad values (see `check`).
+
+    Notes
+    -----
+    The Numba kernels of each task use Numba's thread pool. When Dask already
+    runs one task per core (the threaded scheduler, or single-threaded workers),
+    set ``NUMBA_NUM_THREADS=1`` in the workers to avoid oversubscription.
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np, gpa_arrays, gpa_arrays.dask
+    >>> rng = np.random.default_rng(0)
+    >>> source = rng.normal(scale=0.3, size=(1000, 17, 3)) + [0, 0, 5]
+    >>> target = rng.uniform(-0.5, 0.5, size=(800, 17, 2))
+    >>> camera = np.array([1.5, 1.5, 0.0, 0.0])
+    >>> lazy = gpa_arrays.dask.gpa(
+    ...     da.from_array(source, chunks=300), target, camera, seed=0
+    ... )
+    >>> lazy.chunks[0]
+    (300, 300, 300, 100)
+    >>> whole = gpa_arrays.gpa(source, target, camera, seed=0)
+    >>> bool((lazy.compute() == whole).all())
+    True
+    """
+    if mode not in _api._MODES:
+        raise ValueError(f"mode: expected 'paired' or 'poseda', got {mode!r}")
+    if mode == "poseda":
+        raise ValueError(
+            "mode: gpa_arrays.dask.gpa supports 'paired' only; 'poseda' takes the "
+            "depth focal length from camera row 0 of the whole call, which has no "
+            "meaning for a chunked data set. Apply gpa_arrays.gpa(..., "
+            "mode='poseda') to each batch instead (e.g. with map_blocks)"
+        )
+    if scatter not in (None, True, False):
+        raise TypeError(f"scatter: expected None, True or False, got {scatter!r}")
+    source = _check_source(source_3d)
+    dtype = _api._result_dtype(source.dtype, "source_3d")
+    n, j = source.shape[0], source.shape[1]
+    root = _api._index(root, j, "root")
+    name, _ = _api._resolve_backend(backend)
+    records, m = _records(
+        target_2d, camera, root, target_root, dtype, name, check, scatter
+    )
+    spec, index = _resolve(pairing, n, m, seed, source.chunks[0])
+    # the spec's content (the drawn seed included) names the result
+    key = (spec.kind, spec.n, spec.m, spec.seed, spec.step)
+    if index is not None:
+        # a (N, 1, 1) view lines the indices up with the source's pose axis
+        index = index[(slice(None),) + (None,) * (source.ndim - 1)]
+    return da.map_blocks(
+        _align_block,
+        source,
+        index,
+        records,
+        spec,
+        root,
+        name,
+        bool(check),
+        dtype=dtype,
+        meta=np.empty((0,) * source.ndim, dtype=dtype),
+        name="gpa-" + tokenize(source, index, records, key, root, name, check),
+    )
+
+
+# --- .npy files larger than memory -----------------------------------------------
+
+
+class _NpyFile:
+    """A ``.npy`` file read lazily: each task maps it read-only, by path.
+
+    Passing the path rather than a :class:`numpy.memmap` keeps the graph small:
+    a memmap would be pickled with its whole content for every worker.
+    """
+
+    __slots__ = ("dtype", "path", "shape")
+
+    def __init__(self, path, name):
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{name}: cannot map {os.fspath(path)!r}: {exc}") from exc
+        if not isinstance(array, np.ndarray):
+            raise ValueError(f"{name}: expected a .npy file, got {os.fspath(path)!r}")
+        self.path = os.fspath(path)
+        self.shape = array.shape
+        self.dtype = array.dtype
+
+    @property
+    def ndim(self):
+        """Number of axes."""
+        return len(self.shape)
+
+    def __getitem__(self, key):
+        return np.array(np.load(self.path, mmap_mode="r")[key])
+
+    def to_dask(self, chunk):
+        """The file as a Dask array of `chunk` rows per block."""
+        stat = os.stat(self.path)
+        return da.from_array(
+            self,
+            chunks=(chunk,) + (-1,) * (self.ndim - 1),
+            name="npy-" + tokenize(self.path, stat.st_mtime_ns, stat.st_size),
+            lock=False,
+            fancy=False,
+            meta=np.empty((0,) * self.ndim, dtype=self.dtype),
+        )
+
+
+class _NpyWriter:
+    """A ``.npy`` file written block by block, each task mapping it by path."""
+
+    __slots__ = ("dtype", "path", "shape")
+
+    def __init__(self, path, shape, dtype):
+        self.path = os.fspath(path)
+        self.shape = shape
+        self.dtype = dtype
+
+    @property
+    def ndim(self):
+        """Number of axes."""
+        return len(self.shape)
+
+    def __setitem__(self, key, value):
+        array = np.load(self.path, mmap_mode="r+")
+        array[key] = value
+        array.flush()
+
+
+_PAIRING_KINDS = ("permutation", "random", "identity")
+
+
+def _lazy_input(value, name, chunk, kinds=()):
+    """`value`, or the ``.npy`` file it names as a Dask array."""
+    if isinstance(value, os.PathLike) or (
+        isinstance(value, str) and value not in kinds
+    ):
+        return _NpyFile(value, name).to_dask(chunk)
+    return value
+
+
+def gpa_npy(
+    source_path,
+    target_2d,
+    camera=None,
+    *,
+    out_path,
+    chunk_poses=DEFAULT_CHUNK_POSES,
+    pairing="permutation",
+    seed=None,
+    root=0,
+    target_root=None,
+    backend="auto",
+    check=True,
+):
+    """Align the poses of a ``.npy`` file into a new ``.npy`` file, block by block.
+
+    For inputs larger than memory (the command line's ``augment``): the source
+    is memory-mapped and read `chunk_poses` poses at a time, each block is
+    aligned by :func:`~gpa_arrays.dask.gpa` and written into the output file,
+    on the active Dask scheduler (threads by default, or a ``distributed``
+    cluster whose workers see the same file system). Memory use is a few
+    blocks per worker plus the target records. The output equals
+    :func:`gpa_arrays.gpa` on the whole arrays with the same seed, bit for bit.
+
+    Parameters
+    ----------
+    source_path : str or os.PathLike
+        ``.npy`` file of ``(N, J, 3)`` source poses, metres.
+    target_2d : (M, Jt, 2) array, dask.array.Array, Targets, str or os.PathLike
+        Target poses, or a ``.npy`` file of them (read in blocks too).
+    camera : array, dask.array.Array, str or os.PathLike, optional
+        As in :func:`~gpa_arrays.dask.gpa`, or a ``.npy`` file.
+    out_path : str or os.PathLike
+        Where to write the ``(N, J, 3)`` result (a ``.npy`` file, replaced if it
+        exists). It is written as ``<out_path>.partial`` and renamed when
+        complete; on error the partial file is removed.
+    chunk_poses : int
+        Poses per block.
+    pairing : {"permutation", "random", "identity"}, array, str or os.PathLike
+        As in :func:`~gpa_arrays.dask.gpa`; an explicit pairing may be a
+        ``.npy`` file (any string other than the three kinds is a path).
+    seed, root, target_root, backend, check
+        As in :func:`~gpa_arrays.dask.gpa`.
+
+    Returns
+    -------
+    pathlib.Path
+        `out_path`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`~gpa_arrays.dask.gpa`, for unreadable files, and for an
+        output path that is the source file.
+    """
+    chunk = _api._count(chunk_poses, "chunk_poses")
+    if chunk == 0:
+        raise ValueError("chunk_poses: expected a positive int, got 0")
+    source = _NpyFile(source_path, "source_path").to_dask(chunk)
+    out_path = Path(out_path)
+    if out_path.exists() and os.path.samefile(out_path, source_path):
+        raise ValueError(
+            f"out_path: {os.fspath(out_path)!r} is the source file; write to "
+            "another file (blocks are read while others are written)"
+        )
+    result = gpa(
+        source,
+        _lazy_input(target_2d, "target_2d", chunk),
+        _lazy_input(camera, "camera", chunk),
+        pairing=_lazy_input(pairing, "pairing", chunk, _PAIRING_KINDS),
+        seed=seed,
+        root=root,
+        target_root=target_root,
+        backend=backend,
+        check=check,
+    )
+    partial = out_path.with_name(out_path.name + ".partial")
+    # the header and a sparse body; each task then maps the file by path
+    header = np.lib.format.open_memmap(
+        partial, mode="w+", dtype=result.dtype, shape=result.shape
+    )
+    del header
+    try:
+        da.store(result, _NpyWriter(partial, result.shape, result.dtype), lock=False)
+        os.replace(partial, out_path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return out_path
