@@ -10,11 +10,36 @@ Public functions
 gpa               align source poses against targets
 prepare_targets   reduce targets to compact records once, for repeated calls
 pair_indices      the pairing a ``gpa`` call uses, as indices
+project           camera-space points to normalised screen coordinates
 backends          backends usable here
+
+Submodules (imported on first use)
+----------------------------------
+camera            screen normalisation, intrinsics, extrinsics, projection
+metrics           MPJPE, P-MPJPE, N-MPJPE, PCK, AUC (millimetres)
+skeletons         H36M-17, H36M-16 and MPI-INF-3DHP-17 layouts and mappings
 """
+
+import importlib
 
 from ._api import backends, gpa, pair_indices, prepare_targets
 from ._targets import Targets
+
+_SUBMODULES = ("camera", "metrics", "skeletons")
+
+
+def __getattr__(name):
+    # submodules load on first use, so `import gpa_arrays` stays light
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name == "project":
+        return importlib.import_module(".camera", __name__).project
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_SUBMODULES, "project"])
+
 
 try:
     from importlib.metadata import PackageNotFoundError, version
@@ -28,7 +53,11 @@ __all__ = [
     "Targets",
     "__version__",
     "backends",
+    "camera",
     "gpa",
+    "metrics",
     "pair_indices",
     "prepare_targets",
+    "project",
+    "skeletons",
 ]
