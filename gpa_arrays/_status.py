@@ -87,7 +87,7 @@ def raise_for_pose_status(status, n, m, pairing_index=None):
     count, first = (int(v) for v in status[POSE_NO_DEPTH])
     if count:
         raise ValueError(
-            f"depth: for {count} of {n} {_plural(count, 'pose', 'poses')} no depth "
+            f"depth: for {count} of {n} poses no depth "
             "in front of the camera gives the perspective projection the paired "
             "target's box scale (the target box is larger than the pose can "
             "appear); pass check=False to place such poses at their "

@@ -139,11 +139,14 @@ def _size(x, name):
     with np.errstate(invalid="ignore"):
         bad = ~((array > 0) & (array < np.inf))
     if bad.any():
-        first = np.unravel_index(int(np.argmax(bad)), array.shape) if array.ndim else ()
-        value = array[first] if array.ndim else array
+        if array.ndim == 0:
+            raise ValueError(
+                f"{name}: expected positive, finite image sizes in pixels, got {array}"
+            )
+        first = _first_bad(bad)
         raise ValueError(
-            f"{name}: expected positive, finite image sizes in pixels, got {value}"
-            + (f" at index {first}" if array.ndim else "")
+            f"{name}: expected positive, finite image sizes in pixels, got "
+            f"{array[first]} at index {first}"
         )
     return array
 
@@ -386,7 +389,7 @@ def intrinsics_from_matrix(matrix, w, h, *, distortion=None, rule="width"):
     )
     bad = ~(structural == 0).all(axis=-1)
     if bad.any():
-        first = np.unravel_index(int(np.argmax(bad)), bad.shape) if bad.ndim else ()
+        first = _first_bad(bad) if bad.ndim else ()
         raise ValueError(
             "matrix: expected [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] (no skew), got "
             f"{k[first].tolist()}" + (f" at index {first}" if bad.ndim else "")
@@ -397,7 +400,8 @@ def intrinsics_from_matrix(matrix, w, h, *, distortion=None, rule="width"):
 
 
 def _first_bad(bad):
-    index = np.unravel_index(int(np.argmax(bad)), bad.shape)
+    """Index of the first True of `bad`: an int for 1-D, a tuple otherwise."""
+    index = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape))
     return index if len(index) != 1 else index[0]
 
 
@@ -649,6 +653,8 @@ def project(points_3d, camera, *, backend="auto", out=None, check=True):
         if (points.ndim - 1 < batch_ndim)
         else points
     )
+    if check:
+        _check_camera_rows(cam)
     cam = _align(cam, batch_ndim, 1, "camera", "points_3d")
     try:
         batch = np.broadcast_shapes(pts.shape[:-1], cam.shape[:-1])
@@ -656,8 +662,6 @@ def project(points_3d, camera, *, backend="auto", out=None, check=True):
         raise _broadcast_error(
             "camera", cam.shape[:-1], points.shape, "camera", "points_3d"
         ) from None
-    if check:
-        _check_camera_rows(cam)
     shape = (*batch, 2)
     if out is None:
         result = np.empty(shape, dtype=dtype)
