@@ -370,12 +370,12 @@ def _prepare(module, name, target, camera, root, dtype, check):
     records, status = module.prepare_records(target, camera, root)
     if check and status is not None:
         raise_for_target_status(status, target.shape[0])
-    distortion = None
+    wide = None
     if camera.shape[1] == 9:
-        distortion, status = module.prepare_distortion(camera)
+        wide, status = module.prepare_wide_records(records, camera)
         if check and status is not None:
             raise_for_target_status(status, target.shape[0])
-    return Targets(records, root, target.shape[1], name, distortion)
+    return Targets(records, root, target.shape[1], name, wide)
 
 
 def gpa(
@@ -498,15 +498,20 @@ def gpa(
     the paired target root, the root-relative pose is unchanged, and under weak
     perspective the projected box scale equals the target's.
 
-    The weak-perspective depth ignores the pose's own depth extent, so the
-    pinhole projection of a weakly placed pose is larger than the target's box
-    by roughly ``extent_z / (2 z)`` and more where joints stand in front of the
-    root. Measured (``python benchmarks/perspective_depth.py``) for a 1.7 m
-    subject under a 3DHP-like camera (f = 1.46): for a target box scale of
-    0.25 (subject about 5 m away) the projected box scale is 1.5 % larger than
-    the target's on average, at 0.5 (2.5 m) 3 %, at 1.0 (1.2 m) 7 %, and the
-    worst poses far more, with joints behind the camera for the closest
-    boxes. ``depth="perspective"`` removes the error at any distance.
+    The weak-perspective depth treats the pose as flat: it ignores the pose's
+    own depth extent (joints in front of the root look larger, joints behind
+    it smaller, by ``c / Z``) and the shear of an off-centre view (a joint at
+    depth offset ``c`` appears shifted by ``-u c``, ``u`` the root's ray, at
+    any distance). Measured with ``python benchmarks/perspective_depth.py``
+    (standing 1.6 m subjects, random heading and lean, a third reaching
+    towards the camera, f = 1.46): with target roots at the image centre the
+    pinhole box scale of a weakly placed pose misses the target's by a median
+    0.6 % (worst 3.7 %) for a target box scale of 0.25 (subject 5.7 m away),
+    1.3 % (9 %) at 0.5 (2.9 m), 3.4 % (26 %) at 1.0 (1.4 m) and 6.5 % (63 %) at
+    1.5 (1 m); with roots spread over [-0.3, 0.3] the median is 1.4 % even at
+    14 m. ``depth="perspective"`` makes it exact at any distance and keeps
+    every joint in front of the camera; it costs about 9 times the default
+    path on the CPU (``benchmarks/bench_gpa_2d.py``).
 
     Examples
     --------
@@ -521,8 +526,9 @@ def gpa(
     """
     if mode not in _MODES:
         raise ValueError(f"mode: expected 'paired' or 'poseda', got {mode!r}")
-    perspective = _check_depth(depth, mode)
-    if not isinstance(return_2d, (bool, np.bool_)):
+    # identity tests first: this runs on every training step
+    perspective = False if depth == "weak" else _check_depth(depth, mode)
+    if return_2d is not False and not isinstance(return_2d, (bool, np.bool_)):
         raise TypeError(f"return_2d: expected a bool, got {type(return_2d).__name__}")
     source = _as_host_array(source_3d, "source_3d")
     _check_source(source)
@@ -577,7 +583,9 @@ def gpa(
     spec = resolve_pairing(_pairing_argument(pairing), n, m, seed)
 
     shape = (n, j, 3)
-    out, out_2d = _split_out(out, return_2d)
+    out_2d = None
+    if return_2d or type(out) is tuple:
+        out, out_2d = _split_out(out, return_2d)
     if out is None:
         result = np.empty(shape, dtype=dtype)
     else:
@@ -599,13 +607,17 @@ def gpa(
     if targets is None and mode == "paired":
         targets = _prepare(module, name, target, camera, t_root, dtype, check)
     if targets is not None:
-        if return_2d and targets._distortion is not None:
-            extra["distortion"] = targets._distortion
+        records = targets._records
+        if return_2d and targets._wide is not None:
+            # one gathered row holds the record and the coefficients
+            records = targets._wide[:, :8]
+            extra["distortion"] = targets._wide[:, 8:]
         if perspective:
             extra["perspective"] = True
-        status = module.gpa_records(
-            source, targets._records, result, root, spec, **extra
-        )
+        if extra:
+            status = module.gpa_records(source, records, result, root, spec, **extra)
+        else:
+            status = module.gpa_records(source, records, result, root, spec)
     else:
         target = _as_dtype(target, dtype)
         camera = _as_dtype(camera, dtype)
@@ -613,7 +625,7 @@ def gpa(
         if check and t_status is not None:
             raise_for_target_status(t_status, m)
         if return_2d and check and camera.shape[1] == 9:
-            _, d_status = module.prepare_distortion(camera)
+            _, d_status = module.prepare_wide_records(records, camera)
             if d_status is not None:
                 raise_for_target_status(d_status, m)
         status = module.gpa_poseda(source, records, camera, result, root, spec, **extra)

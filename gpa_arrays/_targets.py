@@ -30,14 +30,16 @@ class Targets:
         9-value rows (used by ``gpa(..., return_2d=True)``), else ``None``.
     """
 
-    __slots__ = ("_backend", "_distortion", "_n_joints", "_records", "_root")
+    __slots__ = ("_backend", "_n_joints", "_records", "_root", "_wide")
 
-    def __init__(self, records, root, n_joints, backend, distortion=None):
+    def __init__(self, records, root, n_joints, backend, wide=None):
         self._records = records
         self._root = root
         self._n_joints = n_joints
         self._backend = backend
-        self._distortion = distortion
+        # (M, 16) records plus distortion coefficients, for return_2d with
+        # 9-value cameras (layout in _backends/numpy_.py), else None
+        self._wide = wide
 
     def __len__(self) -> int:
         return self._records.shape[0]
@@ -88,9 +90,9 @@ class Targets:
     @property
     def distortion(self):
         """(M, 5) ``[k1, k2, k3, p1, p2]`` of each target (a copy), or ``None``."""
-        if self._distortion is None:
+        if self._wide is None:
             return None
-        return self._distortion[:, :5].copy()
+        return self._wide[:, 8:13].copy()
 
     @property
     def root_ray(self):

@@ -63,7 +63,7 @@ from .numpy_ import (
     ALIGN_PROCRUSTES,
     ALIGN_SCALE,
     RECORD_WIDTH,
-    prepare_distortion,
+    prepare_wide_records,
 )
 
 __all__ = [
@@ -71,9 +71,9 @@ __all__ = [
     "gpa_records",
     "joint_errors",
     "pair_indices",
-    "prepare_distortion",
     "prepare_poseda_records",
     "prepare_records",
+    "prepare_wide_records",
     "procrustes_fit",
     "project_points",
 ]
@@ -438,10 +438,11 @@ def _perspective_depth(src, i, e, r0, z0, u, v, fx, fy, d, max_iter, tol):
         gx_max = gx_min = gy_max = gy_min = 0.0
         for q in range(0, e, 3):
             c = np.float64(src[i, q + 2]) - rz
-            p, g = G.joint_offset(np.float64(src[i, q]) - rx, c, u, z)
+            inv_q = 1.0 / (z + c)
+            p, g = G.joint_offset(np.float64(src[i, q]) - rx, c, u, inv_q)
             x_max, gx_max = G.track_max(p, g, x_max, gx_max)
             x_min, gx_min = G.track_min(p, g, x_min, gx_min)
-            p, g = G.joint_offset(np.float64(src[i, q + 1]) - ry, c, v, z)
+            p, g = G.joint_offset(np.float64(src[i, q + 1]) - ry, c, v, inv_q)
             y_max, gy_max = G.track_max(p, g, y_max, gy_max)
             y_min, gy_min = G.track_min(p, g, y_min, gy_min)
         t, slope = G.box_and_slope(
@@ -501,6 +502,8 @@ def _gpa_chunk(
     e = e_fixed if e_fixed > 0 else 3 * source.shape[1]
     src = source.reshape((n, e))
     dst = out.reshape((n, e))
+    if out2d is not None:
+        o2 = out2d.reshape((n, 2 * (e // 3)))
     r0 = 3 * root
     mi = np.int64(m)
     last = max(mi - 1, 0)
@@ -545,7 +548,6 @@ def _gpa_chunk(
                 for q in range(e):
                     dst[i, q] = np.nan
                 if out2d is not None:
-                    o2 = out2d.reshape((n, 2 * (e // 3)))
                     for q in range(2 * (e // 3)):
                         o2[i, q] = np.nan
                 _flag(status, _P_INDEX, i)
@@ -610,7 +612,6 @@ def _gpa_chunk(
                     finite = finite & (hx == hx) & (hy == hy) & (hz == hz)
             behind = False
             if out2d is not None:
-                o2 = out2d.reshape((n, 2 * (e // 3)))
                 if poseda:  # the camera row that unprojected the pose
                     row = i
                     fx2, fy2 = camera[i, 0], camera[i, 1]

@@ -25,11 +25,12 @@ The ``mode="poseda"`` path pairs target boxes with the *source* index's camera,
 so its records hold the raw root instead: slots 0, 1 are ``t_root_x, t_root_y``
 and slot 2 is ``d``.
 
-Targets with 9-value cameras also get a ``(M, RECORD_WIDTH)`` distortion array,
-gathered only by ``return_2d=True``: slots 0-4 are ``k1, k2, k3, p1, p2``, the
-rest zero. A separate array rather than a wider record keeps the gather of the
-default path at one 32-byte (float32) or 64-byte (float64) row; see
-:func:`prepare_distortion` for the measurement.
+Targets with 9-value cameras also get a *wide* record, ``(M, 2 *
+RECORD_WIDTH)``, used only by ``return_2d=True``: slots 0-7 are the record
+above, slots 8-12 ``k1, k2, k3, p1, p2``, the rest zero. The kernels receive it
+as two views, ``wide[:, :8]`` (the records) and ``wide[:, 8:]`` (the
+coefficients), so one gathered row holds both; see :func:`prepare_wide_records`
+for why.
 """
 
 from __future__ import annotations
@@ -60,9 +61,9 @@ __all__ = [
     "gpa_records",
     "joint_errors",
     "pair_indices",
-    "prepare_distortion",
     "prepare_poseda_records",
     "prepare_records",
+    "prepare_wide_records",
     "procrustes_fit",
     "project_points",
 ]
@@ -201,38 +202,45 @@ def prepare_poseda_records(target, camera, root):
     return records, (status if status.any() else None)
 
 
-def prepare_distortion(camera):
-    """Distortion records of 9-value camera rows.
+def prepare_wide_records(records, camera):
+    """Records with the distortion coefficients of 9-value camera rows.
 
     Parameters
     ----------
+    records : (M, RECORD_WIDTH) ndarray
+        From :func:`prepare_records`.
     camera : (M, 9) float ndarray
-        ``[fx, fy, cx, cy, k1, k2, k3, p1, p2]`` per target, of the output
+        ``[fx, fy, cx, cy, k1, k2, k3, p1, p2]`` per target, of the records'
         dtype (may be a stride-0 broadcast of one row).
 
     Returns
     -------
-    distortion : (M, RECORD_WIDTH) ndarray
-        ``k1, k2, k3, p1, p2, 0, 0, 0`` per target.
+    wide : (M, 2 * RECORD_WIDTH) ndarray
+        ``records`` in slots 0-7, ``k1, k2, k3, p1, p2, 0, 0, 0`` in slots 8-15.
     status : (N_CATEGORIES, 2) int64 ndarray or None
         ``[count, first]`` of rows with a non-finite coefficient
         (``TARGET_DISTORTION``), or ``None``.
 
     Notes
     -----
-    A plain column copy, shared by the CPU backends. The coefficients live in
-    their own array so that the default path keeps gathering one 8-slot record
-    per pose; measured against one 16-slot record per target (both read by the
-    fused ``return_2d`` kernel, N = M = 1e6, J = 17, float32, 2 threads), the
-    separate array costs no more (see the issue notes).
+    A plain copy, shared by the CPU backends. The coefficients share a row
+    with the record rather than living in an array of their own because the
+    fused ``return_2d`` kernel gathers one random row per pose: measured with
+    ``benchmarks/bench_gpa_2d.py`` (N = M = 1e6, J = 17, float32, one thread,
+    on the shared 2-core machine), 75 ms with one 64-byte row against 132 ms
+    with two 32-byte rows from two arrays (55 ms with sequential pairing,
+    where the layout does not matter). The default path keeps its own
+    contiguous ``(M, RECORD_WIDTH)`` records, so it pays nothing for this.
     """
     status = new_status()
-    distortion = np.zeros((camera.shape[0], RECORD_WIDTH), dtype=camera.dtype)
-    distortion[:, :5] = camera[:, 4:9]
+    m = records.shape[0]
+    wide = np.zeros((m, 2 * RECORD_WIDTH), dtype=records.dtype)
+    wide[:, :RECORD_WIDTH] = records
+    wide[:, RECORD_WIDTH : RECORD_WIDTH + 5] = camera[:, 4:9]
     with np.errstate(all="ignore"):
-        bad = ~np.isfinite(distortion[:, :5]).all(axis=1)
+        bad = ~np.isfinite(camera[:, 4:9]).all(axis=1)
     _first_and_count(bad, status, TARGET_DISTORTION)
-    return distortion, (status if status.any() else None)
+    return wide, (status if status.any() else None)
 
 
 def _bad_camera(camera):
@@ -355,10 +363,11 @@ def _box_and_slope(rel, z, u, v, fx, fy):
     gx_max = gx_min = gy_max = gy_min = zero
     for k in range(rel.shape[1]):
         c = rel[:, k, 2]
-        p, g = G.joint_offset(rel[:, k, 0], c, u, z)
+        inv_q = 1.0 / (z + c)
+        p, g = G.joint_offset(rel[:, k, 0], c, u, inv_q)
         x_max, gx_max = G.track_max(p, g, x_max, gx_max)
         x_min, gx_min = G.track_min(p, g, x_min, gx_min)
-        p, g = G.joint_offset(rel[:, k, 1], c, v, z)
+        p, g = G.joint_offset(rel[:, k, 1], c, v, inv_q)
         y_max, gy_max = G.track_max(p, g, y_max, gy_max)
         y_min, gy_min = G.track_min(p, g, y_min, gy_min)
     return G.box_and_slope(
@@ -392,9 +401,11 @@ def gpa_records(
     out2d : (N, J, 2) ndarray, optional
         When given, also write each aligned pose projected through its paired
         target's camera (``return_2d``).
-    distortion : (M, RECORD_WIDTH) ndarray, optional
-        From :func:`prepare_distortion`: project with the H36M distortion model
-        instead of the pinhole model. Only read with `out2d`.
+    distortion : (M, 5 or more) ndarray, optional
+        ``k1, k2, k3, p1, p2`` per target (the view ``wide[:, 8:]`` of
+        :func:`prepare_wide_records`, whose ``wide[:, :8]`` is then passed as
+        `records`): project with the H36M distortion model instead of the
+        pinhole model. Only read with `out2d`.
     perspective : bool
         Solve for the depth at which the perspective projection has the
         target's box scale (``depth="perspective"``) instead of the weak
