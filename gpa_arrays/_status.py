@@ -32,6 +32,9 @@ TARGET_DISTORTION = 3
 # Point kernels (projection).
 POINT_NONFINITE = 0
 POINT_BEHIND = 1
+#: A camera row whose focal length is not positive and finite, or with another
+#: non-finite value; the index is the camera row's.
+POINT_CAMERA = 2
 
 N_CATEGORIES = 5
 

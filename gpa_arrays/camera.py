@@ -59,7 +59,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._api import _as_host_array, _resolve_backend, _result_dtype
-from ._status import POINT_BEHIND, POINT_NONFINITE
+from ._status import POINT_BEHIND, POINT_CAMERA, POINT_NONFINITE
 
 __all__ = [
     "camera_to_world",
@@ -653,8 +653,7 @@ def project(points_3d, camera, *, backend="auto", out=None, check=True):
         if (points.ndim - 1 < batch_ndim)
         else points
     )
-    if check:
-        _check_camera_rows(cam)
+    original_camera_shape = cam.shape
     cam = _align(cam, batch_ndim, 1, "camera", "points_3d")
     try:
         batch = np.broadcast_shapes(pts.shape[:-1], cam.shape[:-1])
@@ -690,21 +689,8 @@ def project(points_3d, camera, *, backend="auto", out=None, check=True):
     if target is None:
         result[...] = staged.reshape(shape)
     if check and status is not None:
-        _raise_for_points(status, batch)
+        _raise_for_points(status, batch, cam.shape, split, original_camera_shape)
     return result
-
-
-def _check_camera_rows(cam):
-    f = cam[..., :2]
-    with np.errstate(invalid="ignore"):
-        bad = ~((f > 0) & (f < np.inf)).all(axis=-1)
-        bad |= ~np.isfinite(cam[..., 2:]).all(axis=-1)
-    if bad.any():
-        raise ValueError(
-            f"camera: {int(bad.sum())} row(s) with a focal length that is not "
-            "positive and finite or a non-finite centre or distortion "
-            f"coefficient; first at index {_first_bad(bad)}"
-        )
 
 
 def _check_project_out(out, shape, dtype, points, camera):
@@ -721,7 +707,19 @@ def _check_project_out(out, shape, dtype, points, camera):
             raise ValueError(f"out: overlaps {name}")
 
 
-def _raise_for_points(status, batch):
+def _raise_for_points(status, batch, aligned_shape, split, camera_shape):
+    count, first = (int(v) for v in status[POINT_CAMERA])
+    if count:
+        # kernel row -> index into the caller's camera array
+        index = np.unravel_index(first, batch[:split]) if split else ()
+        index = [int(i) if aligned_shape[d] > 1 else 0 for d, i in enumerate(index)]
+        index += [0] * (len(camera_shape) - 1 - len(index))
+        where = tuple(index[: len(camera_shape) - 1])
+        where = where[0] if len(where) == 1 else where
+        raise ValueError(
+            "camera: a row has a focal length that is not positive and finite or "
+            f"a non-finite centre or distortion coefficient; first at index {where}"
+        )
     size = int(np.prod(batch, dtype=np.int64))
     count, first = (int(v) for v in status[POINT_NONFINITE])
     if count:

@@ -366,8 +366,22 @@ def test_project_checks(rng):
         camera.project(bad, cam)
     bad_cam = cam.copy()
     bad_cam[3, 0] = -1
-    with pytest.raises(ValueError, match=r"camera: 1 row.* first at index 3"):
-        camera.project(points, bad_cam)
+    for backend in CPU_BACKENDS:
+        with pytest.raises(ValueError, match=r"camera: a row .* first at index 3$"):
+            camera.project(points, bad_cam, backend=backend)
+        unchecked = camera.project(points, bad_cam, backend=backend, check=False)
+        np.testing.assert_allclose(
+            unchecked[3, 5], project_point(points[3, 5], bad_cam[3]), atol=1e-14
+        )
+        # the index is the caller's, through alignment and broadcasting
+        grid = make_cameras(rng, 24, 9).reshape(6, 4, 9)
+        grid[5, 2, 6] = np.inf
+        with pytest.raises(ValueError, match=r"first at index \(5, 2\)$"):
+            camera.project(make_points(rng, (6, 4, 3, 17)), grid, backend=backend)
+        column = make_cameras(rng, 6, 4)[:, None]
+        column[4, 0, 1] = np.nan
+        with pytest.raises(ValueError, match=r"first at index \(4, 0\)$"):
+            camera.project(make_points(rng, (6, 4, 17)), column, backend=backend)
     with pytest.raises(ValueError, match=r"camera: expected shape \(\.\.\., 4\) or"):
         camera.project(points, cam[:, :3])
     with pytest.raises(ValueError, match=r"points_3d: expected shape \(\.\.\., 3\)"):

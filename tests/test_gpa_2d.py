@@ -335,3 +335,17 @@ def test_perspective_reports_degenerate_and_index_errors(rng):
                 source, target, camera, depth="perspective", backend=backend,
                 pairing=[0, 1, 2, 3, 4, 5, 6, 7, 8, 10], check=False,
             )  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", ["paired", "poseda"])
+def test_return_2d_single_camera_row(rng, mode):
+    # a single 9-value row is broadcast (stride 0) to every pose
+    source, target, camera = make_case(rng, 60, 60, camera_cols=9)
+    kw = dict(seed=3, mode=mode, return_2d=True, check=False)
+    for backend in CPU_BACKENDS:
+        single = gpa_arrays.gpa(source, target, camera[0], backend=backend, **kw)
+        tiled = gpa_arrays.gpa(
+            source, target, np.tile(camera[0], (60, 1)), backend=backend, **kw
+        )
+        np.testing.assert_array_equal(single[0], tiled[0])
+        np.testing.assert_array_equal(single[1], tiled[1])

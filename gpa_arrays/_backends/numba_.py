@@ -47,6 +47,7 @@ from .. import _pairing as P
 from .._status import (
     N_CATEGORIES,
     POINT_BEHIND,
+    POINT_CAMERA,
     POINT_NONFINITE,
     POSE_BEHIND,
     POSE_DEGENERATE,
@@ -143,6 +144,7 @@ _ALIGN_SCALE = ALIGN_SCALE
 _ALIGN_PROCRUSTES = ALIGN_PROCRUSTES
 _Q_NONFINITE = POINT_NONFINITE
 _Q_BEHIND = POINT_BEHIND
+_Q_CAMERA = POINT_CAMERA
 _T_NONFINITE = TARGET_NONFINITE
 _T_DEGENERATE = TARGET_DEGENERATE
 _T_CAMERA = TARGET_CAMERA
@@ -677,37 +679,67 @@ def _gpa_serial(
 
 @_jit
 def _project_chunk(points, camera, per, out, lo, hi, status):
-    """Project points ``[lo, hi)``; point ``p`` uses camera row ``p // per``."""
+    """Project points ``[lo, hi)``; point ``p`` uses camera row ``p // per``.
+
+    The inner loop runs over the points of one camera row and is free of
+    branches (clamps are selects, the checks a reduction), so it vectorises;
+    the rare bad points are located in a second pass.
+    """
     one = _cast_like(1.0, points[0, 0])
     distorted = camera.shape[1] == 9
-    g = lo // per
-    within = lo - g * per
-    for p in range(lo, hi):
-        x = points[p, 0]
-        y = points[p, 1]
-        z = points[p, 2]
+    p = lo
+    while p < hi:
+        g = p // per
+        end = min(hi, (g + 1) * per)
         fx = camera[g, 0]
         fy = camera[g, 1]
         cx = camera[g, 2]
         cy = camera[g, 3]
+        # a row is checked by the chunk that holds its first point
+        if p == g * per:
+            h = fx - fx
+            for c in range(1, camera.shape[1]):
+                h = h + (camera[g, c] - camera[g, c])
+            if not (fx > 0 and fy > 0 and h == h):
+                _flag(status, _Q_CAMERA, g)
+        bad = False
         if distorted:
-            a, b = G.project_distorted(
-                x, y, z, fx, fy, cx, cy, camera[g, 4], camera[g, 5], camera[g, 6],
-                camera[g, 7], camera[g, 8], one,
-            )  # fmt: skip
+            k1 = camera[g, 4]
+            k2 = camera[g, 5]
+            k3 = camera[g, 6]
+            p1 = camera[g, 7]
+            p2 = camera[g, 8]
+            for t in range(p, end):
+                x = points[t, 0]
+                y = points[t, 1]
+                z = points[t, 2]
+                a, b = G.project_distorted(
+                    x, y, z, fx, fy, cx, cy, k1, k2, k3, p1, p2, one
+                )
+                out[t, 0] = a
+                out[t, 1] = b
+                h = (x - x) + (y - y) + (z - z) + (a - a) + (b - b)
+                bad = bad | (h != h) | (not z > 0)
         else:
-            a, b = G.project_linear(x, y, z, fx, fy, cx, cy, one)
-        out[p, 0] = a
-        out[p, 1] = b
-        h = (x - x) + (y - y) + (z - z) + (a - a) + (b - b)
-        if h != h:
-            _flag(status, _Q_NONFINITE, p)
-        elif not z > 0:
-            _flag(status, _Q_BEHIND, p)
-        within += 1
-        if within == per:
-            within = 0
-            g += 1
+            for t in range(p, end):
+                x = points[t, 0]
+                y = points[t, 1]
+                z = points[t, 2]
+                a, b = G.project_linear(x, y, z, fx, fy, cx, cy, one)
+                out[t, 0] = a
+                out[t, 1] = b
+                h = (x - x) + (y - y) + (z - z) + (a - a) + (b - b)
+                bad = bad | (h != h) | (not z > 0)
+        if bad:
+            for t in range(p, end):
+                z = points[t, 2]
+                h = (points[t, 0] - points[t, 0]) + (points[t, 1] - points[t, 1])
+                h = h + (z - z) + (out[t, 0] - out[t, 0]) + (out[t, 1] - out[t, 1])
+                if h != h:
+                    _flag(status, _Q_NONFINITE, t)
+                elif not z > 0:
+                    _flag(status, _Q_BEHIND, t)
+        p = end
 
 
 @_jit_parallel

@@ -43,6 +43,7 @@ from .. import _geometry as G
 from .. import _pairing as P
 from .._status import (
     POINT_BEHIND,
+    POINT_CAMERA,
     POINT_NONFINITE,
     POSE_BEHIND,
     POSE_DEGENERATE,
@@ -508,7 +509,9 @@ def project_points(points, camera, per, out):
     status : (N_CATEGORIES, 2) int64 ndarray or None
         ``[count, first point]`` of points with a non-finite coordinate or
         projection (``POINT_NONFINITE``) and of points with ``z <= 0``
-        (``POINT_BEHIND``), or ``None``.
+        (``POINT_BEHIND``); ``[count, first row]`` of camera rows with a focal
+        length that is not positive and finite or another non-finite value
+        (``POINT_CAMERA``); or ``None``.
     """
     g = camera.shape[0]
     pts = points.reshape(g, per, 3)
@@ -528,6 +531,8 @@ def project_points(points, camera, per, out):
     behind = ~nonfinite & ~(z > 0)
     _first_and_count(nonfinite.ravel(), status, POINT_NONFINITE)
     _first_and_count(behind.ravel(), status, POINT_BEHIND)
+    good = (camera[:, 0] > 0) & (camera[:, 1] > 0) & np.isfinite(camera).all(axis=1)
+    _first_and_count(~good, status, POINT_CAMERA)
     return status if status.any() else None
 
 
