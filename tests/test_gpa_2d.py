@@ -40,9 +40,13 @@ def box_scale(points_2d):
 # --- return_2d ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    ("dtype", "depth"),
+    # float32 perspective placement is covered by the backend agreement tests;
+    # each combination here is a kernel specialisation to compile
+    [(np.float32, "weak"), (np.float64, "weak"), (np.float64, "perspective")],
+)
 @pytest.mark.parametrize("cols", [4, 9])
-@pytest.mark.parametrize("depth", ["weak", "perspective"])
 def test_return_2d_equals_gpa_then_project(rng, dtype, cols, depth, small_chunks):
     n, m = 157, 61
     source, target, camera = centred_case(rng, n, m, dtype=dtype, camera_cols=cols)
