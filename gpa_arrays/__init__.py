@@ -11,6 +11,7 @@ gpa               align source poses against targets
 GPA               the same as a reusable augmentation (training loops)
 prepare_targets   reduce targets to compact records once, for repeated calls
 pair_indices      the pairing a ``gpa`` call uses, as indices
+project           camera-space points to normalised screen coordinates
 backends          backends usable here
 
 NumPy, CuPy and torch arrays (CPU or CUDA), and any DLPack array, go in; the
@@ -22,7 +23,13 @@ stats             2D scale / root statistics, summaries, Wasserstein-1 distance
 plot              the paper's distribution figure (needs matplotlib)
 synthetic         built-in synthetic source and target domains
 cli               the ``gpa-arrays`` command line
+dask              the same alignment on Dask arrays (needs dask, distributed)
+camera            screen normalisation, intrinsics, extrinsics, projection
+metrics           MPJPE, P-MPJPE, N-MPJPE, PCK, AUC (millimetres)
+skeletons         H36M-17, H36M-16 and MPI-INF-3DHP-17 layouts and mappings
 """
+
+import importlib
 
 from ._api import backends, gpa, pair_indices, prepare_targets
 from ._augment import GPA
@@ -36,16 +43,21 @@ except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0+unknown"
 del PackageNotFoundError, version
 
-_SUBMODULES = ("cli", "plot", "stats", "synthetic")
+_SUBMODULES = ("camera", "cli", "dask", "metrics", "plot", "skeletons", "stats",
+               "synthetic")  # fmt: skip
 
 
 def __getattr__(name):
     # submodules load on first use, so `import gpa_arrays` stays light
     if name in _SUBMODULES:
-        import importlib
-
         return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module 'gpa_arrays' has no attribute {name!r}")
+    if name == "project":
+        return importlib.import_module(".camera", __name__).project
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_SUBMODULES, "project"])
 
 
 __all__ = [
@@ -53,7 +65,11 @@ __all__ = [
     "Targets",
     "__version__",
     "backends",
+    "camera",
     "gpa",
+    "metrics",
     "pair_indices",
     "prepare_targets",
+    "project",
+    "skeletons",
 ]

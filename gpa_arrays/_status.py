@@ -15,17 +15,35 @@ import numpy as np
 POSE_NONFINITE = 0
 POSE_DEGENERATE = 1
 POSE_INDEX = 2
+#: ``depth="perspective"``: no depth gives the target's box scale (the pose was
+#: placed at its weak-perspective depth instead).
+POSE_NO_DEPTH = 3
+#: ``return_2d=True``: a joint of the aligned pose lies at or behind the camera
+#: plane (z <= 0), where the projection is undefined.
+POSE_BEHIND = 4
 
 # Target preparation.
 TARGET_NONFINITE = 0
 TARGET_DEGENERATE = 1
 TARGET_CAMERA = 2
+#: 9-value camera rows with a non-finite distortion coefficient.
+TARGET_DISTORTION = 3
 
-N_CATEGORIES = 3
+# Point kernels (projection).
+POINT_NONFINITE = 0
+POINT_BEHIND = 1
+#: A camera row whose focal length is not positive and finite, or with another
+#: non-finite value; the index is the camera row's.
+POINT_CAMERA = 2
+
+N_CATEGORIES = 5
 
 
 def new_status():
-    """A zeroed ``(N_CATEGORIES, 2)`` int64 status array."""
+    """A zeroed ``(N_CATEGORIES, 2)`` int64 status array.
+
+    Every kernel kind uses the same shape; categories it does not report stay 0.
+    """
     return np.zeros((N_CATEGORIES, 2), dtype=np.int64)
 
 
@@ -87,6 +105,24 @@ def raise_for_pose_status(status, n, m, pairing_index=None, offset=0, total=None
             "zero extent in both x and y, which puts it at depth 0 (on the camera "
             f"centre); first at index {offset + first}"
         )
+    count, first = (int(v) for v in status[POSE_NO_DEPTH])
+    if count:
+        raise ValueError(
+            f"depth: for {count} of {n} poses no depth "
+            "in front of the camera gives the perspective projection the paired "
+            "target's box scale (the target box is larger than the pose can "
+            "appear); pass check=False to place such poses at their "
+            f"weak-perspective depth instead; first at index {first}"
+        )
+    count, first = (int(v) for v in status[POSE_BEHIND])
+    if count:
+        raise ValueError(
+            f"return_2d: {count} of {n} aligned "
+            f"{_plural(count, 'pose has', 'poses have')} a joint at or behind the "
+            "camera plane (z <= 0), where the projection is undefined (a close "
+            "target box for a deep pose; depth='perspective' avoids it); first at "
+            f"index {first}"
+        )
 
 
 def raise_for_target_status(status, m, camera_name="camera", offset=0, total=None):
@@ -136,4 +172,11 @@ def raise_for_target_status(status, m, camera_name="camera", offset=0, total=Non
             f"{_plural(count, 'has', 'have')} "
             "a focal length that is not finite and positive or a non-finite "
             f"centre; first at row {offset + first}"
+        )
+    count, first = (int(v) for v in status[TARGET_DISTORTION])
+    if count:
+        raise ValueError(
+            f"{camera_name}: {count} of {m} {_plural(count, 'row has', 'rows have')} "
+            "a non-finite distortion coefficient (columns 4 to 8: k1, k2, k3, p1, "
+            f"p2); first at row {first}"
         )

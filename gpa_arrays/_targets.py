@@ -28,15 +28,21 @@ class Targets:
         Joints per target pose (``Jt``).
     backend : str
         The backend that prepared the records.
+    distortion : (M, 5) array or None
+        ``k1, k2, k3, p1, p2`` of each target's camera when it was given as
+        9-value rows (used by ``gpa(..., return_2d=True)``), else ``None``.
     """
 
-    __slots__ = ("_backend", "_n_joints", "_records", "_root")
+    __slots__ = ("_backend", "_n_joints", "_records", "_root", "_wide")
 
-    def __init__(self, records, root, n_joints, backend):
+    def __init__(self, records, root, n_joints, backend, wide=None):
         self._records = records
         self._root = root
         self._n_joints = n_joints
         self._backend = backend
+        # (M, 16) records plus distortion coefficients, for return_2d with
+        # 9-value cameras (layout in _backends/numpy_.py), else None
+        self._wide = wide
 
     def __len__(self) -> int:
         return self._records.shape[0]
@@ -91,6 +97,13 @@ class Targets:
     def camera(self):
         """(M, 4) ``[fx, fy, cx, cy]`` of each target (a copy)."""
         return self._records[:, 3:7].copy()
+
+    @property
+    def distortion(self):
+        """(M, 5) ``[k1, k2, k3, p1, p2]`` of each target (a copy), or ``None``."""
+        if self._wide is None:
+            return None
+        return self._wide[:, 8:13].copy()
 
     @property
     def root_ray(self):

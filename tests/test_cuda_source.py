@@ -341,7 +341,7 @@ def test_prepare_flags_bad_targets_like_numpy(tiny, rng, dtype):
         # bad targets agree, bit for bit
         assert_bits_equal(got, want)
         assert_status_equal(got_status, want_status)
-        np.testing.assert_array_equal(got_status[:, 0], [3, 2, 4])
+        np.testing.assert_array_equal(got_status[:3, 0], [3, 2, 4])
         # without a status buffer nothing is counted and the records are equal
         quiet, none = ours(target, camera, 0, status=False)
         assert none is None
@@ -450,7 +450,7 @@ def test_gpa_kernels_flag_bad_poses_like_numpy(host, rng, dtype, mode):
             _, _, status = _ours(host, view, target, camera, 0, 0, mode, spec, out)
             assert_bits_equal(out, want)
             assert_status_equal(status, want_status), name
-    assert want_status[:, 0].tolist() == [3, 1, 3]
+    assert want_status[:, 0].tolist() == [3, 1, 3, 0, 0]
 
 
 def test_large_tiles_opt_in_to_more_shared_memory(library, rng, monkeypatch):

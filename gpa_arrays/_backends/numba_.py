@@ -10,7 +10,14 @@ module is tested against. Each public function makes one pass over its input:
   vectorises), prefetches the records of the next block (the random gather is
   the one access a hardware prefetcher cannot predict), writes the output, and
   counts non-finite or degenerate poses on the way. No temporary of size N is
-  allocated.
+  allocated. With ``out2d`` it also projects the aligned pose (``return_2d``),
+  with ``perspective`` it solves each pose's depth in float64 first; both are
+  compiled away when not asked for.
+* :func:`project_points` projects camera-space points, one camera row per run
+  of points (the inner loop vectorises).
+* :func:`joint_errors` and :func:`procrustes_fit` score poses, fitting a
+  per-pose similarity by Horn's quaternion method where asked (see the
+  "metrics" section below).
 
 Work is split into contiguous chunks of poses; a chunk is the unit a worker
 thread takes and carries its own ``[count, first]`` error counters, merged on the
@@ -39,14 +46,20 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
-from numba.extending import intrinsic, register_jitable
+from numba.extending import intrinsic, overload, register_jitable
 
 from .. import _config
+from .. import _geometry as G
 from .. import _pairing as P
 from .._status import (
     N_CATEGORIES,
+    POINT_BEHIND,
+    POINT_CAMERA,
+    POINT_NONFINITE,
+    POSE_BEHIND,
     POSE_DEGENERATE,
     POSE_INDEX,
+    POSE_NO_DEPTH,
     POSE_NONFINITE,
     TARGET_CAMERA,
     TARGET_DEGENERATE,
@@ -54,14 +67,23 @@ from .._status import (
     new_status,
 )
 from ._numba_simd import pose_extent, pose_place, target_extent
-from .numpy_ import RECORD_WIDTH
+from .numpy_ import (
+    ALIGN_PROCRUSTES,
+    ALIGN_SCALE,
+    RECORD_WIDTH,
+    prepare_wide_records,
+)
 
 __all__ = [
     "gpa_poseda",
     "gpa_records",
+    "joint_errors",
     "pair_indices",
     "prepare_poseda_records",
     "prepare_records",
+    "prepare_wide_records",
+    "procrustes_fit",
+    "project_points",
 ]
 
 _KW = {"cache": True, "fastmath": _config.FASTMATH, "error_model": "numpy"}
@@ -77,6 +99,43 @@ _INLINE = {"inline": "always", **_KW}
 for _fn in (P.mix64, P.feistel_round, P.feistel_rounds, P.mulhi64, P.random_index):
     register_jitable(**_INLINE)(_fn)
 register_jitable(**_KW)(P.round_keys)
+# The camera and depth arithmetic, shared with the NumPy reference the same way.
+for _fn in (
+    G.clamp_unit,
+    G.project_linear,
+    G.project_distorted,
+    G.joint_offset,
+    G.track_max,
+    G.track_min,
+    G.box_and_slope,
+    G.depth_update,
+):
+    register_jitable(**_INLINE)(_fn)
+
+
+# Not inlined at the IR level (a conditional expression's phi nodes upset
+# Numba's inliner); LLVM inlines it anyway, and scalars cost no reference counts.
+@overload(G.select, jit_options=_KW)
+def _select_scalar(condition, a, b):
+    """``numpy.where`` of scalars is a 0-d array in Numba; a branch is a value."""
+
+    def impl(condition, a, b):
+        return a if condition else b
+
+    return impl
+
+
+def _cast_like(value, like):
+    """`value` converted to the floating type of `like` (compiled code only)."""
+    raise NotImplementedError  # pragma: no cover - replaced by the overload
+
+
+@overload(_cast_like, inline="always")
+def _cast_like_impl(value, like):
+    if isinstance(like, types.Float) and like.bitwidth == 32:
+        return lambda value, like: np.float32(value)
+    return lambda value, like: np.float64(value)
+
 
 _PERMUTATION = P.KIND_PERMUTATION
 _RANDOM = P.KIND_RANDOM
@@ -86,6 +145,13 @@ _NCAT = N_CATEGORIES
 _P_NONFINITE = POSE_NONFINITE
 _P_DEGENERATE = POSE_DEGENERATE
 _P_INDEX = POSE_INDEX
+_P_NO_DEPTH = POSE_NO_DEPTH
+_P_BEHIND = POSE_BEHIND
+_ALIGN_SCALE = ALIGN_SCALE
+_ALIGN_PROCRUSTES = ALIGN_PROCRUSTES
+_Q_NONFINITE = POINT_NONFINITE
+_Q_BEHIND = POINT_BEHIND
+_Q_CAMERA = POINT_CAMERA
 _T_NONFINITE = TARGET_NONFINITE
 _T_DEGENERATE = TARGET_DEGENERATE
 _T_CAMERA = TARGET_CAMERA
@@ -360,17 +426,93 @@ def _prepare_serial(target, camera, root, records, two, with_camera, joints, sta
 # with a run-time joint count (benchmarks/bench_gpa.py, J = 17, float32).
 
 
+@njit(**_INLINE)
+def _perspective_depth(src, i, e, r0, z0, u, v, fx, fy, d, max_iter, tol):
+    """Root depth of pose `i` whose perspective box scale is the target's.
+
+    The per-pose loop whose vectorised twin is ``numpy_._perspective_depth``
+    (same float64 operations in the same order; the arithmetic is shared, see
+    :mod:`gpa_arrays._geometry`). Returns ``(z, solved)``, z in float64.
+    """
+    rx = np.float64(src[i, r0])
+    ry = np.float64(src[i, r0 + 1])
+    rz = np.float64(src[i, r0 + 2])
+    lo = 0.0
+    for q in range(0, e, 3):
+        lo = np.maximum(lo, -(np.float64(src[i, q + 2]) - rz))
+    z = G.select(z0 > lo, z0, lo + lo)
+    hi = np.inf
+    for _ in range(max_iter):
+        x_max = x_min = y_max = y_min = 0.0
+        gx_max = gx_min = gy_max = gy_min = 0.0
+        for q in range(0, e, 3):
+            c = np.float64(src[i, q + 2]) - rz
+            inv_q = 1.0 / (z + c)
+            p, g = G.joint_offset(np.float64(src[i, q]) - rx, c, u, inv_q)
+            x_max, gx_max = G.track_max(p, g, x_max, gx_max)
+            x_min, gx_min = G.track_min(p, g, x_min, gx_min)
+            p, g = G.joint_offset(np.float64(src[i, q + 1]) - ry, c, v, inv_q)
+            y_max, gy_max = G.track_max(p, g, y_max, gy_max)
+            y_min, gy_min = G.track_min(p, g, y_min, gy_min)
+        t, slope = G.box_and_slope(
+            fx, fy, x_max, x_min, y_max, y_min, gx_max, gx_min, gy_max, gy_min
+        )
+        if abs(t - d) <= tol * d:
+            return z, True
+        z, lo, hi = G.depth_update(z, t, slope, d, lo, hi)
+    return z, False
+
+
+@njit(**_INLINE)
+def _project_pose(dst, o2, i, n_values, fx, fy, cx, cy, coefficients):
+    """Project aligned pose `i` (row of `dst`) into row `i` of `o2`.
+
+    `coefficients` is ``None`` (pinhole) or ``(k1, k2, k3, p1, p2)``. Returns
+    ``(all_finite, any_behind)``: whether every projected value is finite, and
+    whether some joint has ``z <= 0`` (or NaN).
+    """
+    one = _cast_like(1.0, fx)
+    finite = True
+    behind = False
+    for q in range(0, n_values, 3):
+        x = dst[i, q]
+        y = dst[i, q + 1]
+        z = dst[i, q + 2]
+        if coefficients is None:
+            a, b = G.project_linear(x, y, z, fx, fy, cx, cy, one)
+        else:
+            k1, k2, k3, p1, p2 = coefficients
+            a, b = G.project_distorted(x, y, z, fx, fy, cx, cy, k1, k2, k3, p1, p2, one)
+        w = (q // 3) * 2
+        o2[i, w] = a
+        o2[i, w + 1] = b
+        ha = a - a
+        hb = b - b
+        finite = finite & (ha == ha) & (hb == hb)
+        behind = behind | (not z > 0)
+    return finite, behind
+
+
 @_jit
 def _gpa_chunk(
     source, records, camera, out, root, poseda, kind, offset, keys, a, b, inv_b, k,
-    m, inv_m, index, joints, block_size, lo, hi, status,
+    m, inv_m, index, out2d, distortion, perspective, joints, block_size, lo, hi,
+    status,
 ):  # fmt: skip
-    """Align poses ``[lo, hi)``; the whole per-pose path lives in this one loop."""
+    """Align poses ``[lo, hi)``; the whole per-pose path lives in this one loop.
+
+    `out2d` (projection), `distortion` (its coefficients) and `perspective`
+    (``(max_iterations, tolerance)`` of the depth solve) are ``None`` when not
+    wanted; Numba then compiles their branches away (the default path measured
+    as fast as before they existed).
+    """
     n = source.shape[0]
     e_fixed = 3 * len(joints)
     e = e_fixed if e_fixed > 0 else 3 * source.shape[1]
     src = source.reshape((n, e))
     dst = out.reshape((n, e))
+    if out2d is not None:
+        o2 = out2d.reshape((n, 2 * (e // 3)))
     r0 = 3 * root
     mi = np.int64(m)
     last = max(mi - 1, 0)
@@ -403,11 +545,20 @@ def _gpa_chunk(
         for i in range(block, min(hi, following)):
             t = i - block
             if t < ahead:
-                _prefetch_row(records, min(max(buf[other + t], 0), last))
+                ahead_row = min(max(buf[other + t], 0), last)
+                _prefetch_row(records, ahead_row)
+                # nested, not joined with `and`: Numba compiles an `is None`
+                # test of an argument away only when it stands alone
+                if distortion is not None:  # noqa: SIM102
+                    if out2d is not None and not poseda:
+                        _prefetch_row(distortion, ahead_row)
             j = buf[half + t]
             if j < 0 or j >= mi:
                 for q in range(e):
                     dst[i, q] = np.nan
+                if out2d is not None:
+                    for q in range(2 * (e // 3)):
+                        o2[i, q] = np.nan
                 _flag(status, _P_INDEX, i)
                 continue
             # 2D extent of the source pose
@@ -433,6 +584,19 @@ def _gpa_chunk(
                 z = (records[j, 3] * dx + records[j, 4] * dy) / records[j, 2]
                 u = records[j, 0]
                 v = records[j, 1]
+            if perspective is not None:  # noqa: SIM102 (see the prefetch above)
+                # only poses with a usable weak depth are attempted (as numpy_)
+                if z > 0 and z < np.inf:
+                    depth, solved = _perspective_depth(
+                        src, i, e, r0, np.float64(z), np.float64(u),
+                        np.float64(v), np.float64(records[j, 3]),
+                        np.float64(records[j, 4]), np.float64(records[j, 2]),
+                        perspective[0], perspective[1],
+                    )  # fmt: skip
+                    if solved:
+                        z = _cast_like(depth, z)
+                    else:
+                        _flag(status, _P_NO_DEPTH, i)
             px = z * u
             py = z * v
             rx = src[i, r0]
@@ -455,17 +619,41 @@ def _gpa_chunk(
                     hy = oy - oy
                     hz = oz - oz
                     finite = finite & (hx == hx) & (hy == hy) & (hz == hz)
+            behind = False
+            if out2d is not None:
+                if poseda:  # the camera row that unprojected the pose
+                    row = i
+                    fx2, fy2 = camera[i, 0], camera[i, 1]
+                    cx2, cy2 = camera[i, 2], camera[i, 3]
+                else:
+                    row = j
+                    fx2, fy2 = records[j, 3], records[j, 4]
+                    cx2, cy2 = records[j, 5], records[j, 6]
+                if distortion is None:
+                    coefficients = None
+                else:
+                    coefficients = (
+                        distortion[row, 0], distortion[row, 1], distortion[row, 2],
+                        distortion[row, 3], distortion[row, 4],
+                    )  # fmt: skip
+                finite_2d, behind = _project_pose(
+                    dst, o2, i, e, fx2, fy2, cx2, cy2, coefficients
+                )
+                if finite and z > 0:
+                    finite = finite_2d
             if not finite:
                 _flag(status, _P_NONFINITE, i)
             elif not z > 0:
                 _flag(status, _P_DEGENERATE, i)
+            elif behind:
+                _flag(status, _P_BEHIND, i)
         half = other
 
 
 @_jit_parallel
 def _gpa_parallel(
     source, records, camera, out, root, poseda, kind, offset, seed, step, a, b, inv_b,
-    k, m, inv_m, index, joints, block_size, status,
+    k, m, inv_m, index, out2d, distortion, perspective, joints, block_size, status,
 ):  # fmt: skip
     keys = _key_tuple(seed, step)
     n = source.shape[0]
@@ -474,8 +662,8 @@ def _gpa_parallel(
     for c in prange(nchunks):
         _gpa_chunk(
             source, records, camera, out, root, poseda, kind, offset, keys, a, b,
-            inv_b, k, m, inv_m, index, joints, block_size, c * per,
-            min(n, c * per + per), status[c],
+            inv_b, k, m, inv_m, index, out2d, distortion, perspective, joints,
+            block_size, c * per, min(n, c * per + per), status[c],
         )  # fmt: skip
     return _bad_count(status)
 
@@ -483,13 +671,527 @@ def _gpa_parallel(
 @_jit
 def _gpa_serial(
     source, records, camera, out, root, poseda, kind, offset, seed, step, a, b, inv_b,
-    k, m, inv_m, index, joints, block_size, status,
+    k, m, inv_m, index, out2d, distortion, perspective, joints, block_size, status,
 ):  # fmt: skip
     _gpa_chunk(
         source, records, camera, out, root, poseda, kind, offset,
-        _key_tuple(seed, step), a, b, inv_b, k, m, inv_m, index, joints, block_size,
-        0, source.shape[0], status[0],
+        _key_tuple(seed, step), a, b, inv_b, k, m, inv_m, index, out2d, distortion,
+        perspective, joints, block_size, 0, source.shape[0], status[0],
     )  # fmt: skip
+    return _bad_count(status)
+
+
+# --- projection -------------------------------------------------------------------
+
+
+@_jit
+def _project_chunk(points, camera, per, out, lo, hi, status):
+    """Project points ``[lo, hi)``; point ``p`` uses camera row ``p // per``.
+
+    The inner loop runs over the points of one camera row and is free of
+    branches (clamps are selects, the checks a reduction), so it vectorises;
+    the rare bad points are located in a second pass.
+    """
+    one = _cast_like(1.0, points[0, 0])
+    distorted = camera.shape[1] == 9
+    p = lo
+    while p < hi:
+        g = p // per
+        end = min(hi, (g + 1) * per)
+        fx = camera[g, 0]
+        fy = camera[g, 1]
+        cx = camera[g, 2]
+        cy = camera[g, 3]
+        # a row is checked by the chunk that holds its first point
+        if p == g * per:
+            h = fx - fx
+            for c in range(1, camera.shape[1]):
+                h = h + (camera[g, c] - camera[g, c])
+            if not (fx > 0 and fy > 0 and h == h):
+                _flag(status, _Q_CAMERA, g)
+        bad = False
+        if distorted:
+            k1 = camera[g, 4]
+            k2 = camera[g, 5]
+            k3 = camera[g, 6]
+            p1 = camera[g, 7]
+            p2 = camera[g, 8]
+            for t in range(p, end):
+                x = points[t, 0]
+                y = points[t, 1]
+                z = points[t, 2]
+                a, b = G.project_distorted(
+                    x, y, z, fx, fy, cx, cy, k1, k2, k3, p1, p2, one
+                )
+                out[t, 0] = a
+                out[t, 1] = b
+                h = (x - x) + (y - y) + (z - z) + (a - a) + (b - b)
+                bad = bad | (h != h) | (not z > 0)
+        else:
+            for t in range(p, end):
+                x = points[t, 0]
+                y = points[t, 1]
+                z = points[t, 2]
+                a, b = G.project_linear(x, y, z, fx, fy, cx, cy, one)
+                out[t, 0] = a
+                out[t, 1] = b
+                h = (x - x) + (y - y) + (z - z) + (a - a) + (b - b)
+                bad = bad | (h != h) | (not z > 0)
+        if bad:
+            for t in range(p, end):
+                z = points[t, 2]
+                h = (points[t, 0] - points[t, 0]) + (points[t, 1] - points[t, 1])
+                h = h + (z - z) + (out[t, 0] - out[t, 0]) + (out[t, 1] - out[t, 1])
+                if h != h:
+                    _flag(status, _Q_NONFINITE, t)
+                elif not z > 0:
+                    _flag(status, _Q_BEHIND, t)
+        p = end
+
+
+@_jit_parallel
+def _project_parallel(points, camera, per, out, status):
+    n = points.shape[0]
+    nchunks = status.shape[0]
+    size = (n + nchunks - 1) // nchunks
+    for c in prange(nchunks):
+        _project_chunk(
+            points, camera, per, out, c * size, min(n, c * size + size), status[c]
+        )
+    return _bad_count(status)
+
+
+@_jit
+def _project_serial(points, camera, per, out, status):
+    _project_chunk(points, camera, per, out, 0, points.shape[0], status[0])
+    return _bad_count(status)
+
+
+# --- metrics: per-pose similarity fit ---------------------------------------------
+#
+# The rotation that best maps the centred prediction l onto the centred target r
+# is found with Horn's closed form (Horn, "Closed-form solution of absolute
+# orientation using unit quaternions", JOSA A 4(4), 1987): it is the unit
+# quaternion that is the eigenvector of the largest eigenvalue of a symmetric
+# traceless 4x4 matrix N built from S = sum_k l_k r_k^T, and that eigenvalue is
+# max over rotations of sum_k r_k . (R l_k). Searching quaternions (rotations
+# only) removes reflections by construction, which the SVD route does with the
+# sign of det. The largest eigenvalue is the largest root of N's characteristic
+# polynomial lambda^4 + c2 lambda^2 + c1 lambda + c0, with c2 = -2 |S|^2,
+# c1 = -8 det S and c0 = det N; Newton's method from the upper bound
+# (|l|^2 + |r|^2) / 2 converges to it monotonically (the quaternion
+# characteristic polynomial method of Theobald, Acta Cryst. A61, 2005). The
+# eigenvector is the best-conditioned column of adj(N - lambda I), whose
+# diagonal is proportional to the squared quaternion entries. When the largest
+# eigenvalue is (nearly) repeated those cofactors vanish and the optimal
+# rotation is (nearly) not unique; the pose then falls back to cyclic Jacobi
+# sweeps on N, which always return an eigenvector of the largest eigenvalue.
+
+#: Newton iterations on the characteristic polynomial (typically 5 to 12).
+_QCP_ITERATIONS = 60
+#: Relative size of the largest diagonal cofactor, against the cube of the
+#: bound, below which the eigenvector is computed by Jacobi sweeps instead.
+#: Above it the cofactor column's relative error is below about 1e-10.
+_QCP_MIN_COFACTOR = 1e-6
+#: Jacobi sweeps; six reach machine precision for any 4x4 symmetric matrix.
+_JACOBI_SWEEPS = 12
+
+
+@njit(**_INLINE)
+def _det3(a, b, c, d, e, f, g, h, i):
+    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+
+
+@njit(**_INLINE)
+def _others(j):
+    """The three indices of 0..3 other than `j`, in order."""
+    return (1 if j == 0 else 0), (2 if j <= 1 else 1), (3 if j <= 2 else 2)
+
+
+@njit(**_INLINE)
+def _cofactor(a, row, col):
+    r0, r1, r2 = _others(row)
+    c0, c1, c2 = _others(col)
+    m = _det3(
+        a[r0, c0], a[r0, c1], a[r0, c2],
+        a[r1, c0], a[r1, c1], a[r1, c2],
+        a[r2, c0], a[r2, c1], a[r2, c2],
+    )  # fmt: skip
+    return m if (row + col) % 2 == 0 else -m
+
+
+@_jit
+def _jacobi_top_eigenvector(a, v):
+    """Eigenvector of the largest eigenvalue of symmetric 4x4 `a` (destroyed).
+
+    Cyclic Jacobi rotations (Golub and Van Loan, Matrix Computations, 8.5),
+    accumulated in `v`. Returns the column index of `v` to use.
+    """
+    for r in range(4):
+        for c in range(4):
+            v[r, c] = 1.0 if r == c else 0.0
+    for _ in range(_JACOBI_SWEEPS):
+        off = 0.0
+        total = 0.0
+        for p in range(4):
+            total += a[p, p] * a[p, p]
+            for q in range(p + 1, 4):
+                off += a[p, q] * a[p, q]
+        if off <= 1e-32 * total:
+            break
+        for p in range(3):
+            for q in range(p + 1, 4):
+                apq = a[p, q]
+                if apq == 0.0:
+                    continue
+                theta = (a[q, q] - a[p, p]) / (2.0 * apq)
+                if abs(theta) > 1e150:
+                    t = 0.5 / theta
+                else:
+                    t = 1.0 / (abs(theta) + np.sqrt(theta * theta + 1.0))
+                    if theta < 0.0:
+                        t = -t
+                c = 1.0 / np.sqrt(t * t + 1.0)
+                s = t * c
+                for r in range(4):
+                    if r != p and r != q:
+                        arp = a[r, p]
+                        arq = a[r, q]
+                        a[r, p] = c * arp - s * arq
+                        a[p, r] = a[r, p]
+                        a[r, q] = s * arp + c * arq
+                        a[q, r] = a[r, q]
+                a[p, p] -= t * apq
+                a[q, q] += t * apq
+                a[p, q] = 0.0
+                a[q, p] = 0.0
+                for r in range(4):
+                    vrp = v[r, p]
+                    vrq = v[r, q]
+                    v[r, p] = c * vrp - s * vrq
+                    v[r, q] = s * vrp + c * vrq
+    best = 0
+    for p in range(1, 4):
+        if a[p, p] > a[best, best]:
+            best = p
+    return best
+
+
+@_jit
+def _horn_quaternion(s, bound, a, v):
+    """Unit quaternion of the rotation maximising ``sum_k r_k . R l_k``.
+
+    Parameters
+    ----------
+    s : (3, 3) float64 array, ``S[a, b] = sum_k l_k[a] r_k[b]``
+    bound : float, ``(|l|^2 + |r|^2) / 2`` (an upper bound of the eigenvalue)
+    a, v : (4, 4) float64 scratch arrays
+
+    Returns ``(q0, q1, q2, q3)``, not necessarily normalised.
+    """
+    sxx, sxy, sxz = s[0, 0], s[0, 1], s[0, 2]
+    syx, syy, syz = s[1, 0], s[1, 1], s[1, 2]
+    szx, szy, szz = s[2, 0], s[2, 1], s[2, 2]
+    a[0, 0] = sxx + syy + szz
+    a[0, 1] = a[1, 0] = syz - szy
+    a[0, 2] = a[2, 0] = szx - sxz
+    a[0, 3] = a[3, 0] = sxy - syx
+    a[1, 1] = sxx - syy - szz
+    a[1, 2] = a[2, 1] = sxy + syx
+    a[1, 3] = a[3, 1] = szx + sxz
+    a[2, 2] = -sxx + syy - szz
+    a[2, 3] = a[3, 2] = syz + szy
+    a[3, 3] = -sxx - syy + szz
+    squares = 0.0
+    for r in range(3):
+        for c in range(3):
+            squares += s[r, c] * s[r, c]
+    c2 = -2.0 * squares
+    c1 = -8.0 * _det3(sxx, sxy, sxz, syx, syy, syz, szx, szy, szz)
+    c0 = 0.0
+    for col in range(4):
+        c0 += a[0, col] * _cofactor(a, 0, col)
+    lam = bound
+    for _ in range(_QCP_ITERATIONS):
+        lam2 = lam * lam
+        f = (lam2 + c2) * lam2 + c1 * lam + c0
+        df = (4.0 * lam2 + 2.0 * c2) * lam + c1
+        if not df > 0.0:  # at (or, by rounding, below) a repeated root
+            break
+        step = f / df
+        lam -= step
+        if abs(step) <= 1e-15 * bound:
+            break
+    for r in range(4):
+        a[r, r] -= lam
+    best = 0
+    best_value = abs(_cofactor(a, 0, 0))
+    for j in range(1, 4):
+        value = abs(_cofactor(a, j, j))
+        if value > best_value:
+            best = j
+            best_value = value
+    if best_value > _QCP_MIN_COFACTOR * bound * bound * bound:
+        return (
+            _cofactor(a, best, 0),
+            _cofactor(a, best, 1),
+            _cofactor(a, best, 2),
+            _cofactor(a, best, 3),
+        )
+    for r in range(4):
+        a[r, r] += lam
+    col = _jacobi_top_eigenvector(a, v)
+    return v[0, col], v[1, col], v[2, col], v[3, col]
+
+
+@_jit
+def _fit_pose(pred, tgt, i, sel, root, work, s, a, v):
+    """Similarity fit of pose `i`: ``tgt ~ scale * R (pred - mu_p) + mu_t``.
+
+    Writes ``scale, R (row-major 9), mu_t (3), mu_p (3)`` to ``work[:16]`` and
+    returns 0, or 1 (non-finite coordinate) or 2 (the selected predicted
+    joints coincide: no scale). Coordinates are taken relative to joint
+    `root` first when ``root >= 0`` (which changes nothing but the checks).
+    """
+    n_sel = sel.shape[0]
+    rp0 = rp1 = rp2 = rt0 = rt1 = rt2 = 0.0
+    if root >= 0:
+        rp0, rp1, rp2 = pred[i, root, 0], pred[i, root, 1], pred[i, root, 2]
+        rt0, rt1, rt2 = tgt[i, root, 0], tgt[i, root, 1], tgt[i, root, 2]
+    mp0 = mp1 = mp2 = mt0 = mt1 = mt2 = 0.0
+    check = 0.0
+    for k in range(n_sel):
+        jk = sel[k]
+        p0 = np.float64(pred[i, jk, 0]) - rp0
+        p1 = np.float64(pred[i, jk, 1]) - rp1
+        p2 = np.float64(pred[i, jk, 2]) - rp2
+        t0 = np.float64(tgt[i, jk, 0]) - rt0
+        t1 = np.float64(tgt[i, jk, 1]) - rt1
+        t2 = np.float64(tgt[i, jk, 2]) - rt2
+        check += (p0 - p0) + (p1 - p1) + (p2 - p2) + (t0 - t0) + (t1 - t1) + (t2 - t2)
+        mp0 += p0
+        mp1 += p1
+        mp2 += p2
+        mt0 += t0
+        mt1 += t1
+        mt2 += t2
+    if check != check:
+        return 1
+    mp0 /= n_sel
+    mp1 /= n_sel
+    mp2 /= n_sel
+    mt0 /= n_sel
+    mt1 /= n_sel
+    mt2 /= n_sel
+    for r in range(3):
+        for c in range(3):
+            s[r, c] = 0.0
+    gp = 0.0
+    gt = 0.0
+    for k in range(n_sel):
+        jk = sel[k]
+        l0 = (np.float64(pred[i, jk, 0]) - rp0) - mp0
+        l1 = (np.float64(pred[i, jk, 1]) - rp1) - mp1
+        l2 = (np.float64(pred[i, jk, 2]) - rp2) - mp2
+        r0 = (np.float64(tgt[i, jk, 0]) - rt0) - mt0
+        r1 = (np.float64(tgt[i, jk, 1]) - rt1) - mt1
+        r2 = (np.float64(tgt[i, jk, 2]) - rt2) - mt2
+        s[0, 0] += l0 * r0
+        s[0, 1] += l0 * r1
+        s[0, 2] += l0 * r2
+        s[1, 0] += l1 * r0
+        s[1, 1] += l1 * r1
+        s[1, 2] += l1 * r2
+        s[2, 0] += l2 * r0
+        s[2, 1] += l2 * r1
+        s[2, 2] += l2 * r2
+        gp += l0 * l0 + l1 * l1 + l2 * l2
+        gt += r0 * r0 + r1 * r1 + r2 * r2
+    if not gp > 0.0:
+        return 2
+    q0, q1, q2, q3 = _horn_quaternion(s, np.sqrt(gp * gt), a, v)
+    norm = q0 * q0 + q1 * q1 + q2 * q2 + q3 * q3
+    w = 2.0 / norm
+    # rotation matrix of q / |q| (Horn 1987, eq. 4)
+    r00 = 1.0 - w * (q2 * q2 + q3 * q3)
+    r01 = w * (q1 * q2 - q0 * q3)
+    r02 = w * (q1 * q3 + q0 * q2)
+    r10 = w * (q1 * q2 + q0 * q3)
+    r11 = 1.0 - w * (q1 * q1 + q3 * q3)
+    r12 = w * (q2 * q3 - q0 * q1)
+    r20 = w * (q1 * q3 - q0 * q2)
+    r21 = w * (q2 * q3 + q0 * q1)
+    r22 = 1.0 - w * (q1 * q1 + q2 * q2)
+    # the attained objective sum_k r_k . R l_k = sum_ab R[a, b] S[b, a]
+    lam = (
+        r00 * s[0, 0] + r01 * s[1, 0] + r02 * s[2, 0]
+        + r10 * s[0, 1] + r11 * s[1, 1] + r12 * s[2, 1]
+        + r20 * s[0, 2] + r21 * s[1, 2] + r22 * s[2, 2]
+    )  # fmt: skip
+    work[0] = lam / gp
+    work[1] = r00
+    work[2] = r01
+    work[3] = r02
+    work[4] = r10
+    work[5] = r11
+    work[6] = r12
+    work[7] = r20
+    work[8] = r21
+    work[9] = r22
+    work[10] = mt0
+    work[11] = mt1
+    work[12] = mt2
+    work[13] = mp0
+    work[14] = mp1
+    work[15] = mp2
+    return 0
+
+
+@_jit
+def _errors_chunk(pred, tgt, sel, root, align, errors, lo, hi, status):
+    n_sel = sel.shape[0]
+    work = np.empty(16)
+    s = np.empty((3, 3))
+    a = np.empty((4, 4))
+    v = np.empty((4, 4))
+    for i in range(lo, hi):
+        rp0 = rp1 = rp2 = rt0 = rt1 = rt2 = 0.0
+        if root >= 0:
+            rp0, rp1, rp2 = pred[i, root, 0], pred[i, root, 1], pred[i, root, 2]
+            rt0, rt1, rt2 = tgt[i, root, 0], tgt[i, root, 1], tgt[i, root, 2]
+        if align == _ALIGN_PROCRUSTES:
+            code = _fit_pose(pred, tgt, i, sel, root, work, s, a, v)
+            if code != 0:
+                _flag(status, _P_NONFINITE if code == 1 else _P_DEGENERATE, i)
+                for k in range(n_sel):
+                    errors[i, k] = np.nan
+                continue
+            scale = work[0]
+            for k in range(n_sel):
+                jk = sel[k]
+                l0 = (np.float64(pred[i, jk, 0]) - rp0) - work[13]
+                l1 = (np.float64(pred[i, jk, 1]) - rp1) - work[14]
+                l2 = (np.float64(pred[i, jk, 2]) - rp2) - work[15]
+                d0 = scale * (work[1] * l0 + work[2] * l1 + work[3] * l2) - (
+                    (np.float64(tgt[i, jk, 0]) - rt0) - work[10]
+                )
+                d1 = scale * (work[4] * l0 + work[5] * l1 + work[6] * l2) - (
+                    (np.float64(tgt[i, jk, 1]) - rt1) - work[11]
+                )
+                d2 = scale * (work[7] * l0 + work[8] * l1 + work[9] * l2) - (
+                    (np.float64(tgt[i, jk, 2]) - rt2) - work[12]
+                )
+                errors[i, k] = np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+            continue
+        check = 0.0
+        tp = 0.0
+        pp = 0.0
+        for k in range(n_sel):
+            jk = sel[k]
+            p0 = np.float64(pred[i, jk, 0]) - rp0
+            p1 = np.float64(pred[i, jk, 1]) - rp1
+            p2 = np.float64(pred[i, jk, 2]) - rp2
+            t0 = np.float64(tgt[i, jk, 0]) - rt0
+            t1 = np.float64(tgt[i, jk, 1]) - rt1
+            t2 = np.float64(tgt[i, jk, 2]) - rt2
+            check += (p0 - p0) + (p1 - p1) + (p2 - p2) + (t0 - t0) + (t1 - t1)
+            check += t2 - t2
+            tp += t0 * p0 + t1 * p1 + t2 * p2
+            pp += p0 * p0 + p1 * p1 + p2 * p2
+        if check != check:
+            _flag(status, _P_NONFINITE, i)
+            for k in range(n_sel):
+                errors[i, k] = np.nan
+            continue
+        scale = 1.0
+        if align == _ALIGN_SCALE:
+            if not pp > 0.0:
+                _flag(status, _P_DEGENERATE, i)
+                for k in range(n_sel):
+                    errors[i, k] = np.nan
+                continue
+            scale = tp / pp
+        for k in range(n_sel):
+            jk = sel[k]
+            d0 = scale * (np.float64(pred[i, jk, 0]) - rp0) - (
+                np.float64(tgt[i, jk, 0]) - rt0
+            )
+            d1 = scale * (np.float64(pred[i, jk, 1]) - rp1) - (
+                np.float64(tgt[i, jk, 1]) - rt1
+            )
+            d2 = scale * (np.float64(pred[i, jk, 2]) - rp2) - (
+                np.float64(tgt[i, jk, 2]) - rt2
+            )
+            errors[i, k] = np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+
+
+@_jit_parallel
+def _errors_parallel(pred, tgt, sel, root, align, errors, status):
+    n = pred.shape[0]
+    nchunks = status.shape[0]
+    per = (n + nchunks - 1) // nchunks
+    for c in prange(nchunks):
+        _errors_chunk(
+            pred, tgt, sel, root, align, errors, c * per, min(n, c * per + per),
+            status[c],
+        )  # fmt: skip
+    return _bad_count(status)
+
+
+@_jit
+def _errors_serial(pred, tgt, sel, root, align, errors, status):
+    _errors_chunk(pred, tgt, sel, root, align, errors, 0, pred.shape[0], status[0])
+    return _bad_count(status)
+
+
+@_jit
+def _fit_chunk(pred, tgt, sel, scale, rotation, translation, lo, hi, status):
+    work = np.empty(16)
+    s = np.empty((3, 3))
+    a = np.empty((4, 4))
+    v = np.empty((4, 4))
+    for i in range(lo, hi):
+        code = _fit_pose(pred, tgt, i, sel, -1, work, s, a, v)
+        if code != 0:
+            _flag(status, _P_NONFINITE if code == 1 else _P_DEGENERATE, i)
+            scale[i] = np.nan
+            for r in range(3):
+                translation[i, r] = np.nan
+                for c in range(3):
+                    rotation[i, r, c] = np.nan
+            continue
+        scale[i] = work[0]
+        for r in range(3):
+            for c in range(3):
+                rotation[i, r, c] = work[1 + 3 * r + c]
+        # t = mu_t - scale * R mu_p
+        for r in range(3):
+            rmu = (
+                work[1 + 3 * r] * work[13]
+                + work[2 + 3 * r] * work[14]
+                + work[3 + 3 * r] * work[15]
+            )
+            translation[i, r] = work[10 + r] - work[0] * rmu
+
+
+@_jit_parallel
+def _fit_parallel(pred, tgt, sel, scale, rotation, translation, status):
+    n = pred.shape[0]
+    nchunks = status.shape[0]
+    per = (n + nchunks - 1) // nchunks
+    for c in prange(nchunks):
+        _fit_chunk(
+            pred, tgt, sel, scale, rotation, translation, c * per,
+            min(n, c * per + per), status[c],
+        )  # fmt: skip
+    return _bad_count(status)
+
+
+@_jit
+def _fit_serial(pred, tgt, sel, scale, rotation, translation, status):
+    _fit_chunk(
+        pred, tgt, sel, scale, rotation, translation, 0, pred.shape[0], status[0]
+    )
     return _bad_count(status)
 
 
@@ -634,35 +1336,108 @@ def prepare_poseda_records(target, camera, root):
     return _prepare(target, camera, root, False)
 
 
-def _run_gpa(source, records, camera, out, root, poseda, spec):
+def _run_gpa(
+    source, records, camera, out, root, poseda, spec, out2d, distortion, perspective
+):
     n = source.shape[0]
     if n == 0:
         return None
     # The kernels address poses through flat views, which need C order; other
-    # layouts are copied in (source) or staged and copied out (out).
+    # layouts are copied in (source) or staged and copied out (outputs).
     if not source.flags.c_contiguous:
         source = np.ascontiguousarray(source)
     target = out if out.flags.c_contiguous else np.empty_like(source)
+    target_2d = out2d
+    if out2d is not None and not out2d.flags.c_contiguous:
+        target_2d = np.empty(out2d.shape, dtype=out2d.dtype)
     parallel = _use_parallel(n)
     statuses = _statuses(_chunks(n) if parallel else 1)
     run = _gpa_parallel if parallel else _gpa_serial
     joints = _joints(source.shape[1])
+    solve = None
+    if perspective:
+        solve = (G.PERSPECTIVE_MAX_ITERATIONS, G.PERSPECTIVE_TOLERANCE)
     bad = run(
-        source, records, camera, target, root, poseda, *_spec_args(spec), joints,
-        _config.PAIRING_BLOCK, statuses,
+        source, records, camera, target, root, poseda, *_spec_args(spec), target_2d,
+        distortion, solve, joints, _config.PAIRING_BLOCK, statuses,
     )  # fmt: skip
+    if target is not out:
+        out[...] = target
+    if target_2d is not out2d:
+        out2d[...] = target_2d
+    return _merge(statuses) if bad else None
+
+
+def gpa_records(
+    source, records, out, root, spec, out2d=None, distortion=None, perspective=False
+):
+    """GPA against prepared records (see :func:`numpy_.gpa_records`)."""
+    # the camera argument is unused in paired mode; any 2D array of the dtype
+    # keeps the compiled signature stable
+    if out2d is None:
+        distortion = None
+    return _run_gpa(
+        source, records, records, out, root, False, spec, out2d, distortion,
+        perspective,
+    )  # fmt: skip
+
+
+def gpa_poseda(source, records, camera, out, root, spec, out2d=None):
+    """The published arithmetic (see :func:`numpy_.gpa_poseda`)."""
+    distortion = None
+    if out2d is not None and camera.shape[1] == 9:
+        distortion = camera[:, 4:9]
+    return _run_gpa(
+        source, records, camera, out, root, True, spec, out2d, distortion, False
+    )
+
+
+def project_points(points, camera, per, out):
+    """Project camera-space points (see :func:`numpy_.project_points`)."""
+    n = points.shape[0]
+    if n == 0:
+        return None
+    points = np.ascontiguousarray(points)
+    camera = np.ascontiguousarray(camera)
+    target = out if out.flags.c_contiguous else np.empty(out.shape, out.dtype)
+    parallel = _use_parallel(n // 16)  # a point is about a sixteenth of a pose
+    statuses = _statuses(_chunks(n // 16) if parallel else 1)
+    run = _project_parallel if parallel else _project_serial
+    bad = run(points, camera, per, target, statuses)
     if target is not out:
         out[...] = target
     return _merge(statuses) if bad else None
 
 
-def gpa_records(source, records, out, root, spec):
-    """GPA against prepared records (see :func:`numpy_.gpa_records`)."""
-    # the camera argument is unused in paired mode; any 2D array of the dtype
-    # keeps the compiled signature stable
-    return _run_gpa(source, records, records, out, root, False, spec)
+def joint_errors(predicted, target, joints, root, align):
+    """Per-joint errors after alignment (see :func:`numpy_.joint_errors`)."""
+    n = predicted.shape[0]
+    errors = np.empty((n, joints.shape[0]))
+    if n == 0:
+        return errors, None
+    predicted = np.ascontiguousarray(predicted)
+    target = np.ascontiguousarray(target)
+    joints = np.ascontiguousarray(joints, dtype=np.int64)
+    parallel = _use_parallel(n)
+    statuses = _statuses(_chunks(n) if parallel else 1)
+    run = _errors_parallel if parallel else _errors_serial
+    bad = run(predicted, target, joints, root, align, errors, statuses)
+    return errors, (_merge(statuses) if bad else None)
 
 
-def gpa_poseda(source, records, camera, out, root, spec):
-    """The published arithmetic (see :func:`numpy_.gpa_poseda`)."""
-    return _run_gpa(source, records, camera, out, root, True, spec)
+def procrustes_fit(predicted, target, joints):
+    """Per-pose similarity fit (see :func:`numpy_.procrustes_fit`)."""
+    n = predicted.shape[0]
+    scale = np.empty(n)
+    rotation = np.empty((n, 3, 3))
+    translation = np.empty((n, 3))
+    if n == 0:
+        return scale, rotation, translation, None
+    predicted = np.ascontiguousarray(predicted)
+    target = np.ascontiguousarray(target)
+    joints = np.ascontiguousarray(joints, dtype=np.int64)
+    parallel = _use_parallel(n)
+    statuses = _statuses(_chunks(n) if parallel else 1)
+    run = _fit_parallel if parallel else _fit_serial
+    bad = run(predicted, target, joints, scale, rotation, translation, statuses)
+    return scale, rotation, translation, (_merge(statuses) if bad else None)

@@ -24,6 +24,13 @@ slot  value
 The ``mode="poseda"`` path pairs target boxes with the *source* index's camera,
 so its records hold the raw root instead: slots 0, 1 are ``t_root_x, t_root_y``
 and slot 2 is ``d``.
+
+Targets with 9-value cameras also get a *wide* record, ``(M, 2 *
+RECORD_WIDTH)``, used only by ``return_2d=True``: slots 0-7 are the record
+above, slots 8-12 ``k1, k2, k3, p1, p2``, the rest zero. The kernels receive it
+as two views, ``wide[:, :8]`` (the records) and ``wide[:, 8:]`` (the
+coefficients), so one gathered row holds both; see :func:`prepare_wide_records`
+for why.
 """
 
 from __future__ import annotations
@@ -32,18 +39,40 @@ import functools
 
 import numpy as np
 
+from .. import _geometry as G
 from .. import _pairing as P
 from .._status import (
+    POINT_BEHIND,
+    POINT_CAMERA,
+    POINT_NONFINITE,
+    POSE_BEHIND,
     POSE_DEGENERATE,
     POSE_INDEX,
+    POSE_NO_DEPTH,
     POSE_NONFINITE,
     TARGET_CAMERA,
     TARGET_DEGENERATE,
+    TARGET_DISTORTION,
     TARGET_NONFINITE,
     new_status,
 )
 
-__all__ = ["gpa_poseda", "gpa_records", "pair_indices", "prepare_records"]
+__all__ = [
+    "gpa_poseda",
+    "gpa_records",
+    "joint_errors",
+    "pair_indices",
+    "prepare_poseda_records",
+    "prepare_records",
+    "prepare_wide_records",
+    "procrustes_fit",
+    "project_points",
+]
+
+#: ``align`` codes of :func:`joint_errors`.
+ALIGN_NONE = 0
+ALIGN_SCALE = 1
+ALIGN_PROCRUSTES = 2
 
 RECORD_WIDTH = 8
 
@@ -174,6 +203,47 @@ def prepare_poseda_records(target, camera, root):
     return records, (status if status.any() else None)
 
 
+def prepare_wide_records(records, camera):
+    """Records with the distortion coefficients of 9-value camera rows.
+
+    Parameters
+    ----------
+    records : (M, RECORD_WIDTH) ndarray
+        From :func:`prepare_records`.
+    camera : (M, 9) float ndarray
+        ``[fx, fy, cx, cy, k1, k2, k3, p1, p2]`` per target, of the records'
+        dtype (may be a stride-0 broadcast of one row).
+
+    Returns
+    -------
+    wide : (M, 2 * RECORD_WIDTH) ndarray
+        ``records`` in slots 0-7, ``k1, k2, k3, p1, p2, 0, 0, 0`` in slots 8-15.
+    status : (N_CATEGORIES, 2) int64 ndarray or None
+        ``[count, first]`` of rows with a non-finite coefficient
+        (``TARGET_DISTORTION``), or ``None``.
+
+    Notes
+    -----
+    A plain copy, shared by the CPU backends. The coefficients share a row
+    with the record rather than living in an array of their own because the
+    fused ``return_2d`` kernel gathers one random row per pose: measured with
+    ``benchmarks/bench_gpa_2d.py`` (N = M = 1e6, J = 17, float32, one thread,
+    on the shared 2-core machine), 75 ms with one 64-byte row against 132 ms
+    with two 32-byte rows from two arrays (55 ms with sequential pairing,
+    where the layout does not matter). The default path keeps its own
+    contiguous ``(M, RECORD_WIDTH)`` records, so it pays nothing for this.
+    """
+    status = new_status()
+    m = records.shape[0]
+    wide = np.zeros((m, 2 * RECORD_WIDTH), dtype=records.dtype)
+    wide[:, :RECORD_WIDTH] = records
+    wide[:, RECORD_WIDTH : RECORD_WIDTH + 5] = camera[:, 4:9]
+    with np.errstate(all="ignore"):
+        bad = ~np.isfinite(camera[:, 4:9]).all(axis=1)
+    _first_and_count(bad, status, TARGET_DISTORTION)
+    return wide, (status if status.any() else None)
+
+
 def _bad_camera(camera):
     fx, fy, cx, cy = (camera[:, c] for c in range(4))
     good = (fx > 0) & (fy > 0) & (fx < np.inf) & (fy < np.inf)
@@ -191,8 +261,15 @@ def _resolve_targets(spec, status):
     return j, None
 
 
-def _place(source, root, z, u, v, out, status, bad_index):
-    """Write ``(source - source_root) + (z*u, z*v, z)`` and flag bad poses."""
+def _place(source, root, z, u, v, out, status, bad_index, projection=None):
+    """Write ``(source - source_root) + (z*u, z*v, z)`` and flag bad poses.
+
+    `projection` is ``None`` or ``(out2d, camera, distortion)`` with one camera
+    row (and distortion row, or ``None``) per pose: the aligned pose is then also
+    projected into ``out2d``. A pose's flags are checked in the kernels' order:
+    non-finite 3D output, depth not positive, non-finite 2D output, a joint at or
+    behind the camera plane; the first that applies is counted.
+    """
     px = z * u
     py = z * v
     rel = source - source[:, root : root + 1, :]
@@ -204,11 +281,99 @@ def _place(source, root, z, u, v, out, status, bad_index):
     nonfinite = ~np.isfinite(out).all(axis=(1, 2))
     if bad_index is not None:
         nonfinite &= ~bad_index
-    _first_and_count(nonfinite, status, POSE_NONFINITE)
     degenerate = ~nonfinite & ~(z > 0)
     if bad_index is not None:
         degenerate &= ~bad_index
+    if projection is not None:
+        out2d, camera, distortion = projection
+        _project_poses(out, camera, distortion, out2d)
+        if bad_index is not None:
+            out2d[bad_index] = np.nan
+        fine = ~nonfinite & ~degenerate
+        if bad_index is not None:
+            fine &= ~bad_index
+        nonfinite_2d = fine & ~np.isfinite(out2d).all(axis=(1, 2))
+        behind = fine & ~nonfinite_2d & ~(out[..., 2] > 0).all(axis=1)
+        nonfinite |= nonfinite_2d
+        _first_and_count(behind, status, POSE_BEHIND)
+    _first_and_count(nonfinite, status, POSE_NONFINITE)
     _first_and_count(degenerate, status, POSE_DEGENERATE)
+
+
+def _project_poses(poses, camera, distortion, out2d):
+    """Project (N, J, 3) poses, one camera row (and distortion row) per pose."""
+    one = poses.dtype.type(1)
+    x, y, z = poses[..., 0], poses[..., 1], poses[..., 2]
+    f = [camera[:, c, None] for c in range(4)]
+    if distortion is None:
+        u, v = G.project_linear(x, y, z, *f, one)
+    else:
+        k = [distortion[:, c, None] for c in range(5)]
+        u, v = G.project_distorted(x, y, z, *f, *k, one)
+    out2d[..., 0] = u
+    out2d[..., 1] = v
+
+
+def _perspective_depth(source, root, z0, u, v, fx, fy, d):
+    """Root depth at which the perspective box scale equals the target's.
+
+    The vectorised twin of the Numba kernel's per-pose loop (same float64
+    operations in the same order, see :mod:`gpa_arrays._geometry`).
+
+    Returns
+    -------
+    z : (N,) float64 ndarray
+        The depth; for unsolved poses, whatever the last iterate was.
+    solved : (N,) bool ndarray
+        Poses that met the tolerance within the budget. Poses whose weak depth
+        `z0` is not positive and finite are not attempted (and not solved).
+    """
+    f64 = np.float64
+    rel = source.astype(f64) - source[:, root : root + 1, :].astype(f64)
+    u, v, fx, fy, d = (a.astype(f64) for a in (u, v, fx, fy, d))
+    z0 = z0.astype(f64)
+    n, joints = rel.shape[0], rel.shape[1]
+    lo = np.zeros(n)
+    for k in range(joints):
+        lo = np.maximum(lo, -rel[:, k, 2])
+    z = G.select(z0 > lo, z0, lo + lo)
+    hi = np.full(n, np.inf)
+    attempt = (z0 > 0) & (z0 < np.inf)
+    solved = np.zeros(n, dtype=bool)
+    todo = np.flatnonzero(attempt)
+    tol = G.PERSPECTIVE_TOLERANCE
+    for _ in range(G.PERSPECTIVE_MAX_ITERATIONS):
+        if todo.size == 0:
+            break
+        t, slope = _box_and_slope(
+            rel[todo], z[todo], u[todo], v[todo], fx[todo], fy[todo]
+        )
+        dt = d[todo]
+        done = np.abs(t - dt) <= tol * dt
+        solved[todo[done]] = True
+        todo, t, slope, dt = todo[~done], t[~done], slope[~done], dt[~done]
+        z[todo], lo[todo], hi[todo] = G.depth_update(
+            z[todo], t, slope, dt, lo[todo], hi[todo]
+        )
+    return z, solved
+
+
+def _box_and_slope(rel, z, u, v, fx, fy):
+    zero = np.zeros_like(z)
+    x_max = x_min = y_max = y_min = zero
+    gx_max = gx_min = gy_max = gy_min = zero
+    for k in range(rel.shape[1]):
+        c = rel[:, k, 2]
+        inv_q = 1.0 / (z + c)
+        p, g = G.joint_offset(rel[:, k, 0], c, u, inv_q)
+        x_max, gx_max = G.track_max(p, g, x_max, gx_max)
+        x_min, gx_min = G.track_min(p, g, x_min, gx_min)
+        p, g = G.joint_offset(rel[:, k, 1], c, v, inv_q)
+        y_max, gy_max = G.track_max(p, g, y_max, gy_max)
+        y_min, gy_min = G.track_min(p, g, y_min, gy_min)
+    return G.box_and_slope(
+        fx, fy, x_max, x_min, y_max, y_min, gx_max, gx_min, gy_max, gy_min
+    )
 
 
 def _extent(source):
@@ -218,7 +383,9 @@ def _extent(source):
 
 
 @_quiet
-def gpa_records(source, records, out, root, spec):
+def gpa_records(
+    source, records, out, root, spec, out2d=None, distortion=None, perspective=False
+):
     """GPA against prepared records (``mode="paired"``).
 
     Parameters
@@ -232,13 +399,26 @@ def gpa_records(source, records, out, root, spec):
     root : int
         Source root joint.
     spec : PairingSpec
+    out2d : (N, J, 2) ndarray, optional
+        When given, also write each aligned pose projected through its paired
+        target's camera (``return_2d``).
+    distortion : (M, 5 or more) ndarray, optional
+        ``k1, k2, k3, p1, p2`` per target (the view ``wide[:, 8:]`` of
+        :func:`prepare_wide_records`, whose ``wide[:, :8]`` is then passed as
+        `records`): project with the H36M distortion model instead of the
+        pinhole model. Only read with `out2d`.
+    perspective : bool
+        Solve for the depth at which the perspective projection has the
+        target's box scale (``depth="perspective"``) instead of the weak
+        perspective depth.
 
     Returns
     -------
-    status : (3, 2) int64 ndarray or None
+    status : (N_CATEGORIES, 2) int64 ndarray or None
         ``None`` when every pose is fine; otherwise ``[count, first pose]`` of
         poses with non-finite output, with a degenerate (zero x and y extent)
-        source, and with an out-of-range explicit target index.
+        source, with an out-of-range explicit target index, without a
+        perspective depth, and with a joint behind the camera (`out2d` only).
     """
     status = new_status()
     j, bad_index = _resolve_targets(spec, status)
@@ -246,12 +426,28 @@ def gpa_records(source, records, out, root, spec):
     u, v, d, fx, fy = (rec[:, c] for c in range(5))
     dx, dy = _extent(source)
     z = (fx * dx + fy * dy) / d
-    _place(source, root, z, u, v, out, status, bad_index)
+    if perspective:
+        z = _solve_depth(source, root, z, u, v, fx, fy, d, status, bad_index)
+    projection = None
+    if out2d is not None:
+        projection = (out2d, rec[:, 3:7], None if distortion is None else distortion[j])
+    _place(source, root, z, u, v, out, status, bad_index, projection)
     return status if status.any() else None
 
 
+def _solve_depth(source, root, z, u, v, fx, fy, d, status, bad_index):
+    """Perspective depth where solvable, the weak depth `z` elsewhere (flagged)."""
+    depth, solved = _perspective_depth(source, root, z, u, v, fx, fy, d)
+    attempted = (z > 0) & (z < np.inf)
+    failed = attempted & ~solved
+    if bad_index is not None:
+        failed &= ~bad_index
+    _first_and_count(failed, status, POSE_NO_DEPTH)
+    return np.where(solved, depth.astype(z.dtype), z)
+
+
 @_quiet
-def gpa_poseda(source, records, camera, out, root, spec):
+def gpa_poseda(source, records, camera, out, root, spec, out2d=None):
     """The published arithmetic (``mode="poseda"``).
 
     Depth uses the focal length of camera row 0 for every pose; the unprojection
@@ -266,10 +462,14 @@ def gpa_poseda(source, records, camera, out, root, spec):
         From :func:`prepare_poseda_records`.
     camera : (N, C) ndarray, C >= 4
         Camera rows, indexed by source pose.
+    out2d : (N, J, 2) ndarray, optional
+        When given, also write pose ``i`` projected through camera row ``i``
+        (the row that unprojected it, so its root lands on the paired target's
+        root), with the H36M distortion model when ``C == 9``.
 
     Returns
     -------
-    status : (3, 2) int64 ndarray or None
+    status : (N_CATEGORIES, 2) int64 ndarray or None
         As in :func:`gpa_records`.
     """
     status = new_status()
@@ -280,5 +480,202 @@ def gpa_poseda(source, records, camera, out, root, spec):
     z = (camera[0, 0] * dx + camera[0, 1] * dy) / d
     u = (rx - camera[:, 2]) / camera[:, 0]
     v = (ry - camera[:, 3]) / camera[:, 1]
-    _place(source, root, z, u, v, out, status, bad_index)
+    projection = None
+    if out2d is not None:
+        distortion = camera[:, 4:9] if camera.shape[1] == 9 else None
+        projection = (out2d, camera[:, :4], distortion)
+    _place(source, root, z, u, v, out, status, bad_index, projection)
     return status if status.any() else None
+
+
+@_quiet
+def project_points(points, camera, per, out):
+    """Project camera-space points, ``per`` consecutive points per camera row.
+
+    Parameters
+    ----------
+    points : (P, 3) float ndarray
+        Camera-space points, any strides.
+    camera : (G, C) ndarray of the same dtype, C = 4 or 9
+        ``[fx, fy, cx, cy]`` (pinhole) or ``[fx, fy, cx, cy, k1, k2, k3, p1,
+        p2]`` (H36M distortion model); ``P == G * per``.
+    per : int
+        Points per camera row, ``>= 1``.
+    out : (P, 2) ndarray of the same dtype
+        Written in full.
+
+    Returns
+    -------
+    status : (N_CATEGORIES, 2) int64 ndarray or None
+        ``[count, first point]`` of points with a non-finite coordinate or
+        projection (``POINT_NONFINITE``) and of points with ``z <= 0``
+        (``POINT_BEHIND``); ``[count, first row]`` of camera rows with a focal
+        length that is not positive and finite or another non-finite value
+        (``POINT_CAMERA``); or ``None``.
+    """
+    g = camera.shape[0]
+    pts = points.reshape(g, per, 3)
+    one = points.dtype.type(1)
+    x, y, z = pts[..., 0], pts[..., 1], pts[..., 2]
+    f = [camera[:, c, None] for c in range(4)]
+    if camera.shape[1] == 9:
+        k = [camera[:, c, None] for c in range(4, 9)]
+        u, v = G.project_distorted(x, y, z, *f, *k, one)
+    else:
+        u, v = G.project_linear(x, y, z, *f, one)
+    res = out.reshape(g, per, 2)
+    res[..., 0] = u
+    res[..., 1] = v
+    status = new_status()
+    nonfinite = ~(np.isfinite(pts).all(axis=2) & np.isfinite(u) & np.isfinite(v))
+    behind = ~nonfinite & ~(z > 0)
+    _first_and_count(nonfinite.ravel(), status, POINT_NONFINITE)
+    _first_and_count(behind.ravel(), status, POINT_BEHIND)
+    good = (camera[:, 0] > 0) & (camera[:, 1] > 0) & np.isfinite(camera).all(axis=1)
+    _first_and_count(~good, status, POINT_CAMERA)
+    return status if status.any() else None
+
+
+# --- metrics --------------------------------------------------------------------------
+
+
+def _pose_flags(predicted, target, status):
+    """Flag poses with a non-finite coordinate; returns the mask."""
+    nonfinite = ~(
+        np.isfinite(predicted).all(axis=(1, 2)) & np.isfinite(target).all(axis=(1, 2))
+    )
+    _first_and_count(nonfinite, status, POSE_NONFINITE)
+    return nonfinite
+
+
+def _similarity(y, x):
+    """Per-pose similarity ``x ~ a R y + t`` by SVD (reflections removed).
+
+    Parameters
+    ----------
+    y, x : (N, K, 3) float64 ndarrays
+        Predicted and target joints.
+
+    Returns
+    -------
+    a : (N,) scale, R : (N, 3, 3) rotation, t : (N, 3) translation,
+    norm : (N,) ``sum |y - mean y|^2`` (0 for a degenerate prediction).
+    """
+    mu_y = y.mean(axis=1, keepdims=True)
+    mu_x = x.mean(axis=1, keepdims=True)
+    y0 = y - mu_y
+    x0 = x - mu_x
+    # H_ab = sum_k y0_a x0_b; the rotation maximising tr(R H) is V D U^T
+    h = np.einsum("nka,nkb->nab", y0, x0)
+    u, sigma, vt = np.linalg.svd(h)
+    v = np.swapaxes(vt, 1, 2)
+    ut = np.swapaxes(u, 1, 2)
+    d = np.sign(np.linalg.det(v @ ut))
+    d[d == 0] = 1
+    v[:, :, 2] *= d[:, None]
+    rotation = v @ ut
+    norm = (y0 * y0).sum(axis=(1, 2))
+    trace = sigma[:, 0] + sigma[:, 1] + d * sigma[:, 2]
+    scale = trace / norm
+    translation = mu_x[:, 0] - scale[:, None] * np.einsum(
+        "nab,nb->na", rotation, mu_y[:, 0]
+    )
+    return scale, rotation, translation, norm
+
+
+@_quiet
+def joint_errors(predicted, target, joints, root, align):
+    """Per-joint Euclidean errors after an optional per-pose alignment.
+
+    Parameters
+    ----------
+    predicted, target : (N, J, 3) float ndarrays
+        Poses in any unit (errors come out in the same unit).
+    joints : (K,) int64 ndarray
+        The joints scored (and fitted, for the scale and Procrustes fits).
+    root : int
+        Joint subtracted from every joint of both poses first (before the
+        subset is taken), or -1 for none.
+    align : int
+        ``ALIGN_NONE``; ``ALIGN_SCALE``: prediction scaled by
+        ``sum(t . p) / sum(p . p)`` (N-MPJPE); ``ALIGN_PROCRUSTES``: per-pose
+        similarity (scale, rotation, translation; reflections removed) fitted
+        to the target (P-MPJPE).
+
+    Returns
+    -------
+    errors : (N, K) float64 ndarray
+    status : (N_CATEGORIES, 2) int64 ndarray or None
+        ``[count, first pose]`` of poses with non-finite coordinates
+        (``POSE_NONFINITE``) and, for the fits, of predictions whose selected
+        joints coincide, so that no scale is defined (``POSE_DEGENERATE``).
+    """
+    status = new_status()
+    p = predicted.astype(np.float64)
+    t = target.astype(np.float64)
+    if root >= 0:
+        p = p - p[:, root : root + 1]
+        t = t - t[:, root : root + 1]
+    p = p[:, joints]
+    t = t[:, joints]
+    nonfinite = _pose_flags(p, t, status)
+    if align == ALIGN_SCALE:
+        norm = (p * p).sum(axis=(1, 2))
+        scale = (t * p).sum(axis=(1, 2)) / norm
+        p = scale[:, None, None] * p
+        degenerate = ~nonfinite & ~(norm > 0)
+        _first_and_count(degenerate, status, POSE_DEGENERATE)
+    elif align == ALIGN_PROCRUSTES:
+        finite = ~nonfinite
+        scale = np.full(p.shape[0], np.nan)
+        rotation = np.full((p.shape[0], 3, 3), np.nan)
+        translation = np.full((p.shape[0], 3), np.nan)
+        if finite.any():
+            fit = _similarity(p[finite], t[finite])
+            scale[finite], rotation[finite], translation[finite], norm = fit
+            degenerate = np.zeros_like(finite)
+            degenerate[finite] = ~(norm > 0)
+            _first_and_count(degenerate, status, POSE_DEGENERATE)
+        p = scale[:, None, None] * np.einsum("nab,nkb->nka", rotation, p)
+        p = p + translation[:, None, :]
+    errors = np.sqrt(((p - t) ** 2).sum(axis=2))
+    return errors, (status if status.any() else None)
+
+
+@_quiet
+def procrustes_fit(predicted, target, joints):
+    """Per-pose similarity transform fitted to the selected joints.
+
+    Parameters
+    ----------
+    predicted, target : (N, J, 3) float ndarrays
+    joints : (K,) int64 ndarray
+
+    Returns
+    -------
+    scale : (N,) float64, rotation : (N, 3, 3) float64, translation : (N, 3)
+        float64 ndarrays with ``target ~ scale * rotation @ predicted +
+        translation`` (NaN for bad poses).
+    status : (N_CATEGORIES, 2) int64 ndarray or None
+        As in :func:`joint_errors`.
+    """
+    status = new_status()
+    p = predicted[:, joints].astype(np.float64)
+    t = target[:, joints].astype(np.float64)
+    nonfinite = _pose_flags(p, t, status)
+    n = p.shape[0]
+    scale = np.full(n, np.nan)
+    rotation = np.full((n, 3, 3), np.nan)
+    translation = np.full((n, 3), np.nan)
+    finite = ~nonfinite
+    if finite.any():
+        fit = _similarity(p[finite], t[finite])
+        scale[finite], rotation[finite], translation[finite], norm = fit
+        degenerate = np.zeros_like(finite)
+        degenerate[finite] = ~(norm > 0)
+        _first_and_count(degenerate, status, POSE_DEGENERATE)
+        bad = np.flatnonzero(degenerate)
+        scale[bad] = np.nan
+        rotation[bad] = np.nan
+        translation[bad] = np.nan
+    return scale, rotation, translation, (status if status.any() else None)

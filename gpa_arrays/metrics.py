@@ -1,0 +1,521 @@
+"""The 3D human pose metrics the GPA literature reports, in millimetres.
+
+Definitions follow VideoPose3D (Pavllo et al., CVPR 2019, ``common/loss.py``)
+for the errors and the MPI-INF-3DHP evaluation toolkit (Mehta et al., 3DV 2017)
+for PCK and AUC:
+
+``mpjpe``
+    Mean per-joint position error: the Euclidean distance between predicted
+    and true joints (Protocol #1 on root-relative poses: pass ``root``).
+``p_mpjpe``
+    MPJPE after a per-pose similarity Procrustes alignment of the prediction
+    to the target (scale, rotation, translation; reflections excluded, as the
+    sign-of-determinant correction does) (Protocol #2).
+``n_mpjpe``
+    MPJPE after scaling the prediction by ``sum(t . p) / sum(p . p)``.
+``pck``
+    Percentage of joints whose error is strictly below a threshold (150 mm).
+``auc``
+    Mean PCK over the thresholds 0, 5, ..., 150 mm (31 values), as a
+    percentage.
+
+Common arguments
+----------------
+predicted, target : (..., J, 3) arrays
+    Poses of the same shape; any leading axes (frames, batches).
+unit : {"m", "mm", "cm"}
+    Unit of the inputs (default metres); results are always in millimetres.
+joints : None, str, sequence of str or sequence of int
+    The joints scored: all by default; a subset name such as
+    ``"mpi_inf_3dhp_14"`` (the official 3DHP toolkit's 14 joints) or joint
+    names, both resolved with `skeleton`; or indices. Alignments (scale,
+    Procrustes) are fitted on the scored joints.
+skeleton : str or Skeleton, optional
+    The layout of the J joints (:mod:`gpa_arrays.skeletons`), needed for
+    names.
+root : int or str, optional
+    A joint subtracted from all joints of both poses before anything else
+    (``mpjpe``, ``n_mpjpe``, ``pck``, ``auc``). ``None``: poses are used as given.
+reduction : {"mean", "pose", "joint", "none"}
+    ``"mean"``: one number over all poses and joints; ``"pose"``: per pose
+    (shape ``...``); ``"joint"``: per scored joint (shape ``(K,)``);
+    ``"none"``: per pose and joint (shape ``(..., K)``).
+backend : {"auto", "numba", "numpy"}
+    ``"numpy"`` is the reference (Procrustes by ``numpy.linalg.svd``);
+    ``"numba"`` a fused parallel kernel (Procrustes by Horn's quaternion
+    method, see ``_backends/numba_.py``). They agree to about 1e-12 relative
+    on poses whose optimal rotation is unique.
+
+Raises
+------
+ValueError
+    Mismatched shapes, unknown joints, reductions or units, non-finite
+    coordinates, and (for the fits) predictions whose scored joints coincide.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from . import skeletons as _skeletons
+from ._api import _as_host_array, _resolve_backend
+from ._backends.numpy_ import ALIGN_NONE, ALIGN_PROCRUSTES, ALIGN_SCALE
+from ._status import POSE_DEGENERATE, POSE_NONFINITE
+
+__all__ = [
+    "AUC_THRESHOLDS",
+    "PCK_THRESHOLD",
+    "auc",
+    "mpjpe",
+    "n_mpjpe",
+    "p_mpjpe",
+    "pck",
+    "procrustes",
+]
+
+#: PCK threshold of the MPI-INF-3DHP protocol, millimetres.
+PCK_THRESHOLD = 150.0
+
+#: AUC thresholds of the MPI-INF-3DHP protocol: 0, 5, ..., 150 millimetres.
+AUC_THRESHOLDS = np.linspace(0.0, 150.0, 31)
+
+_UNITS = {"m": 1000.0, "cm": 10.0, "mm": 1.0}
+_REDUCTIONS = ("mean", "pose", "joint", "none")
+_ALIGNS = {"none": ALIGN_NONE, "scale": ALIGN_SCALE, "procrustes": ALIGN_PROCRUSTES}
+
+
+# --- argument handling --------------------------------------------------------------
+
+
+def _poses(predicted, target):
+    p = _as_host_array(predicted, "predicted")
+    t = _as_host_array(target, "target")
+    for name, a in (("predicted", p), ("target", t)):
+        if a.dtype.kind not in "fiu":
+            raise TypeError(
+                f"{name}: expected a real floating or integer dtype, got {a.dtype}"
+            )
+        if a.ndim < 2 or a.shape[-1] != 3 or a.shape[-2] == 0:
+            raise ValueError(
+                f"{name}: expected shape (..., J, 3) with J >= 1, got {a.shape}"
+            )
+    if p.shape != t.shape:
+        raise ValueError(
+            f"target: expected the shape of predicted {p.shape}, got {t.shape}"
+        )
+    return p, t
+
+
+def _as_float(a):
+    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
+
+
+def _resolve_skeleton(skeleton, n_joints):
+    if skeleton is None:
+        return None
+    skel = _skeletons.get(skeleton)
+    if len(skel) != n_joints:
+        raise ValueError(
+            f"skeleton: {skel.name} has {len(skel)} joints, the poses have {n_joints}"
+        )
+    return skel
+
+
+def _joint_index(value, n_joints, skel, name):
+    if isinstance(value, str):
+        if skel is None:
+            raise ValueError(f"{name}: joint names need a skeleton=, got {value!r}")
+        return skel.index(value)
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a joint index or name, got bool")
+    try:
+        index = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{name}: expected a joint index or name, got {type(value).__name__}"
+        ) from None
+    if not -n_joints <= index < n_joints:
+        raise ValueError(
+            f"{name}: expected a joint index in [0, {n_joints}), got {index}"
+        )
+    return index % n_joints
+
+
+def _joint_subset(joints, n_joints, skel):
+    if joints is None:
+        return np.arange(n_joints, dtype=np.int64)
+    if isinstance(joints, str):
+        if joints == "all":
+            return np.arange(n_joints, dtype=np.int64)
+        if skel is None:
+            raise ValueError(
+                f"joints: a subset name needs a skeleton=, got {joints!r} (known "
+                "subsets: 'all', 'mpi_inf_3dhp_14')"
+            )
+        return skel.subset(joints)
+    items = list(joints)
+    if not items:
+        raise ValueError("joints: expected at least one joint, got an empty sequence")
+    index = np.array(
+        [_joint_index(j, n_joints, skel, "joints") for j in items], dtype=np.int64
+    )
+    return index
+
+
+def _check_choice(value, options, name):
+    if value not in options:
+        raise ValueError(
+            f"{name}: expected one of {', '.join(map(repr, options))}, got {value!r}"
+        )
+
+
+def _errors(predicted, target, joints, skeleton, root, unit, align, backend):
+    """Per-joint errors in mm, shape (..., K), and the leading shape."""
+    _check_choice(unit, tuple(_UNITS), "unit")
+    p, t = _poses(predicted, target)
+    n_joints = p.shape[-2]
+    skel = _resolve_skeleton(skeleton, n_joints)
+    sel = _joint_subset(joints, n_joints, skel)
+    r = -1 if root is None else _joint_index(root, n_joints, skel, "root")
+    _, module = _resolve_backend(backend)
+    lead = p.shape[:-2]
+    p = _as_float(p).reshape(-1, n_joints, 3)
+    t = _as_float(t).reshape(-1, n_joints, 3)
+    errors, status = module.joint_errors(p, t, sel, r, align)
+    if status is not None:
+        _raise_for_poses(status, lead)
+    errors *= _UNITS[unit]
+    return errors.reshape((*lead, sel.shape[0])), lead
+
+
+def _raise_for_poses(status, lead):
+    size = int(np.prod(lead, dtype=np.int64))
+    count, first = (int(v) for v in status[POSE_NONFINITE])
+    if count:
+        raise ValueError(
+            f"predicted, target: {count} of {size} poses have a non-finite "
+            f"coordinate in the scored joints; first at index {_where(first, lead)}"
+        )
+    count, first = (int(v) for v in status[POSE_DEGENERATE])
+    if count:
+        raise ValueError(
+            f"predicted: in {count} of {size} poses all scored joints coincide, so "
+            f"the alignment scale is undefined; first at index {_where(first, lead)}"
+        )
+
+
+def _where(flat, lead):
+    index = tuple(int(i) for i in np.unravel_index(flat, lead)) if lead else ()
+    return index[0] if len(index) == 1 else index
+
+
+def _reduce(values, reduction):
+    """Reduce (..., K) per-joint values."""
+    if reduction == "none":
+        return values
+    if reduction == "mean":
+        return float(values.mean()) if values.size else float("nan")
+    if reduction == "pose":
+        return values.mean(axis=-1)
+    return values.reshape(-1, values.shape[-1]).mean(axis=0)
+
+
+def _error_metric(
+    predicted, target, joints, skeleton, root, reduction, unit, align, backend
+):
+    _check_choice(reduction, _REDUCTIONS, "reduction")
+    errors, _ = _errors(predicted, target, joints, skeleton, root, unit, align, backend)
+    return _reduce(errors, reduction)
+
+
+# --- public metrics -------------------------------------------------------------------
+
+
+def mpjpe(
+    predicted,
+    target,
+    *,
+    joints=None,
+    skeleton=None,
+    root=None,
+    reduction="mean",
+    unit="m",
+    backend="auto",
+):
+    """Mean per-joint position error, millimetres.
+
+    Parameters are described in the module docstring (:mod:`gpa_arrays.metrics`).
+
+    Returns
+    -------
+    float or ndarray
+        As `reduction` says.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpa_arrays import metrics
+    >>> t = np.zeros((1, 2, 3))
+    >>> p = np.array([[[0.003, 0.004, 0.0], [0.0, 0.0, 0.010]]])  # metres
+    >>> metrics.mpjpe(p, t)
+    7.5
+    >>> metrics.mpjpe(p, t, reduction="joint")
+    array([ 5., 10.])
+    """
+    return _error_metric(
+        predicted, target, joints, skeleton, root, reduction, unit, ALIGN_NONE,
+        backend,
+    )  # fmt: skip
+
+
+def n_mpjpe(
+    predicted,
+    target,
+    *,
+    joints=None,
+    skeleton=None,
+    root=None,
+    reduction="mean",
+    unit="m",
+    backend="auto",
+):
+    """MPJPE after the per-pose optimal scaling of the prediction, millimetres.
+
+    The scale is ``sum(t . p) / sum(p . p)`` over the scored joints (of
+    root-relative poses when `root` is given).
+
+    Examples
+    --------
+    A prediction that is the target at half size scores zero:
+
+    >>> import numpy as np
+    >>> from gpa_arrays import metrics
+    >>> t = np.random.default_rng(0).normal(size=(4, 17, 3))
+    >>> metrics.n_mpjpe(0.5 * t, t) < 1e-9
+    True
+    """
+    return _error_metric(
+        predicted, target, joints, skeleton, root, reduction, unit, ALIGN_SCALE,
+        backend,
+    )  # fmt: skip
+
+
+def p_mpjpe(
+    predicted,
+    target,
+    *,
+    joints=None,
+    skeleton=None,
+    reduction="mean",
+    unit="m",
+    backend="auto",
+):
+    """MPJPE after per-pose similarity Procrustes alignment, millimetres.
+
+    Each prediction is scaled, rotated (a proper rotation: reflections are
+    excluded) and translated to best fit its target in the least-squares
+    sense over the scored joints, then scored. Invariant to any similarity
+    transform of the prediction.
+
+    Examples
+    --------
+    A rotated, scaled and shifted copy of the target scores zero; a mirrored
+    one does not:
+
+    >>> import numpy as np
+    >>> from gpa_arrays import metrics
+    >>> t = np.random.default_rng(0).normal(size=(3, 17, 3))
+    >>> turn = np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])
+    >>> metrics.p_mpjpe(2 * t @ turn.T + 1, t) < 1e-9
+    True
+    >>> metrics.p_mpjpe(t * [-1, 1, 1], t) > 100
+    True
+    """
+    return _error_metric(
+        predicted, target, joints, skeleton, None, reduction, unit,
+        ALIGN_PROCRUSTES, backend,
+    )  # fmt: skip
+
+
+def _aligned_errors(predicted, target, joints, skeleton, root, unit, align, backend):
+    _check_choice(align, tuple(_ALIGNS), "align")
+    return _errors(
+        predicted, target, joints, skeleton, root, unit, _ALIGNS[align], backend
+    )
+
+
+def pck(
+    predicted,
+    target,
+    *,
+    threshold=PCK_THRESHOLD,
+    joints=None,
+    skeleton=None,
+    root=None,
+    align="none",
+    reduction="mean",
+    unit="m",
+    backend="auto",
+):
+    """Percentage of correct keypoints: errors strictly below `threshold` mm.
+
+    Parameters
+    ----------
+    threshold : float
+        Millimetres (150 in the MPI-INF-3DHP protocol).
+    align : {"none", "scale", "procrustes"}
+        Alignment before scoring (the protocol uses none, on root-relative
+        poses: pass ``root``).
+
+    Other parameters are described in the module docstring.
+
+    Returns
+    -------
+    float or ndarray
+        Percentages (0 to 100); with ``reduction="none"`` a boolean array
+        saying which joints are correct.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpa_arrays import metrics
+    >>> t = np.zeros((1, 4, 3))
+    >>> p = t + [[[0.1, 0, 0], [0.149, 0, 0], [0.15, 0, 0], [0.2, 0, 0]]]
+    >>> metrics.pck(p, t)
+    50.0
+    """
+    _check_choice(reduction, _REDUCTIONS, "reduction")
+    threshold = _threshold(threshold, "threshold")
+    errors, _ = _aligned_errors(
+        predicted, target, joints, skeleton, root, unit, align, backend
+    )
+    correct = errors < threshold
+    if reduction == "none":
+        return correct
+    return _reduce(correct * 100.0, reduction)
+
+
+def auc(
+    predicted,
+    target,
+    *,
+    thresholds=AUC_THRESHOLDS,
+    joints=None,
+    skeleton=None,
+    root=None,
+    align="none",
+    reduction="mean",
+    unit="m",
+    backend="auto",
+):
+    """Area under the PCK curve: mean PCK over `thresholds`, as a percentage.
+
+    Parameters
+    ----------
+    thresholds : 1-D array, millimetres
+        Default 0, 5, ..., 150 (31 values), the MPI-INF-3DHP protocol.
+    align : {"none", "scale", "procrustes"}
+        As in :func:`pck`.
+
+    Other parameters are described in the module docstring.
+
+    Returns
+    -------
+    float or ndarray
+        Percentages; with ``reduction="none"`` per pose and joint (the share
+        of thresholds the joint's error is below).
+
+    Examples
+    --------
+    An error of 72 mm is below 16 of the 31 thresholds (75, 80, ..., 150):
+
+    >>> import numpy as np
+    >>> from gpa_arrays import metrics
+    >>> t = np.zeros((1, 1, 3))
+    >>> round(metrics.auc(t + [0.072, 0, 0], t) * 31 / 100)
+    16
+    """
+    _check_choice(reduction, _REDUCTIONS, "reduction")
+    levels = np.asarray(thresholds, dtype=np.float64)
+    if levels.ndim != 1 or levels.size == 0:
+        raise ValueError(
+            f"thresholds: expected a non-empty 1-D array of millimetres, got shape "
+            f"{levels.shape}"
+        )
+    for value in levels:
+        _threshold(value, "thresholds")
+    errors, _ = _aligned_errors(
+        predicted, target, joints, skeleton, root, unit, align, backend
+    )
+    # count of thresholds above each error: a sorted search instead of a
+    # (..., K, T) comparison array
+    ordered = np.sort(levels)
+    above = levels.size - np.searchsorted(ordered, errors, side="right")
+    share = above * (100.0 / levels.size)
+    return _reduce(share, reduction)
+
+
+def _threshold(value, name):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name}: expected a number of millimetres, got {type(value).__name__}"
+        ) from None
+    if not value >= 0 or value == np.inf:
+        raise ValueError(f"{name}: expected a finite value >= 0 mm, got {value}")
+    return value
+
+
+def procrustes(predicted, target, *, joints=None, skeleton=None, backend="auto"):
+    """Per-pose similarity alignment of `predicted` to `target`.
+
+    Fits ``target ~ scale * R @ predicted + translation`` (R a proper rotation)
+    on the scored `joints` and applies it to every joint of the prediction:
+    the alignment :func:`p_mpjpe` scores.
+
+    Parameters
+    ----------
+    predicted, target : (..., J, 3) arrays
+    joints, skeleton, backend
+        As in the module docstring.
+
+    Returns
+    -------
+    aligned : (..., J, 3) float64 ndarray
+        The aligned prediction, in the unit of the inputs.
+    scale : (...,) ndarray
+    rotation : (..., 3, 3) ndarray
+    translation : (..., 3) ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpa_arrays import metrics
+    >>> t = np.random.default_rng(1).normal(size=(2, 17, 3))
+    >>> aligned, scale, rotation, translation = metrics.procrustes(3 * t + 2, t)
+    >>> bool(np.allclose(aligned, t)), np.round(scale, 6)
+    (True, array([0.333333, 0.333333]))
+    """
+    p, t = _poses(predicted, target)
+    n_joints = p.shape[-2]
+    skel = _resolve_skeleton(skeleton, n_joints)
+    sel = _joint_subset(joints, n_joints, skel)
+    _, module = _resolve_backend(backend)
+    lead = p.shape[:-2]
+    pf = _as_float(p).reshape(-1, n_joints, 3)
+    tf = _as_float(t).reshape(-1, n_joints, 3)
+    scale, rotation, translation, status = module.procrustes_fit(pf, tf, sel)
+    if status is not None:
+        _raise_for_poses(status, lead)
+    x = pf.astype(np.float64, copy=False)
+    aligned = scale[:, None, None] * np.einsum("nab,nkb->nka", rotation, x)
+    aligned += translation[:, None, :]
+    return (
+        aligned.reshape(p.shape),
+        scale.reshape(lead),
+        rotation.reshape((*lead, 3, 3)),
+        translation.reshape((*lead, 3)),
+    )
