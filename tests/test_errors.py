@@ -271,3 +271,20 @@ def test_named_backend_that_cannot_load(monkeypatch):
     # auto quietly uses the reference instead, and backends() says so
     assert gpa_arrays.backends() == ("numpy",)
     gpa_arrays.gpa(S, T, C)
+
+
+def test_check_false_nonfinite_target_poisons_every_backend():
+    # a NaN in a non-root joint: numpy's max would propagate it, a kernel's
+    # min/max might skip it; the record is poisoned the same way everywhere
+    t = T.copy()
+    t[4, 7, 0] = np.nan
+    t[6, 2, 1] = np.inf
+    index = np.arange(10)
+    results = [
+        gpa_arrays.gpa(S, t, C, pairing=index, check=False, backend=b)
+        for b in CPU_BACKENDS
+    ]
+    for r in results:
+        assert np.isnan(r[[4, 6]]).all()
+        assert np.isfinite(np.delete(r, [4, 6], axis=0)).all()
+    np.testing.assert_array_equal(results[0], results[1])

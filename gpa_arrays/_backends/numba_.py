@@ -390,6 +390,8 @@ def _prepare_chunk(
             records[t, 5] = 0
             records[t, 6] = 0
         records[t, 2] = d
+        if not finite:  # poison the record, as the reference does
+            records[t, 2] = np.nan
         records[t, 7] = 0
 
 

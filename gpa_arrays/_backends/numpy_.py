@@ -146,6 +146,10 @@ def _box_and_root(target, root, status):
     nonfinite = ~np.isfinite(target).all(axis=(1, 2))
     _first_and_count(nonfinite, status, TARGET_NONFINITE)
     _first_and_count(~nonfinite & ~(d > 0), status, TARGET_DEGENERATE)
+    # A non-finite target poisons its record (NaN box), so that with
+    # check=False every pose paired with it comes out NaN on every backend,
+    # whatever its min/max made of the non-finite values.
+    d = np.where(nonfinite, np.nan, d)
     return d, target[:, root, 0], target[:, root, 1]
 
 

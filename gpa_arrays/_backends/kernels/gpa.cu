@@ -82,7 +82,8 @@ __device__ __forceinline__ void gpa_prepare_target(const T *t, gpa_i64 s1, gpa_i
     }
     const T two = T(2);
     const T s = F::div(F::add(F::sub(xmax, xmin), F::sub(ymax, ymin)), two);
-    const T d = F::mul(two, s);
+    // a non-finite target poisons its record (NaN box), as in the reference
+    const T d = finite ? F::mul(two, s) : gpa_bits<T>::quiet_nan();
     const T rx = t[root * s1], ry = t[root * s1 + s2];
     const T fx = cam[0], fy = cam[c1], cx = cam[2 * c1], cy = cam[3 * c1];
     if (!finite) {
