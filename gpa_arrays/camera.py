@@ -36,7 +36,7 @@ Extrinsics
     ``rotation=R_cv.T`` and ``position=-R_cv.T @ t_cv``.
 Projection
     The Human3.6M camera model of VideoPose3D (not OpenCV's; see
-    :mod:`gpa_arrays._geometry`): ``X / Z`` clamped to [-1, 1], then radial
+    ``gpa_arrays._geometry``): ``X / Z`` clamped to [-1, 1], then radial
     and tangential distortion for 9-value rows, linear for 4-value rows.
 
 Batch conventions
@@ -592,7 +592,7 @@ def project(points_3d, camera, *, backend="auto", out=None, check=True):
     The Human3.6M camera model as VideoPose3D implements it: ``X / Z`` is
     clamped to [-1, 1], then a 9-value camera row applies the radial and
     tangential distortion and a 4-value row is linear (formulas in
-    :mod:`gpa_arrays._geometry`).
+    ``gpa_arrays._geometry``).
 
     Parameters
     ----------

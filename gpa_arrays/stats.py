@@ -270,7 +270,7 @@ def wasserstein(a, b, *, backend="auto"):
     ``F_b``: the least mean distance values must travel to turn one sample
     into the other. Equal to ``scipy.stats.wasserstein_distance(a, b)``
     (unweighted); computed in float64 from the sorted samples (the formula is
-    in :func:`gpa_arrays._backends.numpy_stats.wasserstein_sorted`).
+    in ``gpa_arrays._backends.numpy_stats.wasserstein_sorted``).
 
     Parameters
     ----------
