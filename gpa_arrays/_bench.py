@@ -3,8 +3,8 @@
 Everything is measured in one process, interleaved round by round (A B C A B C
 ...), and reported as medians and ratios, because the machines this runs on are
 shared and noisy: a ratio of two timings taken side by side survives a noisy
-neighbour far better than either timing does. Run ``python
-benchmarks/bench_gpa.py --help`` (or ``gpa-arrays bench`` once the CLI exists).
+neighbour far better than either timing does. Run ``gpa-arrays bench --help``
+(or ``python benchmarks/bench_gpa.py --help``).
 The asv suite in ``asv_benchmarks/`` tracks the same cases commit by commit and
 shares the bound kernels and the input generator defined here.
 
@@ -52,12 +52,14 @@ from . import _api
 
 __all__ = [
     "TARGETS",
+    "add_arguments",
     "cpu_stream_bound",
     "gpu_copy_bound",
     "main",
     "make_inputs",
     "peak_rss_increase",
     "run",
+    "run_args",
 ]
 
 #: Performance targets from the core (2) and GPU (3) issues: name -> (limit, kind)
@@ -403,12 +405,12 @@ def _gpu_available():
     return True, ""
 
 
-def _gpu_rows(n, dtype, torch, repeat, small, calls):
+def _gpu_rows(n, joints, dtype, torch, repeat, small, calls):
     import cupy
 
     from ._peers import published_torch
 
-    host = make_inputs(n, n, 17, dtype)
+    host = make_inputs(n, n, joints, dtype)
     source, target, camera = (cupy.asarray(a) for a in host)
     del host
     out = cupy.empty_like(source)
@@ -443,7 +445,7 @@ def _gpu_rows(n, dtype, torch, repeat, small, calls):
     seconds = _time_rounds(cases, repeat)
     name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
     ratios = _table(
-        f"\nGPU ({name}) {source.dtype.name}: N = M = {n:,}, J = 17, "
+        f"\nGPU ({name}) {source.dtype.name}: N = M = {n:,}, J = {joints}, "
         f"median of {repeat} interleaved rounds",
         seconds,
         ours={"prepared, out=": "copy", "one-shot, out=": "copy"},
@@ -581,7 +583,9 @@ def run(
             checks[f"{name} [{dtype}]"] = (value, _check(name, value, lines))
     if use_gpu:
         for dtype in dtypes:
-            row = _gpu_rows(gpu_n, np.dtype(dtype), torch, repeat, small, small_calls)
+            row = _gpu_rows(
+                gpu_n, joints, np.dtype(dtype), torch, repeat, small, small_calls
+            )
             rows.append(row)
             lines.append(f"  GPU {dtype}, N = {gpu_n:,}:")
             r = row["ratios"]
@@ -604,18 +608,24 @@ def run(
     return rows
 
 
-def main(argv=None):
-    """Command-line entry point; see the module docstring."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-n", type=int, default=1_000_000, help="poses (default 1e6)")
-    parser.add_argument("--joints", type=int, default=17)
+def add_arguments(parser):
+    """Add the benchmark's options to an :class:`argparse.ArgumentParser`.
+
+    Shared by ``python benchmarks/bench_gpa.py`` and ``gpa-arrays bench``.
+    """
+    parser.add_argument(
+        "-n", type=int, default=1_000_000, help="poses, sources = targets (default 1e6)"
+    )
+    parser.add_argument("--joints", type=int, default=17, help="joints per pose")
     parser.add_argument(
         "--dtype",
         action="append",
         choices=["float32", "float64"],
         help="repeatable; default both",
     )
-    parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument(
+        "--repeat", type=int, default=9, help="interleaved rounds (default 9)"
+    )
     parser.add_argument(
         "--small",
         type=int,
@@ -623,7 +633,10 @@ def main(argv=None):
         help="batch size of the latency rows (default 1024)",
     )
     parser.add_argument(
-        "--small-calls", type=int, default=2000, help="calls per latency sample"
+        "--small-calls",
+        type=int,
+        default=2000,
+        help="calls per latency sample (default 2000)",
     )
     parser.add_argument("--no-torch", action="store_true", help="skip the torch peer")
     parser.add_argument(
@@ -635,10 +648,16 @@ def main(argv=None):
     )
     gpu.add_argument("--no-gpu", action="store_true", help="skip the GPU rows")
     parser.add_argument(
-        "--gpu-n", type=int, default=10_000_000, help="poses of the GPU rows (1e7)"
+        "--gpu-n",
+        type=int,
+        default=10_000_000,
+        help="poses of the GPU rows (default 1e7)",
     )
-    args = parser.parse_args(argv)
-    run(
+
+
+def run_args(args):
+    """:func:`run` with the options parsed by :func:`add_arguments`."""
+    rows = run(
         n=args.n,
         joints=args.joints,
         dtypes=args.dtype or ("float32", "float64"),
@@ -651,4 +670,12 @@ def main(argv=None):
         gpu_n=args.gpu_n,
     )
     sys.stdout.flush()
+    return rows
+
+
+def main(argv=None):
+    """Command-line entry point; see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    run_args(parser.parse_args(argv))
     return 0
