@@ -1,6 +1,7 @@
-"""Side-by-side GPA timing: ours, the published torch function, the stream bound.
+"""Side-by-side GPA timing: ours, the NumPy and published torch peers, the bound.
 
 Usage: python benchmarks/bench_gpa.py [-n 1000000] [--dtype float32] [--no-torch]
+       [--gpu | --no-gpu]      (the same as ``gpa-arrays bench``; see --help)
 """
 
 import sys

@@ -1,57 +1,136 @@
-"""Side-by-side timing of gpa against its peers and the memory-bandwidth bound.
+"""Side-by-side timing of gpa against its peers and the hardware bound.
 
 Everything is measured in one process, interleaved round by round (A B C A B C
 ...), and reported as medians and ratios, because the machines this runs on are
-shared and noisy. Run ``gpa-arrays bench --help`` (or
-``python benchmarks/bench_gpa.py --help``).
+shared and noisy: a ratio of two timings taken side by side survives a noisy
+neighbour far better than either timing does. Run ``gpa-arrays bench --help``
+(or ``python benchmarks/bench_gpa.py --help``).
+The asv suite in ``asv_benchmarks/`` tracks the same cases commit by commit and
+shares the bound kernels and the input generator defined here.
 
 Rows
 ----
-published torch
-    The published PoseDA function (``gpa_arrays._peers.published_torch``), with
-    ``torch.set_num_threads`` equal to Numba's thread count. Skipped without torch.
-one-shot
-    ``gpa(source, target_2d, camera, seed=...)``: target records computed each call.
 prepared
     ``gpa(source, targets, seed=...)`` with ``targets = prepare_targets(...)``.
+one-shot
+    ``gpa(source, target_2d, camera, seed=...)``: target records computed each call.
+straightforward numpy
+    The vectorised NumPy code a user would write
+    (:func:`gpa_arrays._peers.straightforward_numpy`), including the
+    ``rng.permutation(N)`` it needs for its pairing.
+published torch
+    The published PoseDA function (:func:`gpa_arrays._peers.published_torch`),
+    with ``torch.set_num_threads`` equal to Numba's thread count (on the GPU: on
+    CUDA tensors, synchronised).
 stream bound
     A parallel Numba loop that reads the same input bytes and writes the same
-    output bytes and does nothing else: the memory-bandwidth floor.
+    output bytes and does nothing else: the memory-bandwidth floor of a call.
+    ``prepared`` moves the sources and the output; ``one-shot`` also reads the
+    target poses and cameras. On the GPU the bound is the device's own copy of
+    the source bytes into the output (``cudaMemcpyAsync``, device to device).
 
-``out`` rows write into a preallocated array; ``fresh`` rows allocate the result,
-which adds the operating system's page faults on first touch.
+``out=`` rows write into a preallocated array; ``fresh`` rows allocate the
+result, which adds the operating system's page faults on first touch.
 
-GPU rows (when the CuPy backend sees a device; ``--gpu-n`` poses, 10 million by
-default, the size of the issue's target):
-
-cupy prepared
-    ``gpa(source, targets, seed=..., out=out)`` on CuPy arrays, with the default
-    ``check=True`` (one status read per call) and with ``check=False``.
-device copy
-    ``cupy.copyto(out, source)``: the device moving the same pose bytes, the
-    bound the prepared kernel is compared with.
-published torch (CUDA)
-    The published function on CUDA tensors. Skipped without torch CUDA.
-
-Device times are CUDA-event times of each call, interleaved round by round.
-The latency rows time ``--small`` poses per call on the host clock, with the
-device synchronised once at the end of each batch of calls.
+Columns: ``numpy/ours`` and ``torch/ours`` are speedups (the peer's time over
+ours, higher is better); ``ours/bound`` is how far we are from the hardware
+floor (lower is better, 1.0 is the floor).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import gc
 import statistics
+import sys
 import time
 
 import numpy as np
 
 from . import _api
 
-__all__ = ["add_arguments", "main", "run", "run_args"]
+__all__ = [
+    "TARGETS",
+    "add_arguments",
+    "cpu_stream_bound",
+    "gpu_copy_bound",
+    "main",
+    "make_inputs",
+    "peak_rss_increase",
+    "run",
+    "run_args",
+]
+
+#: Performance targets from the core (2) and GPU (3) issues: name -> (limit, kind)
+#: with kind ``"min"`` (measured value must be at least the limit) or ``"max"``.
+#: Issue 6 states the CPU ones more loosely (>= 15x torch, <= 2x bound); the
+#: stricter core-issue numbers are the ones checked.
+TARGETS = {
+    "cpu: torch / prepared, out=": (20.0, "min"),
+    "cpu: prepared, out= / stream bound": (1.5, "max"),
+    "cpu: torch / one-shot, out=": (10.0, "min"),
+    "cpu: one-shot, out= / stream bound": (2.5, "max"),
+    "cpu: batch of 1024, prepared, us per call": (15.0, "max"),
+    "gpu: prepared, out= / copy bound": (1.3, "max"),
+    "gpu: torch / prepared, out=": (10.0, "min"),
+    "gpu: batch of 1024, prepared, host us per call": (15.0, "max"),
+}
 
 
-def _stream_kernels():
+# --- shared with the asv suite and the tests -----------------------------------------
+
+
+def make_inputs(n, m, joints=17, dtype=np.float32, seed=0):
+    """Plausible GPA inputs, generated in place (no temporaries beyond the result).
+
+    Sources are normal poses (0.3 m spread) 5 m in front of the camera, targets
+    uniform in ``[-0.5, 0.5)``, cameras with focal lengths in ``[1.2, 2.4)`` and
+    centres in ``[-0.1, 0.1)`` (normalised units). Filling preallocated arrays
+    keeps the process's peak memory at the size of the data itself, which the
+    ``peakmem`` benchmarks rely on.
+
+    Parameters
+    ----------
+    n, m : int
+        Source and target poses.
+    joints : int
+        Joints per pose (sources and targets).
+    dtype : {numpy.float32, numpy.float64}
+    seed : int
+
+    Returns
+    -------
+    source : (n, joints, 3) ndarray, metres
+    target : (m, joints, 2) ndarray, normalised screen coordinates
+    camera : (m, 4) ndarray, ``[fx, fy, cx, cy]`` normalised
+    """
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng(seed)
+    source = np.empty((n, joints, 3), dtype=dtype)
+    rng.standard_normal(dtype=dtype, out=source)
+    source *= 0.3
+    source[..., 2] += 5
+    target = np.empty((m, joints, 2), dtype=dtype)
+    rng.random(dtype=dtype, out=target)
+    target -= 0.5
+    camera = np.empty((m, 4), dtype=dtype)
+    rng.random(dtype=dtype, out=camera)
+    camera[:, :2] = 1.2 + 1.2 * camera[:, :2]
+    camera[:, 2:] = 0.2 * camera[:, 2:] - 0.1
+    return source, target, camera
+
+
+@functools.cache
+def cpu_stream_bound():
+    """The CPU bandwidth-bound kernel ``stream(source, out, extra) -> int``.
+
+    Copies `source` into `out` and reads every element of `extra`, in parallel
+    over Numba's threads, and does nothing else: the bytes a GPA call must move
+    at the least. Its result (how many elements of `extra` are non-zero, an
+    integer reduction with no floating-point dependency chain) only keeps the
+    compiler from dropping the read. Compiled on first use, cached on disk.
+    """
     import numba
     from numba import prange
 
@@ -64,14 +143,82 @@ def _stream_kernels():
         c = extra.reshape(-1)
         total = 0
         for i in prange(c.shape[0]):
-            total += c[i] != 0  # an integer reduction: no floating-point chain
+            total += c[i] != 0
         return total
 
     return stream
 
 
-def _median_ms(samples):
-    return statistics.median(samples) * 1e3
+def gpu_copy_bound(source, out):
+    """The GPU bound: the device copies `source` into `out` (same bytes), async.
+
+    Parameters
+    ----------
+    source, out : cupy.ndarray, C-contiguous, same size
+        Enqueued on CuPy's current stream; the caller synchronises.
+    """
+    out.data.copy_from_device_async(source.data, source.nbytes)
+
+
+def _proc_status_kib(field):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def _release_free_heap():
+    """Hand freed heap memory back to the OS (glibc ``malloc_trim``), if possible.
+
+    Otherwise memory that earlier code freed stays resident in malloc's free
+    lists, and a call that reuses it would allocate without raising the
+    resident set: its temporaries would go unseen.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+def peak_rss_increase(fn):
+    """Run ``fn()``; return its result and how far the resident set rose meanwhile.
+
+    Linux only: the kernel's peak-RSS mark (``VmHWM``) is reset through
+    ``/proc/self/clear_refs`` (value 5) just before the call and read after it,
+    so the number is the call's own high-water mark above the memory resident
+    before it, whatever the process did earlier. Freed heap memory is returned
+    to the system first (glibc), so that temporaries placed in it count too.
+    Memory the result keeps (a fresh output) counts.
+
+    Returns
+    -------
+    result : object
+        What `fn` returned.
+    increase : int
+        Bytes (page granularity).
+
+    Raises
+    ------
+    OSError
+        Where ``/proc/self/clear_refs`` cannot be written (not Linux, or locked down).
+    """
+    gc.collect()
+    _release_free_heap()
+    before = _proc_status_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")
+    result = fn()
+    peak = _proc_status_kib("VmHWM")
+    return result, max(peak - before, 0) * 1024
+
+
+# --- timing --------------------------------------------------------------------------
 
 
 def _time_rounds(cases, repeat):
@@ -84,18 +231,264 @@ def _time_rounds(cases, repeat):
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)
-    return samples
+    return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def _make_data(n, m, joints, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    source = rng.normal(scale=0.3, size=(n, joints, 3)).astype(dtype)
-    source[..., 2] += 5
-    target = rng.uniform(-0.5, 0.5, size=(m, joints, 2)).astype(dtype)
-    camera = np.empty((m, 4), dtype=dtype)
-    camera[:, :2] = rng.uniform(1.2, 2.4, size=(m, 2))
-    camera[:, 2:] = rng.uniform(-0.1, 0.1, size=(m, 2))
-    return source, target, camera
+def _time_per_call(cases, calls, rounds=5):
+    """Median over `rounds` of the mean time of `calls` back-to-back calls."""
+    result = {}
+    for name, fn in cases.items():
+        for _ in range(min(calls, 50)):
+            fn()
+        per_call = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            per_call.append((time.perf_counter() - start) / calls)
+        result[name] = statistics.median(per_call)
+    return result
+
+
+def _check(name, value, lines):
+    limit, kind = TARGETS[name]
+    met = value >= limit if kind == "min" else value <= limit
+    sign = ">=" if kind == "min" else "<="
+    lines.append(
+        f"    {name:<48s} {value:8.2f}  target {sign} {limit:g}: "
+        f"{'met' if met else 'MISSED'}"
+    )
+    return met
+
+
+def _table(title, seconds, ours, peers, bounds, unit="ms"):
+    """Print one block: time of every case, speedups over peers, ratio to bound."""
+    scale = 1e3 if unit == "ms" else 1e6
+    print(title)
+    peer_names = [p for p in peers if p in seconds]
+    header = f"    {'case':<28s} {unit:>9s}"
+    for peer in peer_names:
+        header += f" {peers[peer] + '/ours':>11s}"
+    if bounds:
+        header += f" {'ours/bound':>11s}"
+    print(header)
+    ratios = {}
+    for name, value in seconds.items():
+        line = f"    {name:<28s} {value * scale:9.2f}"
+        if name in ours:
+            for peer in peer_names:
+                ratio = seconds[peer] / value
+                ratios[f"{peers[peer]} / {name}"] = ratio
+                line += f" {ratio:10.1f}x"
+            bound = bounds.get(ours[name])
+            if bound in seconds:
+                ratio = value / seconds[bound]
+                ratios[f"{name} / {bound}"] = ratio
+                line += f" {ratio:10.2f}x"
+        print(line)
+    return ratios
+
+
+# --- CPU -----------------------------------------------------------------------------
+
+
+def _cpu_throughput(data, torch, numpy_peer, repeat, threads):
+    from ._peers import published_torch, straightforward_numpy
+
+    source, target, camera = data
+    n = len(source)
+    targets = _api.prepare_targets(target, camera)
+    out = np.empty_like(source)
+    extra = np.concatenate([target.reshape(-1), camera.reshape(-1)])
+    stream = cpu_stream_bound()
+    rng = np.random.default_rng(1)
+    cases = {
+        "prepared, out=": lambda: _api.gpa(source, targets, seed=1, out=out),
+        "prepared, fresh": lambda: _api.gpa(source, targets, seed=1),
+        "one-shot, out=": lambda: _api.gpa(source, target, camera, seed=1, out=out),
+        "one-shot, fresh": lambda: _api.gpa(source, target, camera, seed=1),
+        "stream bound, prepared": lambda: stream(source, out, source[:0]),
+        "stream bound, one-shot": lambda: stream(source, out, extra),
+    }
+    if numpy_peer:
+        cases["straightforward numpy"] = lambda: straightforward_numpy(
+            source, target, camera, rng.permutation(n)
+        )
+    if torch is not None:
+        ts, tt, tc = (torch.from_numpy(a) for a in data)
+        cases["published torch"] = lambda: published_torch(ts, tt, tc)
+    seconds = _time_rounds(cases, repeat)
+    ratios = _table(
+        f"\nCPU {source.dtype.name}: N = M = {n:,}, J = {source.shape[1]}, "
+        f"{threads} threads, median of {repeat} interleaved rounds",
+        seconds,
+        ours={
+            "prepared, out=": "prepared",
+            "prepared, fresh": "prepared",
+            "one-shot, out=": "one-shot",
+            "one-shot, fresh": "one-shot",
+        },
+        peers={"straightforward numpy": "numpy", "published torch": "torch"},
+        bounds={
+            "prepared": "stream bound, prepared",
+            "one-shot": "stream bound, one-shot",
+        },
+    )
+    return {
+        "device": "cpu",
+        "dtype": source.dtype.name,
+        "n": n,
+        "ms": {k: v * 1e3 for k, v in seconds.items()},
+        "ratios": ratios,
+    }
+
+
+def _cpu_latency(data, torch, numpy_peer, small, calls):
+    """Per-call time of a training batch of `small` poses.
+
+    Ours: against all prepared targets (M = N), the training-loop case. The
+    peers need as many targets as sources (the published function requires it),
+    so they get the batch's own `small` targets.
+    """
+    from ._peers import published_torch, straightforward_numpy
+
+    source, target, camera = data
+    targets = _api.prepare_targets(target, camera)
+    batch = np.ascontiguousarray(source[:small])
+    batch_out = np.empty_like(batch)
+    peer_data = [np.ascontiguousarray(a[:small]) for a in data]
+    rng = np.random.default_rng(1)
+    cases = {
+        "prepared, out=": lambda: _api.gpa(batch, targets, seed=1, out=batch_out),
+        "prepared, fresh": lambda: _api.gpa(batch, targets, seed=1),
+        "prepared, seed=None": lambda: _api.gpa(batch, targets, out=batch_out),
+    }
+    if numpy_peer:
+        cases["straightforward numpy"] = lambda: straightforward_numpy(
+            *peer_data, rng.permutation(small)
+        )
+    if torch is not None:
+        bs, bt, bc = (torch.from_numpy(a) for a in peer_data)
+        cases["published torch"] = lambda: published_torch(bs, bt, bc)
+    seconds = _time_per_call(cases, calls)
+    ratios = _table(
+        f"  batch of {small} against M = {len(source):,} prepared targets "
+        f"(peers: M = {small}), median of 5 x {calls} calls",
+        seconds,
+        ours={k: None for k in cases if k.startswith("prepared")},
+        peers={"straightforward numpy": "numpy", "published torch": "torch"},
+        bounds={},
+        unit="us",
+    )
+    return {
+        "device": "cpu",
+        "dtype": source.dtype.name,
+        "n": small,
+        "us": {k: v * 1e6 for k, v in seconds.items()},
+        "ratios": ratios,
+    }
+
+
+# --- GPU -----------------------------------------------------------------------------
+
+
+def _gpu_available():
+    try:
+        import cupy
+    except ImportError:
+        return False, "cupy is not installed"
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return False, "no CUDA device"
+    except Exception as exc:  # the runtime raises when no driver is present
+        return False, f"no CUDA device ({type(exc).__name__})"
+    return True, ""
+
+
+def _gpu_rows(n, joints, dtype, torch, repeat, small, calls):
+    import cupy
+
+    from ._peers import published_torch
+
+    host = make_inputs(n, n, joints, dtype)
+    source, target, camera = (cupy.asarray(a) for a in host)
+    del host
+    out = cupy.empty_like(source)
+    stream = cupy.cuda.get_current_stream()
+    ours = "cupy" in _api.backends()
+
+    def synced(fn):
+        def call():
+            fn()
+            stream.synchronize()
+
+        return call
+
+    cases = {}
+    if ours:
+        targets = _api.prepare_targets(target, camera, backend="cupy")
+        cases["prepared, out="] = synced(
+            lambda: _api.gpa(source, targets, seed=1, out=out, backend="cupy")
+        )
+        cases["one-shot, out="] = synced(
+            lambda: _api.gpa(source, target, camera, seed=1, out=out, backend="cupy")
+        )
+    cases["copy bound"] = synced(lambda: gpu_copy_bound(source, out))
+    if torch is not None and torch.cuda.is_available():
+        ts, tt, tc = (torch.from_dlpack(a) for a in (source, target, camera))
+
+        def torch_call():
+            published_torch(ts, tt, tc)
+            torch.cuda.synchronize()
+
+        cases["published torch"] = torch_call
+    seconds = _time_rounds(cases, repeat)
+    name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    ratios = _table(
+        f"\nGPU ({name}) {source.dtype.name}: N = M = {n:,}, J = {joints}, "
+        f"median of {repeat} interleaved rounds",
+        seconds,
+        ours={"prepared, out=": "copy", "one-shot, out=": "copy"},
+        peers={"published torch": "torch"},
+        bounds={"copy": "copy bound"},
+    )
+    if not ours:
+        print(
+            "    (backend 'cupy' is not available in this build: no GPU rows of ours)"
+        )
+    row = {
+        "device": "gpu",
+        "dtype": source.dtype.name,
+        "n": n,
+        "ms": {k: v * 1e3 for k, v in seconds.items()},
+        "ratios": ratios,
+    }
+    if ours:
+        batch = source[:small]
+        batch_out = out[:small]
+        host_cost = _time_per_call(
+            {
+                "prepared, out=": lambda: _api.gpa(
+                    batch, targets, seed=1, out=batch_out, backend="cupy"
+                )
+            },
+            calls,
+        )
+        stream.synchronize()
+        row["host us per call"] = host_cost["prepared, out="] * 1e6
+        print(
+            f"    batch of {small}, host-side time per call (no synchronisation): "
+            f"{row['host us per call']:.1f} us"
+        )
+    return row
+
+
+_BOUND_KEYS = {
+    kind: f"{kind}, out= / stream bound, {kind}" for kind in ("prepared", "one-shot")
+}
+
+
+# --- entry points --------------------------------------------------------------------
 
 
 def run(
@@ -106,15 +499,16 @@ def run(
     small=1024,
     small_calls=2000,
     torch_peer=True,
-    gpu=True,
+    numpy_peer=True,
+    gpu="auto",
     gpu_n=10_000_000,
 ):
-    """Measure and return a list of result rows (dicts), printing as it goes.
+    """Measure, print and return the side-by-side comparison.
 
     Parameters
     ----------
     n : int
-        Poses (sources = targets) for the throughput rows.
+        Poses (sources = targets) of the CPU throughput rows.
     joints : int
         Joints per pose.
     dtypes : sequence of str
@@ -122,19 +516,26 @@ def run(
     repeat : int
         Interleaved rounds per throughput measurement (median reported).
     small : int
-        Batch size for the per-call latency rows (prepared targets of size `n`).
+        Batch size of the per-call latency rows (against prepared targets of
+        size `n`).
     small_calls : int
         Calls per latency measurement.
     torch_peer : bool
         Include the published torch function when torch is installed.
-    gpu : bool
-        Add the GPU rows when the CuPy backend has a device.
+    numpy_peer : bool
+        Include the straightforward NumPy implementation.
+    gpu : {"auto", True, False}
+        Measure on the GPU: ``"auto"`` when CuPy sees a CUDA device; ``True``
+        raises if none is usable.
     gpu_n : int
-        Poses (sources = targets) of the GPU throughput rows.
+        Poses of the GPU rows (the GPU target is stated at N = 10,000,000).
 
     Returns
     -------
     list of dict
+        One dict per block: ``device``, ``dtype``, ``n``, times (``ms`` or
+        ``us``), ``ratios``; the last one, ``targets``, maps each checked target
+        to ``(value, met)``.
     """
     import numba
 
@@ -146,210 +547,65 @@ def run(
 
             torch.set_num_threads(threads)
         except ImportError:
-            torch = None
-    stream = _stream_kernels()
+            print("(torch is not installed: no published-torch rows)")
+    use_gpu, why = _gpu_available()
+    if gpu is True and not use_gpu:
+        raise RuntimeError(f"gpu=True but {why}")
+    use_gpu = use_gpu and gpu is not False
+
     rows = []
-    print(f"gpa_arrays benchmark: N = M = {n:,}, J = {joints}, {threads} threads")
-    for dtype in dtypes:
-        data = _make_data(n, n, joints, np.dtype(dtype))
-        rows.append(_throughput(data, stream, torch, repeat))
-        rows.append(_latency(data, torch, small, small_calls))
-    if gpu:
-        rows.extend(_gpu_rows(gpu_n, joints, dtypes, repeat, small, small_calls,
-                              torch_peer))  # fmt: skip
-    return rows
-
-
-def _gpu_rows(n, joints, dtypes, repeat, small, calls, torch_peer):
-    """The device rows, or none (with a note) where no device is usable."""
-    from . import _backends
-
-    try:
-        _backends.load("cupy")
-    except RuntimeError as exc:
-        print(f"\nGPU rows skipped: {exc}")
-        return []
-    import cupy
-
-    torch = None
-    if torch_peer:
-        try:
-            import torch
-
-            if not torch.cuda.is_available():
-                torch = None
-        except ImportError:
-            torch = None
-    name = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"]
-    name = name.decode() if isinstance(name, bytes) else name
-    print(f"\nGPU: {name}, N = M = {n:,}, J = {joints}")
-    rows = []
-    for dtype in dtypes:
-        rows.extend(
-            _gpu_throughput(cupy, torch, n, joints, dtype, repeat, small, calls, name)
-        )
-        cupy.get_default_memory_pool().free_all_blocks()
-    return rows
-
-
-def _gpu_throughput(cupy, torch, n, joints, dtype, repeat, small, calls, name):
-    source, target, camera = (
-        cupy.asarray(a) for a in _make_data(n, n, joints, np.dtype(dtype))
+    checks = {}
+    lines = []
+    print(f"gpa_arrays benchmark: backends {', '.join(_api.backends())}")
+    print(
+        "numpy/ours, torch/ours: speedups over the peers (higher is better); "
+        "ours/bound: distance from the hardware floor (1.0 is the floor)"
     )
-    targets = _api.prepare_targets(target, camera)
-    out = cupy.empty_like(source)
-    cases = {
-        "cupy prepared, out": lambda: _api.gpa(source, targets, seed=1, out=out),
-        "cupy prepared, out, check=False": lambda: _api.gpa(
-            source, targets, seed=1, out=out, check=False
-        ),
-        "device copy": lambda: cupy.copyto(out, source),
-    }
-    if torch is not None:
-        ts, tt, tc = (torch.from_dlpack(a) for a in (source, target, camera))
-        cases["published torch (CUDA)"] = lambda: published(ts, tt, tc)
-    ms = _device_rounds(cupy, cases, repeat)
-    print(f"\n{np.dtype(dtype).name} on the GPU: median of {repeat} rounds")
-    for case, value in ms.items():
-        print(f"  {case:<32s} {value:9.3f} ms")
-    copy = ms["device copy"]
-    ratios = {
-        "cupy prepared / device copy": ms["cupy prepared, out"] / copy,
-        "cupy prepared check=False / device copy": ms["cupy prepared, out, check=False"]
-        / copy,
-    }
-    if torch is not None:
-        ratios["published torch / cupy prepared"] = (
-            ms["published torch (CUDA)"] / ms["cupy prepared, out"]
-        )
-    for case, value in ratios.items():
-        print(f"  {case:<42s} {value:6.2f}x")
-    throughput = {"dtype": np.dtype(dtype).name, "n": n, "device": name, "ms": ms,
-                  "ratios": ratios}  # fmt: skip
-    latency = _gpu_latency(cupy, source[:small].copy(), targets, calls, name)
-    return [throughput, latency]
-
-
-def _device_rounds(cupy, cases, repeat):
-    """Median CUDA-event milliseconds of each case, interleaved."""
-    for fn in cases.values():  # compile, allocate, warm the caches
-        fn()
-    cupy.cuda.Device().synchronize()
-    start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-    samples = {case: [] for case in cases}
-    for _ in range(repeat):
-        for case, fn in cases.items():
-            start.record()
-            fn()
-            stop.record()
-            stop.synchronize()
-            samples[case].append(cupy.cuda.get_elapsed_time(start, stop))
-    return {case: statistics.median(v) for case, v in samples.items()}
-
-
-def _gpu_latency(cupy, batch, targets, calls, name):
-    """Host time per call of a training-size batch on the device."""
-    out = cupy.empty_like(batch)
-    cases = {
-        "cupy prepared, out": lambda: _api.gpa(batch, targets, seed=1, out=out),
-        "cupy prepared, out, check=False": lambda: _api.gpa(
-            batch, targets, seed=1, out=out, check=False
-        ),
-    }
-    us = {}
-    for case, fn in cases.items():
-        for _ in range(50):
-            fn()
-        per_call = []
-        for _ in range(5):
-            cupy.cuda.Device().synchronize()
-            begin = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            cupy.cuda.Device().synchronize()
-            per_call.append((time.perf_counter() - begin) / calls)
-        us[case] = statistics.median(per_call) * 1e6
-    print(f"  N = {len(batch)} per call on the GPU (median of 5 x {calls} calls):")
-    for case, value in us.items():
-        print(f"  {case:<32s} {value:9.1f} us")
-    return {"dtype": batch.dtype.name, "n": len(batch), "device": name, "us": us}
-
-
-def _throughput(data, stream, torch, repeat):
-    source, target, camera = data
-    targets = _api.prepare_targets(target, camera)
-    out = np.empty_like(source)
-    inputs = np.concatenate([target.reshape(-1), camera.reshape(-1)])
-    cases = {
-        "prepared, out": lambda: _api.gpa(source, targets, seed=1, out=out),
-        "prepared, fresh": lambda: _api.gpa(source, targets, seed=1),
-        "one-shot, out": lambda: _api.gpa(source, target, camera, seed=1, out=out),
-        "one-shot, fresh": lambda: _api.gpa(source, target, camera, seed=1),
-        "stream bound, prepared": lambda: stream(source, out, source[:0]),
-        "stream bound, one-shot": lambda: stream(source, out, inputs),
-    }
-    if torch is not None:
-        ts, tt, tc = (torch.from_numpy(a) for a in data)
-        cases["published torch"] = lambda: published(ts, tt, tc)
-    samples = _time_rounds(cases, repeat)
-    ms = {name: _median_ms(s) for name, s in samples.items()}
-    print(f"\n{source.dtype.name}: median of {repeat} interleaved rounds")
-    for name, value in ms.items():
-        print(f"  {name:<24s} {value:9.2f} ms")
-    ratios = {
-        "prepared, out / stream bound": ms["prepared, out"]
-        / ms["stream bound, prepared"],
-        "one-shot, out / stream bound": ms["one-shot, out"]
-        / ms["stream bound, one-shot"],
-    }
-    if torch is not None:
-        for ours in (
-            "prepared, out",
-            "one-shot, out",
-            "prepared, fresh",
-            "one-shot, fresh",
+    for dtype in dtypes:
+        data = make_inputs(n, n, joints, np.dtype(dtype))
+        big = _cpu_throughput(data, torch, numpy_peer, repeat, threads)
+        batch = _cpu_latency(data, torch, numpy_peer, small, small_calls)
+        rows += [big, batch]
+        del data
+        lines.append(f"  CPU {dtype}, N = {n:,} (batch {small}):")
+        r = big["ratios"]
+        for name, key in (
+            ("cpu: torch / prepared, out=", "torch / prepared, out="),
+            ("cpu: prepared, out= / stream bound", _BOUND_KEYS["prepared"]),
+            ("cpu: torch / one-shot, out=", "torch / one-shot, out="),
+            ("cpu: one-shot, out= / stream bound", _BOUND_KEYS["one-shot"]),
         ):
-            ratios[f"published torch / {ours}"] = ms["published torch"] / ms[ours]
-    for name, value in ratios.items():
-        print(f"  {name:<36s} {value:6.2f}x")
-    return {"dtype": source.dtype.name, "n": len(source), "ms": ms, "ratios": ratios}
-
-
-def _latency(data, torch, small, calls):
-    """Per-call time of a training batch of `small` poses against all targets."""
-    source, target, camera = data
-    targets = _api.prepare_targets(target, camera)
-    batch = np.ascontiguousarray(source[:small])
-    batch_out = np.empty_like(batch)
-    cases = {
-        "prepared, out": lambda: _api.gpa(batch, targets, seed=1, out=batch_out),
-        "prepared, fresh": lambda: _api.gpa(batch, targets, seed=1),
-    }
-    if torch is not None:
-        bs, bt, bc = (torch.from_numpy(a[:small].copy()) for a in data)
-        cases["published torch"] = lambda: published(bs, bt, bc)
-    us = {}
-    for name, fn in cases.items():
-        for _ in range(50):
-            fn()
-        per_call = []
-        for _ in range(5):
-            start = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            per_call.append((time.perf_counter() - start) / calls)
-        us[name] = statistics.median(per_call) * 1e6
-    print(f"  N = {small} per call (median of 5 x {calls} calls):")
-    for name, value in us.items():
-        print(f"  {name:<24s} {value:9.1f} us")
-    return {"dtype": source.dtype.name, "n": small, "us": us}
-
-
-def published(source, target, camera):
-    """The published function on torch tensors (lazy import of the peer)."""
-    from ._peers import published_torch
-
-    return published_torch(source, target, camera)
+            if key in r:
+                checks[f"{name} [{dtype}]"] = (r[key], _check(name, r[key], lines))
+        name = "cpu: batch of 1024, prepared, us per call"
+        if small == 1024:
+            value = batch["us"]["prepared, out="]
+            checks[f"{name} [{dtype}]"] = (value, _check(name, value, lines))
+    if use_gpu:
+        for dtype in dtypes:
+            row = _gpu_rows(
+                gpu_n, joints, np.dtype(dtype), torch, repeat, small, small_calls
+            )
+            rows.append(row)
+            lines.append(f"  GPU {dtype}, N = {gpu_n:,}:")
+            r = row["ratios"]
+            for name, key in (
+                ("gpu: prepared, out= / copy bound", "prepared, out= / copy bound"),
+                ("gpu: torch / prepared, out=", "torch / prepared, out="),
+            ):
+                if key in r:
+                    checks[f"{name} [{dtype}]"] = (r[key], _check(name, r[key], lines))
+            name = "gpu: batch of 1024, prepared, host us per call"
+            if "host us per call" in row and small == 1024:
+                value = row["host us per call"]
+                checks[f"{name} [{dtype}]"] = (value, _check(name, value, lines))
+    elif gpu is not False:
+        print(f"\n(no GPU rows: {why})")
+    if lines:
+        print("\nTargets (issues 2 and 3), from the runs above:")
+        print("\n".join(lines))
+    rows.append({"targets": checks})
+    return rows
 
 
 def add_arguments(parser):
@@ -376,25 +632,45 @@ def add_arguments(parser):
         default=1024,
         help="batch size of the latency rows (default 1024)",
     )
-    parser.add_argument("--no-torch", action="store_true", help="skip the torch peer")
-    parser.add_argument("--no-gpu", action="store_true", help="skip the GPU rows")
     parser.add_argument(
-        "--gpu-n", type=int, default=10_000_000, help="poses of the GPU rows"
+        "--small-calls",
+        type=int,
+        default=2000,
+        help="calls per latency sample (default 2000)",
+    )
+    parser.add_argument("--no-torch", action="store_true", help="skip the torch peer")
+    parser.add_argument(
+        "--no-numpy", action="store_true", help="skip the straightforward NumPy peer"
+    )
+    gpu = parser.add_mutually_exclusive_group()
+    gpu.add_argument(
+        "--gpu", action="store_true", help="require the GPU rows (default: if present)"
+    )
+    gpu.add_argument("--no-gpu", action="store_true", help="skip the GPU rows")
+    parser.add_argument(
+        "--gpu-n",
+        type=int,
+        default=10_000_000,
+        help="poses of the GPU rows (default 1e7)",
     )
 
 
 def run_args(args):
     """:func:`run` with the options parsed by :func:`add_arguments`."""
-    return run(
+    rows = run(
         n=args.n,
         joints=args.joints,
         dtypes=args.dtype or ("float32", "float64"),
         repeat=args.repeat,
         small=args.small,
+        small_calls=args.small_calls,
         torch_peer=not args.no_torch,
-        gpu=not args.no_gpu,
+        numpy_peer=not args.no_numpy,
+        gpu=True if args.gpu else (False if args.no_gpu else "auto"),
         gpu_n=args.gpu_n,
     )
+    sys.stdout.flush()
+    return rows
 
 
 def main(argv=None):

@@ -1,0 +1,98 @@
+"""What a user would otherwise run, and the hardware floor, beside ``benchmark_gpa``.
+
+Same sizes, dtypes and inputs as :class:`benchmark_gpa.GPA` (``N = M``), so
+``asv compare``/``asv show`` puts ratios side by side:
+
+* ``StraightforwardNumPy``: the vectorised NumPy GPA a user would write
+  (:func:`gpa_arrays._peers.straightforward_numpy`, paired mode), including the
+  ``rng.permutation(N)`` it needs, single-threaded like NumPy itself.
+* ``PublishedTorch``: the published PoseDA function
+  (:func:`gpa_arrays._peers.published_torch`, ``torch.randperm`` pairing
+  included), torch threads = Numba threads on the CPU; on CUDA tensors,
+  synchronised, when a GPU is present.
+* ``BandwidthBound``: the bytes a call must move and nothing else
+  (:func:`gpa_arrays._bench.cpu_stream_bound`, the same kernel ``gpa-arrays
+  bench`` uses; on the GPU the device's own copy of the source bytes).
+"""
+
+import numpy as np
+
+from gpa_arrays._bench import cpu_stream_bound, gpu_copy_bound
+from gpa_arrays._peers import published_torch, straightforward_numpy
+
+from ._common import DTYPES, SIZES, inputs, require_gpu, require_torch, synchronizer
+
+
+class StraightforwardNumPy:
+    """Vectorised NumPy GPA (gather, reduce, broadcast), paired mode."""
+
+    params = (SIZES, DTYPES)
+    param_names = ("n", "dtype")
+
+    def setup(self, n, dtype):
+        self.source, self.target, self.camera = inputs(n, n, dtype)
+        self.rng = np.random.default_rng(1)
+
+    def time_gpa(self, n, dtype):
+        index = self.rng.permutation(n)
+        straightforward_numpy(self.source, self.target, self.camera, index)
+
+
+class PublishedTorch:
+    """The published function as shipped: ``torch.randperm`` + gather + reductions."""
+
+    params = (("cpu", "cuda"), SIZES, DTYPES)
+    param_names = ("device", "n", "dtype")
+
+    def setup(self, device, n, dtype):
+        torch = require_torch(device)
+        data = [torch.from_numpy(a) for a in inputs(n, n, dtype)]
+        if device == "cuda":
+            data = [a.cuda() for a in data]
+            self.sync = torch.cuda.synchronize
+        else:
+            self.sync = synchronizer("cpu")
+        self.data = data
+        self.time_published(device, n, dtype)  # torch's one-time initialisation
+
+    def time_published(self, *params):
+        published_torch(*self.data)
+        self.sync()
+
+
+class BandwidthBound:
+    """Read the inputs and write the output of a call, nothing else.
+
+    ``targets="prepared"`` moves the source poses and the output (the records
+    are too small to count); ``"arrays"`` also reads the target poses and
+    cameras, as the one-shot call must. On the GPU only ``"prepared"`` is
+    defined: the device copying the source bytes into the output.
+    """
+
+    params = (("cpu", "cuda"), SIZES, DTYPES, ("arrays", "prepared"))
+    param_names = ("device", "n", "dtype", "targets")
+
+    def setup(self, device, n, dtype, targets):
+        if device == "cuda":
+            require_gpu()
+            if targets == "arrays":
+                raise NotImplementedError("the GPU bound is defined for prepared only")
+            source, _, _ = inputs(n, n, dtype, "cupy")
+            out = source.copy()
+            self.call = lambda: gpu_copy_bound(source, out)
+        else:
+            source, target, camera = inputs(n, n, dtype)
+            out = source.copy()
+            if targets == "arrays":
+                extra = np.concatenate([target.reshape(-1), camera.reshape(-1)])
+            else:
+                extra = source[:0]
+            stream = cpu_stream_bound()
+            self.call = lambda: stream(source, out, extra)
+        self.sync = synchronizer(device)
+        self.call()  # compile / load the cache
+        self.sync()
+
+    def time_bound(self, *params):
+        self.call()
+        self.sync()

@@ -1,0 +1,173 @@
+"""The benchmark helpers: inputs, bound kernels, memory probe, the report."""
+
+import os
+
+import numpy as np
+import pytest
+
+import gpa_arrays
+from gpa_arrays import _bench
+
+needs_clear_refs = pytest.mark.skipif(
+    not os.access("/proc/self/clear_refs", os.W_OK),
+    reason="needs Linux /proc/self/clear_refs",
+)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_make_inputs_shapes_ranges_and_determinism(dtype):
+    source, target, camera = _bench.make_inputs(300, 200, joints=15, dtype=dtype)
+    assert source.shape == (300, 15, 3) and source.dtype == dtype
+    assert target.shape == (200, 15, 2) and target.dtype == dtype
+    assert camera.shape == (200, 4) and camera.dtype == dtype
+    assert source[..., 2].min() > 3  # in front of the camera
+    assert target.min() >= -0.5 and target.max() < 0.5
+    assert camera[:, :2].min() >= 1.2 and camera[:, :2].max() <= 2.4
+    assert camera[:, 2:].min() >= -0.1 and camera[:, 2:].max() <= 0.1
+    again = _bench.make_inputs(300, 200, joints=15, dtype=dtype)
+    for a, b in zip((source, target, camera), again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # valid GPA input
+    gpa_arrays.gpa(source, target, camera, seed=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stream_bound_moves_every_byte(dtype):
+    stream = _bench.cpu_stream_bound()
+    source, target, camera = _bench.make_inputs(5000, 5000, dtype=dtype)
+    out = np.zeros_like(source)
+    extra = np.concatenate([target.reshape(-1), camera.reshape(-1)])
+    extra[::7] = 0
+    assert stream(source, out, extra) == np.count_nonzero(extra)
+    np.testing.assert_array_equal(out, source)
+    assert stream(source, out, source[:0]) == 0
+
+
+@needs_clear_refs
+def test_peak_rss_increase_sees_a_touched_allocation():
+    # resident memory moves by a few pages on its own (page cache, interpreter
+    # bookkeeping): 2 MiB of slack on a 64 MiB allocation
+    size, slack = 64 * 2**20, 2 * 2**20
+    result, increase = _bench.peak_rss_increase(lambda: np.ones(size, dtype=np.uint8))
+    assert result.nbytes == size
+    assert size - slack <= increase <= size + slack
+    # freed before the probe returns: the peak still counts it
+    _, increase = _bench.peak_rss_increase(lambda: np.ones(size, np.uint8).sum())
+    assert size - slack <= increase <= size + slack
+
+
+@needs_clear_refs
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_paths_allocate_nothing_n_sized_but_the_output(dtype):
+    # The core issue's promise: one pass over the sources, no temporaries of
+    # size N besides the output; a call on raw target arrays adds only the
+    # (M, 8) target records.
+    warm = _bench.make_inputs(4096, 4096, dtype=dtype)
+    for mode in ("paired", "poseda"):
+        gpa_arrays.gpa(*warm, seed=1, mode=mode)
+    gpa_arrays.gpa(warm[0], gpa_arrays.prepare_targets(*warm[1:]), seed=1)
+
+    n = 200_000
+    source, target, camera = _bench.make_inputs(n, n, dtype=dtype)
+    targets = gpa_arrays.prepare_targets(target, camera)
+    out = np.empty_like(source)
+    out.fill(0)
+    output = source.nbytes
+    slack = 0.02 * output
+    records = targets.records.nbytes
+
+    _, increase = _bench.peak_rss_increase(
+        lambda: gpa_arrays.gpa(source, targets, seed=1, out=out)
+    )
+    assert increase <= slack
+    _, increase = _bench.peak_rss_increase(
+        lambda: gpa_arrays.gpa(source, targets, seed=1)
+    )
+    assert output - slack <= increase <= output + slack
+    for mode in ("paired", "poseda"):  # raw arrays: the records are computed first
+        _, increase = _bench.peak_rss_increase(
+            lambda mode=mode: gpa_arrays.gpa(source, target, camera, seed=1, mode=mode)
+        )
+        assert output - slack <= increase <= output + records + slack
+
+
+def test_run_reports_every_comparison(capsys):
+    pytest.importorskip("torch")
+    rows = _bench.run(
+        n=3000, dtypes=("float32",), repeat=1, small=64, small_calls=2, gpu=False
+    )
+    big, batch, summary = rows
+    assert big["device"] == "cpu" and big["n"] == 3000
+    for case in (
+        "prepared, out=",
+        "one-shot, fresh",
+        "straightforward numpy",
+        "published torch",
+        "stream bound, prepared",
+        "stream bound, one-shot",
+    ):
+        assert big["ms"][case] > 0
+    ratios = big["ratios"]
+    for key in (
+        "numpy / prepared, out=",
+        "torch / prepared, out=",
+        "prepared, out= / stream bound, prepared",
+        "one-shot, out= / stream bound, one-shot",
+    ):
+        assert ratios[key] > 0
+    assert ratios["torch / prepared, out="] == pytest.approx(
+        big["ms"]["published torch"] / big["ms"]["prepared, out="]
+    )
+    assert batch["n"] == 64 and set(batch["us"]) >= {
+        "prepared, out=",
+        "published torch",
+    }
+    checks = summary["targets"]
+    assert "cpu: torch / prepared, out= [float32]" in checks
+    value, met = checks["cpu: prepared, out= / stream bound [float32]"]
+    assert met == (value <= 1.5)
+    text = capsys.readouterr().out
+    assert "ours/bound" in text and "Targets" in text
+
+
+def test_main_without_peers(capsys):
+    assert (
+        _bench.main(
+            [
+                "-n",
+                "2000",
+                "--dtype",
+                "float64",
+                "--repeat",
+                "1",
+                "--small",
+                "32",
+                "--small-calls",
+                "2",
+                "--no-torch",
+                "--no-numpy",
+                "--no-gpu",
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "prepared, out=" in text
+    assert "published torch" not in text and "straightforward numpy" not in text
+
+
+def test_gpu_required_without_a_device_raises():
+    available, _ = _bench._gpu_available()
+    if available:
+        pytest.skip("a GPU is present")
+    with pytest.raises(RuntimeError, match="gpu=True"):
+        _bench.run(
+            n=100,
+            dtypes=("float32",),
+            repeat=1,
+            small=8,
+            small_calls=1,
+            torch_peer=False,
+            numpy_peer=False,
+            gpu=True,
+        )
