@@ -54,7 +54,6 @@ intersphinx_mapping = {
 
 html_theme = "pydata_sphinx_theme"
 html_title = "gpa_arrays"
-html_static_path = ["_static"]
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
