@@ -5,22 +5,18 @@ the ``dask`` extra is not installed. ``benchmarks/bench_dask.py`` times the same
 call beside the in-memory call and a plain block copy, in one process.
 """
 
+import os
+
 import numpy as np
 
 import gpa_arrays
 
-N = 2_000_000
-M = 200_000
-CHUNK = 250_000
+# GPA_ARRAYS_ASV_SMOKE (the CI smoke run) shrinks the sizes like the other files
+_SMOKE = bool(os.environ.get("GPA_ARRAYS_ASV_SMOKE"))
+N = 20_000 if _SMOKE else 2_000_000
+M = 2_000 if _SMOKE else 200_000
+CHUNK = 2_500 if _SMOKE else 250_000
 JOINTS = 17
-
-
-def _warm_worker():
-    """Load the Numba kernels (float32, 17 joints) in a worker process."""
-    rng = np.random.default_rng(0)
-    source = rng.normal(size=(64, JOINTS, 3)).astype(np.float32)
-    target = rng.uniform(-0.5, 0.5, size=(64, JOINTS, 2)).astype(np.float32)
-    gpa_arrays.gpa(source, target, np.float32([1.46, 1.46, 0, 0]), seed=0)
 
 
 class DaskGPA:
@@ -57,7 +53,6 @@ class DaskGPA:
         )
         self.client = Client(self.cluster, set_as_default=False)
         self.client.wait_for_workers(workers)
-        self.client.run(_warm_worker)
         with dask.config.set(scheduler=self.client), self.client.as_current():
             rng = da.random.default_rng(0)
             source = rng.normal(scale=0.3, size=(N, JOINTS, 3), chunks=(CHUNK, -1, -1))
@@ -70,7 +65,10 @@ class DaskGPA:
             target, np.float32([1.46, 1.46, 0.0, 0.0])
         )
         self.seed = 0
-        self.time_gpa(workers)  # the first call also fills the workers' allocators
+        # The first call loads the Numba kernels in every worker (a function of
+        # this module cannot be shipped to them: asv_benchmarks is no package
+        # they can import) and fills the workers' allocators.
+        self.time_gpa(workers)
 
     def teardown(self, workers):
         """Stop the cluster."""
