@@ -210,6 +210,9 @@ def _cupy(device):
 
 _streams: dict = {}
 
+#: Arguments the kernels write (``out_2d``: the projections of ``return_2d``).
+_WRITTEN = ("out", "out_2d")
+
 
 def _torch_stream(cupy, torch, device):
     """The current torch stream of `device` as a CuPy stream (cached by handle)."""
@@ -331,11 +334,11 @@ class Call:
                     f"{arg.name}: cannot view a torch.Tensor of dtype "
                     f"{arg.value.dtype} as a NumPy array ({exc})"
                 ) from exc
-        if arg.name == "out" and kind == "dlpack" and self.device != HOST:
+        if arg.name in _WRITTEN and kind == "dlpack" and self.device != HOST:
             raise TypeError(
-                f"out: a {_type_name(arg.value)} on {device_name(self.device)} cannot "
-                "be written through DLPack (CuPy cannot tell whether the exporter "
-                "allows writes); pass a CuPy array or a torch tensor"
+                f"{arg.name}: a {_type_name(arg.value)} on {device_name(self.device)} "
+                "cannot be written through DLPack (CuPy cannot tell whether the "
+                "exporter allows writes); pass a CuPy array or a torch tensor"
             )
         from_dlpack = np.from_dlpack if self.device == HOST else self.xp.from_dlpack
         try:

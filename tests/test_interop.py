@@ -324,3 +324,13 @@ def test_project_and_metrics_take_torch_tensors(case, rng):
     )
     with pytest.raises(TypeError, match="requires grad"):
         metrics.mpjpe(p.clone().requires_grad_(), t)
+
+
+def test_foreign_device_arrays_are_never_written(case):
+    # CuPy cannot tell whether a foreign CUDA export allows writes: neither
+    # output of return_2d may be one (checked before any view is made, so it
+    # runs without a device)
+    for name in ("out", "out_2d"):
+        call = _interop.Call("source_3d", **{name: FakeArray(case[0], device=(2, 0))})
+        with pytest.raises(TypeError, match=rf"{name}: a .*FakeArray on cuda:0 cannot"):
+            call._view(call._args[name])
