@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 from conftest import make_case
 from host_cuda import KERNEL_DIR, build, cupy_backend_on_host, missing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gpa_arrays
 from gpa_arrays import _api, _config
@@ -290,24 +292,24 @@ GEOMETRIES = {
 }
 
 
-@pytest.fixture(params=list(GEOMETRIES))
-def host(request, library, monkeypatch):
-    geometry = GEOMETRIES[request.param]
+def backend_with_geometry(library, monkeypatch, name):
+    """The host-built backend, with the launch configuration `name` patched in."""
+    geometry = GEOMETRIES[name]
     monkeypatch.setattr(_config, "CUDA_THREADS_PER_BLOCK", geometry["threads"])
     monkeypatch.setattr(_config, "CUDA_TILE_BYTES", geometry["tile"])
     monkeypatch.setattr(_config, "CUDA_MIN_TILE_POSES", geometry["min_tile"])
     monkeypatch.setattr(_config, "CUDA_BLOCKS_PER_SM", geometry["waves"])
     return cupy_backend_on_host(library, geometry["sms"])
+
+
+@pytest.fixture(params=list(GEOMETRIES))
+def host(request, library, monkeypatch):
+    return backend_with_geometry(library, monkeypatch, request.param)
 
 
 @pytest.fixture
 def tiny(library, monkeypatch):
-    geometry = GEOMETRIES["tiny"]
-    monkeypatch.setattr(_config, "CUDA_THREADS_PER_BLOCK", geometry["threads"])
-    monkeypatch.setattr(_config, "CUDA_TILE_BYTES", geometry["tile"])
-    monkeypatch.setattr(_config, "CUDA_MIN_TILE_POSES", geometry["min_tile"])
-    monkeypatch.setattr(_config, "CUDA_BLOCKS_PER_SM", geometry["waves"])
-    return cupy_backend_on_host(library, geometry["sms"])
+    return backend_with_geometry(library, monkeypatch, "tiny")
 
 
 def assert_bits_equal(got, want):
@@ -576,7 +578,8 @@ def centred_case(rng, n, m, dtype, cols=4, joints=17):
     source, target, camera = make_case(
         rng, n, m, joints=joints, dtype=np.float64, camera_cols=cols
     )
-    source[:, 0] = source[:, 1:].mean(axis=1)
+    if joints > 1:
+        source[:, 0] = source[:, 1:].mean(axis=1)
     return source.astype(dtype), target.astype(dtype), camera.astype(dtype)
 
 
@@ -700,6 +703,48 @@ def test_return_2d_kernels_equal_numpy(host, rng, dtype, cols, mode, depth):
         f"gpa_tiled_ext<{ctype}, {features}>",
         f"gpa_strided_ext<{ctype}, {features}>",
     } <= _launched(host)
+
+
+@settings(max_examples=40)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 40),
+    m=st.integers(1, 40),
+    joints=st.integers(1, 23),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    cols=st.sampled_from([4, 9]),
+    features=st.sampled_from(_cuda.FEATURE_SETS),
+)
+def test_extended_kernels_property(library, seed, n, m, joints, dtype, cols, features):
+    # any sizes (one joint: zero extent, flagged), either layout: the
+    # host-built kernels give the reference's bits and statuses
+    project = bool(features & _cuda.FEATURE_PROJECT)
+    perspective = bool(features & _cuda.FEATURE_PERSPECTIVE)
+    # hypothesis runs all examples in one test call: patch here, not by fixture
+    with pytest.MonkeyPatch.context() as patch:
+        host = backend_with_geometry(library, patch, "tiny")
+        rng = np.random.default_rng(seed)
+        source, target, camera = centred_case(rng, n, m, dtype, cols, joints)
+        spec = P.resolve_pairing("random", n, m, seed)
+        records, _ = numpy_.prepare_records(target, camera, 0)
+        wide = numpy_.prepare_wide_records(records, camera)[0] if cols == 9 else None
+        out2d = np.empty((n, joints, 2), dtype) if project else None
+        rec, dist = (records, None) if wide is None else (wide[:, :8], wide[:, 8:])
+        want = np.empty_like(source)
+        want_status = numpy_.gpa_records(
+            source, rec, want, 0, spec, out2d, dist, perspective
+        )
+        for view in (source, np.asfortranarray(source)):
+            out = np.empty_like(source)
+            got_2d = np.empty((n, joints, 2), dtype) if project else None
+            pending = host.gpa_records(
+                view, rec, out, 0, spec, got_2d, dist, perspective
+            )
+            (status,) = host.read_status(pending)
+            assert_status_equal(status, want_status)
+            assert_bits_equal(out, want)
+            if project:
+                assert_bits_equal(got_2d, out2d)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
