@@ -451,17 +451,21 @@ def _prepare_targets(target_2d, camera, root, backend, dtype, check, xp, device)
     records, status = _prepare_records(
         module, device, target, camera, root, dtype, check
     )
-    if device:
-        (status,) = module.read_status(status)
-    if check and status is not None:
+    if not device and check and status is not None:
         raise_for_target_status(status, target.shape[0])
-    wide = None
-    if camera.shape[1] == 9 and not device:
+    wide = d_status = None
+    if camera.shape[1] == 9:
         # record and distortion coefficients side by side, one gathered row for
         # gpa(..., return_2d=True) through distorting cameras
-        wide, status = module.prepare_wide_records(records, _as_dtype(camera, dtype))
+        wide, d_status = _prepare_wide(
+            module, device, records, _as_dtype(camera, dtype), check
+        )
+    if device:
+        status, d_status = module.read_status(status, d_status)
         if check and status is not None:
             raise_for_target_status(status, target.shape[0])
+    if check and d_status is not None:
+        raise_for_target_status(d_status, target.shape[0])
     return Targets(records, root, target.shape[1], name, wide)
 
 
@@ -473,6 +477,13 @@ def _prepare_records(module, device, target, camera, root, dtype, check, poseda=
     if device:
         return prepare(target, camera, root, status=check)
     return prepare(target, camera, root)
+
+
+def _prepare_wide(module, device, records, camera, check):
+    """Wide records and (host, or pending device) status of 9-value cameras."""
+    if device:
+        return module.prepare_wide_records(records, camera, status=check)
+    return module.prepare_wide_records(records, camera)
 
 
 def gpa(
@@ -541,7 +552,7 @@ def gpa(
         pose has exactly the target's box scale (a few safeguarded Newton
         steps in float64 inside the kernel, relative tolerance 1e-12). The root
         still lands on the target root. It matters for close cameras and deep
-        poses; see Notes. Needs ``mode="paired"``; host backends only for now.
+        poses; see Notes. Needs ``mode="paired"``.
     return_2d : bool
         Also return the aligned poses projected through the camera each was
         placed with: its paired target's camera (``mode="paired"``) or camera
@@ -551,7 +562,7 @@ def gpa(
         distortion model, 4-value rows with the pinhole model, clamped as in
         :func:`gpa_arrays.camera.project`; the result equals
         ``project(aligned, camera_of_each_pose)`` bit for bit. Computed in the
-        same pass as the 3D poses. Host backends only for now.
+        same pass as the 3D poses.
     backend : {"auto", "numba", "numpy", "cupy"}
         ``"auto"`` picks ``"cupy"`` for CUDA arrays and the fastest usable host
         backend for host arrays. A named backend that is unusable, or that
@@ -703,12 +714,6 @@ def _align(source, target_2d, camera, pairing, seed, step, root, target_root, mo
     root = _index(root, j, "root")
     name, module = _resolve_backend(backend, call.device)
     device = name in _DEVICE_BACKENDS
-    if device and (perspective or return_2d):
-        feature = "depth='perspective'" if perspective else "return_2d=True"
-        raise NotImplementedError(
-            f"{feature} runs on the host backends (numba, numpy) only for now; "
-            f"the '{name}' backend does not have it yet"
-        )
 
     if isinstance(target_2d, Targets):
         targets = target_2d
@@ -776,7 +781,7 @@ def _align(source, target_2d, camera, pairing, seed, step, root, target_root, mo
     # them before the pose kernel runs; a device call reads all its statuses in
     # one round trip after both kernels are queued.
     poseda = mode == "poseda"
-    t_status = None
+    t_status = d_status = None
     wide = None
     if targets is None:
         records, t_status = _prepare_records(
@@ -787,45 +792,38 @@ def _align(source, target_2d, camera, pairing, seed, step, root, target_root, mo
         if return_2d and camera.shape[1] == 9:
             # paired: record and distortion in one gathered row; poseda: only
             # the coefficients' validation (the kernel reads camera row i)
-            wide, d_status = module.prepare_wide_records(
-                records, _as_dtype(camera, dtype)
+            wide, d_status = _prepare_wide(
+                module, device, records, _as_dtype(camera, dtype), check
             )
-            if check and d_status is not None:
+            if not device and check and d_status is not None:
                 raise_for_target_status(d_status, m)
     else:
         records = targets._records
         wide = targets._wide
     camera = _as_dtype(camera, dtype) if poseda else None
-    if not device:
-        # The new features' arguments go to the kernels only when used, so the
-        # default path keeps its plain signature.
-        extra = {}
-        if return_2d:
-            extra["out2d"] = result_2d
-            if wide is not None and not poseda:
-                records = wide[:, :8]
-                extra["distortion"] = wide[:, 8:]
-        if perspective:
-            extra["perspective"] = True
-        if poseda:
-            status = module.gpa_poseda(
-                source, records, camera, result, root, spec, **extra
-            )
-        else:
-            status = module.gpa_records(source, records, result, root, spec, **extra)
+    # The new features' arguments go to the kernels only when used, so the
+    # default path keeps its plain signature.
+    extra = {}
+    if return_2d:
+        extra["out2d"] = result_2d
+        if wide is not None and not poseda:
+            records = wide[:, :8]
+            extra["distortion"] = wide[:, 8:]
+    if perspective:
+        extra["perspective"] = True
+    if device:
+        extra["status"] = check or spec.kind == KIND_ARRAY
+    if poseda:
+        status = module.gpa_poseda(source, records, camera, result, root, spec, **extra)
     else:
-        counted = check or spec.kind == KIND_ARRAY
-        if poseda:
-            status = module.gpa_poseda(
-                source, records, camera, result, root, spec, status=counted
-            )
-        else:
-            status = module.gpa_records(
-                source, records, result, root, spec, status=counted
-            )
-        t_status, status = module.read_status(t_status, status)
+        status = module.gpa_records(source, records, result, root, spec, **extra)
+    if device:
+        # one round trip for every status of the call
+        t_status, d_status, status = module.read_status(t_status, d_status, status)
         if check and t_status is not None:
             raise_for_target_status(t_status, m)
+        if check and d_status is not None:
+            raise_for_target_status(d_status, m)
     if status is not None:
         if not check:
             status = _index_only(status)
@@ -876,18 +874,23 @@ def _split_out(out, return_2d):
 
 
 def _out_2d(out_2d, shape, dtype, source, target, camera, result, call):
-    """The (N, J, 2) array the projections go to, validated or new."""
+    """The (N, J, 2) array the projections go to, validated or new.
+
+    `out_2d` is a kernel array (the view :class:`_interop.Call` made of the
+    caller's array) or None.
+    """
     if out_2d is None:
         return call.empty(shape, dtype)
-    if not isinstance(out_2d, np.ndarray):
+    if not isinstance(out_2d, call.xp.ndarray):
         raise TypeError(
-            f"out: expected out_2d to be a numpy.ndarray, got {type(out_2d).__name__}"
+            "out: expected out_2d to be an array (NumPy, CuPy, torch or another "
+            f"DLPack array) or None, got {type(out_2d).__name__}"
         )
     if out_2d.shape != shape:
         raise ValueError(f"out: expected out_2d of shape {shape}, got {out_2d.shape}")
     if out_2d.dtype != dtype:
         raise TypeError(f"out: expected out_2d of dtype {dtype}, got {out_2d.dtype}")
-    if not out_2d.flags.writeable:
+    if not _interop.writeable(out_2d):
         raise ValueError("out: out_2d is read-only")
     for other_name, other in (
         ("source_3d", source),
@@ -895,7 +898,7 @@ def _out_2d(out_2d, shape, dtype, source, target, camera, result, call):
         ("camera", camera),
         ("out_3d", result),
     ):
-        if other is not None and np.may_share_memory(out_2d, other):
+        if other is not None and _interop.may_share_memory(out_2d, other):
             raise ValueError(f"out: out_2d overlaps {other_name}")
     return out_2d
 

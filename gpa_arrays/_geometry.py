@@ -106,9 +106,10 @@ def project_distorted(x, y, z, fx, fy, cx, cy, k1, k2, k3, p1, p2, one):
 # poses at once, converged poses dropped) and the Numba kernel (one pose, early
 # exit) make the same operations in the same order and take the same branches,
 # so they agree bit for bit (tested for float32 and float64 data, specialised
-# and generic kernels). The contract is looser: the same depth to within the
-# tolerance below, which is what a CUDA twin compiled with fused multiply-add
-# would give.
+# and generic kernels); so does the CUDA twin (``kernels/geometry.cuh``, compiled
+# without contraction into fused multiply-adds; tested on a host build of the
+# CUDA source). The contract is looser: the same depth to within the tolerance
+# below, which is what a twin compiled with fused multiply-add would give.
 
 #: Iteration budget (evaluations of T) of the perspective depth solve. Measured
 #: with benchmarks/perspective_depth.py (20,000 poses per row, starting from the

@@ -210,6 +210,9 @@ def _cupy(device):
 
 _streams: dict = {}
 
+#: Arguments the kernels write (``out_2d``: the projections of ``return_2d``).
+_WRITTEN = ("out", "out_2d")
+
 
 def _torch_stream(cupy, torch, device):
     """The current torch stream of `device` as a CuPy stream (cached by handle)."""
@@ -268,7 +271,8 @@ class Call:
         self._named = named
         self._views = {}
         self._stack = None
-        self._result = None
+        # (kernel view, caller-framework array) of each result made by empty()
+        self._results = []
         self.xp = np
 
     # -- context ----------------------------------------------------------------------
@@ -330,11 +334,11 @@ class Call:
                     f"{arg.name}: cannot view a torch.Tensor of dtype "
                     f"{arg.value.dtype} as a NumPy array ({exc})"
                 ) from exc
-        if arg.name == "out" and kind == "dlpack" and self.device != HOST:
+        if arg.name in _WRITTEN and kind == "dlpack" and self.device != HOST:
             raise TypeError(
-                f"out: a {_type_name(arg.value)} on {device_name(self.device)} cannot "
-                "be written through DLPack (CuPy cannot tell whether the exporter "
-                "allows writes); pass a CuPy array or a torch tensor"
+                f"{arg.name}: a {_type_name(arg.value)} on {device_name(self.device)} "
+                "cannot be written through DLPack (CuPy cannot tell whether the "
+                "exporter allows writes); pass a CuPy array or a torch tensor"
             )
         from_dlpack = np.from_dlpack if self.device == HOST else self.xp.from_dlpack
         try:
@@ -354,7 +358,11 @@ class Call:
     # -- results ----------------------------------------------------------------------
 
     def empty(self, shape, dtype):
-        """An uninitialised result in the lead argument's framework; its view."""
+        """An uninitialised result in the lead argument's framework; its view.
+
+        A call may make several results (``return_2d``: the poses and their
+        projections); :meth:`wrap` returns each one's own array.
+        """
         lead = self.lead
         if lead is not None and lead.kind == "torch" and self.device != HOST:
             torch = sys.modules["torch"]
@@ -363,19 +371,23 @@ class Call:
                 dtype=getattr(torch, np.dtype(dtype).name),
                 device=lead.value.device,
             )
-            self._result = tensor
-            return self._view(_Arg("result", tensor, "torch", self.device))
+            view = self._view(_Arg("result", tensor, "torch", self.device))
+            self._results.append((view, tensor))
+            return view
         return self.xp.empty(shape, dtype=dtype)
 
     def wrap(self, result, out=None):
         """`result` (a kernel array) in the caller's type.
 
-        `out`, when the caller passed one, is returned as passed.
+        `out`, when the caller passed one, is returned as passed; a result made
+        by :meth:`empty` in the caller's framework is returned as made; other
+        arrays (made by a backend) are handed over zero-copy.
         """
         if out is not None:
             return out
-        if self._result is not None:
-            return self._result
+        for view, made in self._results:
+            if view is result:
+                return made
         lead = self.lead
         if lead is not None and lead.kind == "torch":
             torch = sys.modules["torch"]

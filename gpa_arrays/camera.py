@@ -49,16 +49,25 @@ camera, a scalar width, one rotation: broadcast to everything.
 
 Backends
 --------
-:func:`project` runs on ``"numpy"`` (the reference) and ``"numba"`` (a fused
-parallel kernel, bit-identical to the reference). The other functions are a
-few vectorised NumPy operations each.
+:func:`project` runs on ``"numpy"`` (the reference), ``"numba"`` (a fused
+parallel kernel) and ``"cupy"`` (a CUDA kernel, for CuPy arrays and torch
+CUDA tensors), all bit-identical to the reference. The other functions are a
+few vectorised NumPy operations each, on host arrays.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._api import _as_host_array, _resolve_backend, _result_dtype
+from . import _interop
+from ._api import (
+    _DEVICE_BACKENDS,
+    _HOST_CALL,
+    _as_array,
+    _as_host_array,
+    _resolve_backend,
+    _result_dtype,
+)
 from ._status import POINT_BEHIND, POINT_CAMERA, POINT_NONFINITE
 
 __all__ = [
@@ -597,24 +606,31 @@ def project(points_3d, camera, *, backend="auto", out=None, check=True):
     Parameters
     ----------
     points_3d : (..., 3) array, metres, camera space
-        Points with ``z > 0`` in front of the camera. Any strides.
+        Points with ``z > 0`` in front of the camera. Any strides. NumPy,
+        CuPy, torch (CPU or CUDA) or any DLPack array; the result takes its
+        type and device.
     camera : (4,), (9,), (..., 4) or (..., 9) array, normalised units
         ``[fx, fy, cx, cy]`` or ``[fx, fy, cx, cy, k1, k2, k3, p1, p2]``; per
         frame, aligned with the leading axes of `points_3d` (camera rows
-        ``(N, C)`` for points ``(N, J, 3)``).
-    backend : {"auto", "numba", "numpy"}
-        All give identical results.
-    out : ndarray, optional
-        Where to write the result (the shape and dtype of the return value).
+        ``(N, C)`` for points ``(N, J, 3)``). On the device of `points_3d` (a
+        list is converted there).
+    backend : {"auto", "numba", "numpy", "cupy"}
+        All give identical results. ``"auto"`` picks ``"cupy"`` for CUDA
+        arrays and the fastest host backend otherwise.
+    out : array, optional
+        Where to write the result (the shape and dtype of the return value),
+        on the points' device.
     check : bool
         Raise ``ValueError`` for invalid cameras (focal length not positive
         and finite, other values not finite), non-finite points and points at
         or behind the camera plane (``z <= 0``), where the model is undefined.
-        With ``check=False`` the formula is evaluated as is.
+        With ``check=False`` the formula is evaluated as is. On a CUDA device
+        the check costs one synchronisation (an 80-byte status is read back);
+        ``check=False`` leaves the call asynchronous.
 
     Returns
     -------
-    (..., 2) ndarray
+    (..., 2) array
         Normalised screen coordinates; the batch shape is the broadcast of the
         points' and the camera's. float32 and float64 points keep their dtype
         (float16 gives float32, integers float64); the camera is rounded to it.
@@ -625,7 +641,8 @@ def project(points_3d, camera, *, backend="auto", out=None, check=True):
         Wrong shapes or (with `check`) bad values: the message names the
         argument, the count and the first index.
     TypeError
-        Wrong dtypes, or an `out` of the wrong type.
+        Wrong dtypes, an `out` of the wrong type, or arrays on different
+        devices.
 
     Examples
     --------
@@ -633,20 +650,34 @@ def project(points_3d, camera, *, backend="auto", out=None, check=True):
     >>> project([[0.5, -0.25, 5.0]], [2.0, 2.0, 0.1, 0.0])
     array([[ 0.3, -0.1]])
     """
-    points = _as_host_array(points_3d, "points_3d")
+    if _interop.plain_host(points_3d, camera, out):
+        return _project(points_3d, camera, backend, out, check, _HOST_CALL)
+    with _interop.Call(
+        "points_3d", points_3d=points_3d, camera=camera, out=out
+    ) as call:
+        result = _project(
+            call["points_3d"], call["camera"], backend, call["out"], check, call
+        )
+        return call.wrap(result, out)
+
+
+def _project(points_3d, camera, backend, out, check, call):
+    """:func:`project` on kernel arrays (NumPy, or CuPy on one device)."""
+    xp = call.xp
+    points = _as_array(points_3d, "points_3d", xp)
     if points.dtype.kind not in "fiu":
         raise TypeError(
             f"points_3d: expected a real floating or integer dtype, got {points.dtype}"
         )
     _check_last(points, (3,), "points_3d", "camera-space x, y, z")
     dtype = _result_dtype(points.dtype, "points_3d")
-    cam = _as_host_array(camera, "camera")
+    cam = _as_array(camera, "camera", xp)
     if cam.dtype.kind not in "fiu":
         raise TypeError(
             f"camera: expected a real floating or integer dtype, got {cam.dtype}"
         )
     _check_last(cam, (4, 9), "camera", "fx, fy, cx, cy[, k1, k2, k3, p1, p2]")
-    _, module = _resolve_backend(backend)
+    name, module = _resolve_backend(backend, call.device)
     batch_ndim = max(points.ndim - 1, cam.ndim - 1)
     pts = (
         _align(points, batch_ndim, 1, "points_3d", "the camera")
@@ -663,9 +694,9 @@ def project(points_3d, camera, *, backend="auto", out=None, check=True):
         ) from None
     shape = (*batch, 2)
     if out is None:
-        result = np.empty(shape, dtype=dtype)
+        result = call.empty(shape, dtype)
     else:
-        _check_project_out(out, shape, dtype, points, cam)
+        _check_project_out(out, shape, dtype, points, cam, xp)
         result = out
     if result.size == 0:
         return result
@@ -676,16 +707,20 @@ def project(points_3d, camera, *, backend="auto", out=None, check=True):
         split -= 1
     per = int(np.prod(batch[split:], dtype=np.int64))
     rows = int(np.prod(batch[:split], dtype=np.int64))
-    cam_rows = np.broadcast_to(
+    cam_rows = xp.broadcast_to(
         cam[(...,) + (0,) * (batch_ndim - split) + (slice(None),)],
         (*batch[:split], cam.shape[-1]),
     ).reshape(rows, cam.shape[-1])
-    flat = np.broadcast_to(pts, (*batch, 3)).reshape(-1, 3)
+    flat = xp.broadcast_to(pts, (*batch, 3)).reshape(-1, 3)
     flat = flat if flat.dtype == dtype else flat.astype(dtype)
-    cam_rows = np.ascontiguousarray(cam_rows, dtype=dtype)
+    cam_rows = xp.ascontiguousarray(cam_rows, dtype=dtype)
     target = result.reshape(-1, 2) if result.flags.c_contiguous else None
-    staged = np.empty((flat.shape[0], 2), dtype=dtype) if target is None else target
-    status = module.project_points(flat, cam_rows, per, staged)
+    staged = xp.empty((flat.shape[0], 2), dtype=dtype) if target is None else target
+    if name in _DEVICE_BACKENDS:
+        pending = module.project_points(flat, cam_rows, per, staged, status=check)
+        (status,) = module.read_status(pending)
+    else:
+        status = module.project_points(flat, cam_rows, per, staged)
     if target is None:
         result[...] = staged.reshape(shape)
     if check and status is not None:
@@ -693,17 +728,20 @@ def project(points_3d, camera, *, backend="auto", out=None, check=True):
     return result
 
 
-def _check_project_out(out, shape, dtype, points, camera):
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out: expected a numpy.ndarray, got {type(out).__name__}")
+def _check_project_out(out, shape, dtype, points, camera, xp):
+    if not isinstance(out, xp.ndarray):
+        raise TypeError(
+            "out: expected an array (NumPy, CuPy, torch or another DLPack array), "
+            f"got {type(out).__name__}"
+        )
     if out.shape != shape:
         raise ValueError(f"out: expected shape {shape}, got {out.shape}")
     if out.dtype != dtype:
         raise TypeError(f"out: expected dtype {dtype}, got {out.dtype}")
-    if not out.flags.writeable:
+    if not _interop.writeable(out):
         raise ValueError("out: the array is read-only")
     for name, other in (("points_3d", points), ("camera", camera)):
-        if np.may_share_memory(out, other):
+        if _interop.may_share_memory(out, other):
             raise ValueError(f"out: overlaps {name}")
 
 

@@ -40,11 +40,23 @@ reduction : {"mean", "pose", "joint", "none"}
     ``"mean"``: one number over all poses and joints; ``"pose"``: per pose
     (shape ``...``); ``"joint"``: per scored joint (shape ``(K,)``);
     ``"none"``: per pose and joint (shape ``(..., K)``).
-backend : {"auto", "numba", "numpy"}
+backend : {"auto", "numba", "numpy", "cupy"}
     ``"numpy"`` is the reference (Procrustes by ``numpy.linalg.svd``);
     ``"numba"`` a fused parallel kernel (Procrustes by Horn's quaternion
-    method, see ``_backends/numba_.py``). They agree to about 1e-12 relative
-    on poses whose optimal rotation is unique.
+    method, see ``_backends/numba_.py``); ``"cupy"`` the same kernel in CUDA
+    (``_backends/kernels/metrics.cu``), for CuPy arrays and torch CUDA
+    tensors, ``"auto"``'s choice for them. Numba and CUDA make the same
+    float64 operations in the same order and agree bit for bit; both agree
+    with NumPy to about 1e-12 relative on poses whose optimal rotation is
+    unique (the tests assert 1e-10 relative to the errors, 1e-9 where it is
+    not unique, where any optimal rotation gives the same errors).
+
+Arrays
+------
+NumPy, CuPy, torch (CPU or CUDA) or any DLPack array, both on one device.
+Per-pose and per-joint results come back in the type and on the device of
+`predicted`; ``reduction="mean"`` returns a Python float (on a CUDA device,
+reading it, and the kernels' status, back costs one synchronisation).
 
 Raises
 ------
@@ -59,8 +71,9 @@ import operator
 
 import numpy as np
 
+from . import _interop
 from . import skeletons as _skeletons
-from ._api import _as_host_array, _resolve_backend
+from ._api import _DEVICE_BACKENDS, _HOST_CALL, _as_array, _resolve_backend
 from ._backends.numpy_ import ALIGN_NONE, ALIGN_PROCRUSTES, ALIGN_SCALE
 from ._status import POSE_DEGENERATE, POSE_NONFINITE
 
@@ -89,9 +102,30 @@ _ALIGNS = {"none": ALIGN_NONE, "scale": ALIGN_SCALE, "procrustes": ALIGN_PROCRUS
 # --- argument handling --------------------------------------------------------------
 
 
-def _poses(predicted, target):
-    p = _as_host_array(predicted, "predicted")
-    t = _as_host_array(target, "target")
+def _on_arrays(predicted, target, compute):
+    """``compute(p, t, call)`` on kernel arrays; arrays back in the caller's type.
+
+    `p` and `t` are NumPy arrays, or CuPy arrays of one device (views of CuPy
+    arrays, torch CUDA tensors or other DLPack arrays); `call` says which
+    (:class:`gpa_arrays._interop.Call`). Floats and tuples pass through.
+    """
+    if _interop.plain_host(predicted, target):
+        return compute(predicted, target, _HOST_CALL)
+    with _interop.Call("predicted", predicted=predicted, target=target) as call:
+        return _in_caller_type(call, compute(call["predicted"], call["target"], call))
+
+
+def _in_caller_type(call, result):
+    if isinstance(result, tuple):
+        return tuple(_in_caller_type(call, item) for item in result)
+    if isinstance(result, float):
+        return result
+    return call.wrap(result)
+
+
+def _poses(predicted, target, xp):
+    p = _as_array(predicted, "predicted", xp)
+    t = _as_array(target, "target", xp)
     for name, a in (("predicted", p), ("target", t)):
         if a.dtype.kind not in "fiu":
             raise TypeError(
@@ -171,19 +205,23 @@ def _check_choice(value, options, name):
         )
 
 
-def _errors(predicted, target, joints, skeleton, root, unit, align, backend):
+def _errors(predicted, target, joints, skeleton, root, unit, align, backend, call):
     """Per-joint errors in mm, shape (..., K), and the leading shape."""
     _check_choice(unit, tuple(_UNITS), "unit")
-    p, t = _poses(predicted, target)
+    p, t = _poses(predicted, target, call.xp)
     n_joints = p.shape[-2]
     skel = _resolve_skeleton(skeleton, n_joints)
     sel = _joint_subset(joints, n_joints, skel)
     r = -1 if root is None else _joint_index(root, n_joints, skel, "root")
-    _, module = _resolve_backend(backend)
+    name, module = _resolve_backend(backend, call.device)
     lead = p.shape[:-2]
     p = _as_float(p).reshape(-1, n_joints, 3)
     t = _as_float(t).reshape(-1, n_joints, 3)
-    errors, status = module.joint_errors(p, t, sel, r, align)
+    if name in _DEVICE_BACKENDS:
+        errors, pending = module.joint_errors(p, t, sel, r, align)
+        (status,) = module.read_status(pending)
+    else:
+        errors, status = module.joint_errors(p, t, sel, r, align)
     if status is not None:
         _raise_for_poses(status, lead)
     errors *= _UNITS[unit]
@@ -226,8 +264,12 @@ def _error_metric(
     predicted, target, joints, skeleton, root, reduction, unit, align, backend
 ):
     _check_choice(reduction, _REDUCTIONS, "reduction")
-    errors, _ = _errors(predicted, target, joints, skeleton, root, unit, align, backend)
-    return _reduce(errors, reduction)
+
+    def compute(p, t, call):
+        errors, _ = _errors(p, t, joints, skeleton, root, unit, align, backend, call)
+        return _reduce(errors, reduction)
+
+    return _on_arrays(predicted, target, compute)
 
 
 # --- public metrics -------------------------------------------------------------------
@@ -339,11 +381,9 @@ def p_mpjpe(
     )  # fmt: skip
 
 
-def _aligned_errors(predicted, target, joints, skeleton, root, unit, align, backend):
+def _aligned_errors(p, t, joints, skeleton, root, unit, align, backend, call):
     _check_choice(align, tuple(_ALIGNS), "align")
-    return _errors(
-        predicted, target, joints, skeleton, root, unit, _ALIGNS[align], backend
-    )
+    return _errors(p, t, joints, skeleton, root, unit, _ALIGNS[align], backend, call)
 
 
 def pck(
@@ -388,13 +428,17 @@ def pck(
     """
     _check_choice(reduction, _REDUCTIONS, "reduction")
     threshold = _threshold(threshold, "threshold")
-    errors, _ = _aligned_errors(
-        predicted, target, joints, skeleton, root, unit, align, backend
-    )
-    correct = errors < threshold
-    if reduction == "none":
-        return correct
-    return _reduce(correct * 100.0, reduction)
+
+    def compute(p, t, call):
+        errors, _ = _aligned_errors(
+            p, t, joints, skeleton, root, unit, align, backend, call
+        )
+        correct = errors < threshold
+        if reduction == "none":
+            return correct
+        return _reduce(correct * 100.0, reduction)
+
+    return _on_arrays(predicted, target, compute)
 
 
 def auc(
@@ -446,15 +490,19 @@ def auc(
         )
     for value in levels:
         _threshold(value, "thresholds")
-    errors, _ = _aligned_errors(
-        predicted, target, joints, skeleton, root, unit, align, backend
-    )
-    # count of thresholds above each error: a sorted search instead of a
-    # (..., K, T) comparison array
-    ordered = np.sort(levels)
-    above = levels.size - np.searchsorted(ordered, errors, side="right")
-    share = above * (100.0 / levels.size)
-    return _reduce(share, reduction)
+
+    def compute(p, t, call):
+        errors, _ = _aligned_errors(
+            p, t, joints, skeleton, root, unit, align, backend, call
+        )
+        # count of thresholds above each error: a sorted search instead of a
+        # (..., K, T) comparison array
+        ordered = call.xp.asarray(np.sort(levels))
+        above = levels.size - call.xp.searchsorted(ordered, errors, side="right")
+        share = above * (100.0 / levels.size)
+        return _reduce(share, reduction)
+
+    return _on_arrays(predicted, target, compute)
 
 
 def _threshold(value, name):
@@ -484,11 +532,12 @@ def procrustes(predicted, target, *, joints=None, skeleton=None, backend="auto")
 
     Returns
     -------
-    aligned : (..., J, 3) float64 ndarray
-        The aligned prediction, in the unit of the inputs.
-    scale : (...,) ndarray
-    rotation : (..., 3, 3) ndarray
-    translation : (..., 3) ndarray
+    aligned : (..., J, 3) float64 array
+        The aligned prediction, in the unit of the inputs (the type and
+        device of `predicted`, as the others).
+    scale : (...,) float64 array
+    rotation : (..., 3, 3) float64 array
+    translation : (..., 3) float64 array
 
     Examples
     --------
@@ -499,19 +548,32 @@ def procrustes(predicted, target, *, joints=None, skeleton=None, backend="auto")
     >>> bool(np.allclose(aligned, t)), np.round(scale, 6)
     (True, array([0.333333, 0.333333]))
     """
-    p, t = _poses(predicted, target)
+    return _on_arrays(
+        predicted,
+        target,
+        lambda p, t, call: _procrustes(p, t, joints, skeleton, backend, call),
+    )
+
+
+def _procrustes(predicted, target, joints, skeleton, backend, call):
+    p, t = _poses(predicted, target, call.xp)
     n_joints = p.shape[-2]
     skel = _resolve_skeleton(skeleton, n_joints)
     sel = _joint_subset(joints, n_joints, skel)
-    _, module = _resolve_backend(backend)
+    name, module = _resolve_backend(backend, call.device)
     lead = p.shape[:-2]
     pf = _as_float(p).reshape(-1, n_joints, 3)
     tf = _as_float(t).reshape(-1, n_joints, 3)
-    scale, rotation, translation, status = module.procrustes_fit(pf, tf, sel)
+    if name in _DEVICE_BACKENDS:
+        *fit, pending = module.procrustes_fit(pf, tf, sel)
+        (status,) = module.read_status(pending)
+    else:
+        *fit, status = module.procrustes_fit(pf, tf, sel)
     if status is not None:
         _raise_for_poses(status, lead)
+    scale, rotation, translation = fit
     x = pf.astype(np.float64, copy=False)
-    aligned = scale[:, None, None] * np.einsum("nab,nkb->nka", rotation, x)
+    aligned = scale[:, None, None] * call.xp.einsum("nab,nkb->nka", rotation, x)
     aligned += translation[:, None, :]
     return (
         aligned.reshape(p.shape),

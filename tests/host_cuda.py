@@ -15,6 +15,7 @@ import ctypes
 import functools
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -119,8 +120,8 @@ class _Kernel:
     """A kernel of the host library, called the way CuPy calls a RawKernel."""
 
     def __init__(self, library, name, counter):
-        kernel, _, ctype = name.partition("<")
-        symbol = f"launch_{kernel}" + (f"_{ctype[:-1]}" if ctype else "")
+        # "gpa_tiled_ext<float, 3>" -> launch_gpa_tiled_ext_float_3
+        symbol = "launch_" + "_".join(re.findall(r"\w+", name))
         self.function = getattr(library, symbol)
         self.function.restype = None
         self.name = name
@@ -144,8 +145,8 @@ def fake_cupy(library, multiprocessors=1):
     """The parts of CuPy that ``cupy_`` uses, on the host, with the host kernels.
 
     Arrays are NumPy arrays, the "device" is the host, a RawModule's kernels are
-    the host-built ones, and ``counter`` records launches, compiled modules and
-    synchronisations.
+    the host-built ones, and ``counter`` records launches, compiled modules,
+    uploads (``asarray``) and synchronisations.
     """
     counter = {"launches": [], "modules": [], "synchronize": 0}
     stream = _Stream(counter)
@@ -182,10 +183,12 @@ def fake_cupy(library, multiprocessors=1):
         RawModule=RawModule,
         memoize=memoize,
         cuda=cuda,
+        ndarray=_DeviceArray,
         zeros=lambda shape, dtype: _device(np.zeros(shape, dtype)),
         empty=lambda shape, dtype: _device(np.empty(shape, dtype)),
         empty_like=lambda a, order="K": _device(np.empty_like(a, order=order)),
         ascontiguousarray=lambda a: _device(np.ascontiguousarray(a)),
+        asarray=lambda a, dtype=None: _device(np.asarray(a, dtype)),
         counter=counter,
     )
 

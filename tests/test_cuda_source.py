@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 from conftest import make_case
 from host_cuda import KERNEL_DIR, build, cupy_backend_on_host, missing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gpa_arrays
 from gpa_arrays import _api, _config
@@ -92,11 +94,12 @@ def cupy_options(arch):
     )
 
 
+@pytest.mark.parametrize("module", list(_cuda.MODULES))
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_nvrtc_compiles_the_kernel_source(nvrtc, arch):
-    names = _cuda.name_expressions()
+def test_nvrtc_compiles_the_kernel_source(nvrtc, arch, module):
+    main, names = _cuda.MODULES[module]
     ok, log, ptx, lowered = compile_source(
-        nvrtc, _cuda.source(), cupy_options(arch), names
+        nvrtc, _cuda.source(main), cupy_options(arch), names
     )
     assert ok, log
     assert "error" not in log.lower(), log
@@ -108,9 +111,20 @@ def test_nvrtc_compiles_the_kernel_source(nvrtc, arch):
     # are rounded exactly as NumPy rounds them, whatever CuPy adds (-ftz=true)
     assert not re.search(r"\bfma\.", ptx)
     assert ".ftz" not in ptx
-    # every floating-point operation is explicitly round-to-nearest
+    # every floating-point operation is explicitly round-to-nearest (the
+    # metrics compute in float64 only)
+    widths = ("f64",) if module == "metrics" else ("f32", "f64")
     for op in ("add", "sub", "mul", "div"):
-        assert f"{op}.rn.f32" in ptx and f"{op}.rn.f64" in ptx
+        for width in widths:
+            assert f"{op}.rn.{width}" in ptx
+    # float <-> double conversions are spelled without .ftz, and the small
+    # matrices of the solvers stay in registers (no local-memory arrays)
+    float64_solvers = {"metrics"} | {
+        f"gpa_ext{f}" for f in _cuda.FEATURE_SETS if f & _cuda.FEATURE_PERSPECTIVE
+    }
+    if module in float64_solvers:
+        assert "cvt.f64.f32" in ptx
+    assert "__local_depot" not in ptx
 
 
 def test_fmad_option_is_what_keeps_fma_out(nvrtc):
@@ -132,31 +146,66 @@ def test_compile_errors_are_reported(nvrtc):
 
 
 def test_source_is_self_contained():
-    source = _cuda.source()
-    assert '#include "' not in source
-    assert source.count("#pragma once") == 0
-    # each header appears once, with #line markers naming it
-    for header in ("common.cuh", "pairing.cuh"):
-        assert source.count(f'#line 1 "{header}"') == 1
+    for main, headers in (
+        ("gpa.cu", ("common.cuh", "geometry.cuh", "pairing.cuh")),
+        ("metrics.cu", ("common.cuh",)),
+    ):
+        source = _cuda.source(main)
+        assert '#include "' not in source
+        assert source.count("#pragma once") == 0
+        # each header appears once, with #line markers naming it
+        for header in headers:
+            assert source.count(f'#line 1 "{header}"') == 1
+    types = ("float", "double")
     assert set(_cuda.name_expressions()) == {
-        f"{k}<{t}>" for k in _cuda.TEMPLATES for t in ("float", "double")
+        f"{k}<{t}>" for k in _cuda.TEMPLATES for t in types
     } | set(_cuda.PLAIN)
+    every = {name for _, names in _cuda.MODULES.values() for name in names}
+    assert every == (
+        {f"{k}<{t}>" for k in _cuda.TEMPLATES + _cuda.METRICS for t in types}
+        | {f"{k}<{t}, {f}>" for k in _cuda.EXTENDED for t in types for f in (1, 2, 3)}
+        | set(_cuda.PLAIN)
+    )
+    for kernel in _cuda.KERNELS:
+        for features in (0, *_cuda.FEATURE_SETS):
+            if (kernel in _cuda.EXTENDED) != (features != 0) or kernel in _cuda.PLAIN:
+                continue
+            name = _cuda.kernel_name(kernel, np.float32, features)
+            assert name in _cuda.name_expressions(_cuda.module_of(kernel, features))
+    with pytest.raises(ValueError, match="no instantiation for features 0"):
+        _cuda.kernel_name("gpa_tiled_ext", np.float32)
 
 
 def test_status_numbering_matches_the_host():
     from gpa_arrays import _status
+    from gpa_arrays._backends import numba_
 
     common = (KERNEL_DIR / "common.cuh").read_text()
-    for name in (
-        "POSE_NONFINITE",
-        "POSE_DEGENERATE",
-        "POSE_INDEX",
-        "TARGET_NONFINITE",
-        "TARGET_DEGENERATE",
-        "TARGET_CAMERA",
-    ):
+    names = [
+        name
+        for name in dir(_status)
+        if name.split("_")[0] in ("POSE", "TARGET", "POINT") and name.isupper()
+    ]
+    assert len(names) == 12
+    for name in names:
         match = re.search(rf"#define GPA_{name} (\d+)", common)
-        assert int(match.group(1)) == getattr(_status, name)
+        assert int(match.group(1)) == getattr(_status, name), name
+    assert max(getattr(_status, name) for name in names) < _status.N_CATEGORIES
+    metrics = (KERNEL_DIR / "metrics.cu").read_text()
+    for name in ("NONE", "SCALE", "PROCRUSTES"):
+        match = re.search(rf"#define GPA_ALIGN_{name} (\d+)", metrics)
+        assert int(match.group(1)) == getattr(numpy_, f"ALIGN_{name}")
+    for name, value in (
+        ("QCP_ITERATIONS", numba_._QCP_ITERATIONS),
+        ("QCP_MIN_COFACTOR", numba_._QCP_MIN_COFACTOR),
+        ("JACOBI_SWEEPS", numba_._JACOBI_SWEEPS),
+    ):
+        match = re.search(rf"#define GPA_{name} (\S+)", metrics)
+        assert float(match.group(1)) == value, name
+    geometry = (KERNEL_DIR / "geometry.cuh").read_text()
+    for name in ("PROJECT", "PERSPECTIVE"):
+        match = re.search(rf"#define GPA_FEATURE_{name} (\d+)", geometry)
+        assert int(match.group(1)) == getattr(_cuda, f"FEATURE_{name}")
     pairing = (KERNEL_DIR / "pairing.cuh").read_text()
     for name in ("PERMUTATION", "RANDOM", "IDENTITY", "ARRAY"):
         match = re.search(rf"#define GPA_KIND_{name} (\d+)", pairing)
@@ -187,6 +236,26 @@ def test_tiles_are_whole_poses_and_16_byte_multiples(itemsize):
     assert _cuda.tile_poses(17, 4) == 120
 
 
+@pytest.mark.parametrize("itemsize", [4, 8])
+def test_tiles_with_projections_keep_both_parts_aligned(itemsize):
+    for joints in range(1, 200):
+        poses = _cuda.tile_poses(joints, itemsize, project=True)
+        if poses == 0:
+            continue
+        assert poses <= _config.CUDA_THREADS_PER_BLOCK
+        assert poses * 5 * joints * itemsize <= _config.CUDA_TILE_BYTES
+        # the 2D tile starts 16-byte aligned after the 3D tile, and both tiles
+        # of every later block start aligned in the outputs
+        assert poses * 3 * joints * itemsize % 16 == 0
+        assert poses * 2 * joints * itemsize % 16 == 0
+    assert _cuda.tile_poses(17, 4, project=True) == 72
+    plan = _cuda.gpa_plan(10_000, 17, 4, True, 132, _cuda.FEATURE_PROJECT)
+    assert plan[0] == "gpa_tiled_ext" and plan[2] == 72 * 17 * 5 * 4
+    plan = _cuda.gpa_plan(10_000, 17, 4, True, 132, _cuda.FEATURE_PERSPECTIVE)
+    assert plan[0] == "gpa_tiled_ext" and plan[2] == 120 * 17 * 3 * 4
+    assert _cuda.gpa_plan(100, 17, 4, False, 132, 3)[0] == "gpa_strided_ext"
+
+
 def test_grid_is_capped_and_covers_small_inputs():
     assert _cuda.grid_size(1, 256, 132) == 1
     assert _cuda.grid_size(257, 256, 132) == 2
@@ -208,8 +277,10 @@ def library(tmp_path_factory):
 
 GEOMETRIES = {
     # tiny blocks and tiles: every tile, block and grid-stride boundary is
-    # crossed by a few dozen poses, with both aligned and unaligned tiles
-    "tiny": {"threads": 7, "tile": 1000, "min_tile": 1, "waves": 2, "sms": 1},
+    # crossed by a few dozen poses, with both aligned and unaligned tiles (for
+    # 17 joints: 4 float32 or 2 float64 poses per tile, with or without their
+    # projections)
+    "tiny": {"threads": 7, "tile": 1400, "min_tile": 1, "waves": 2, "sms": 1},
     # the shipped configuration on a one-SM device (full-size blocks)
     "default": {
         "threads": _config.CUDA_THREADS_PER_BLOCK,
@@ -221,24 +292,24 @@ GEOMETRIES = {
 }
 
 
-@pytest.fixture(params=list(GEOMETRIES))
-def host(request, library, monkeypatch):
-    geometry = GEOMETRIES[request.param]
+def backend_with_geometry(library, monkeypatch, name):
+    """The host-built backend, with the launch configuration `name` patched in."""
+    geometry = GEOMETRIES[name]
     monkeypatch.setattr(_config, "CUDA_THREADS_PER_BLOCK", geometry["threads"])
     monkeypatch.setattr(_config, "CUDA_TILE_BYTES", geometry["tile"])
     monkeypatch.setattr(_config, "CUDA_MIN_TILE_POSES", geometry["min_tile"])
     monkeypatch.setattr(_config, "CUDA_BLOCKS_PER_SM", geometry["waves"])
     return cupy_backend_on_host(library, geometry["sms"])
+
+
+@pytest.fixture(params=list(GEOMETRIES))
+def host(request, library, monkeypatch):
+    return backend_with_geometry(library, monkeypatch, request.param)
 
 
 @pytest.fixture
 def tiny(library, monkeypatch):
-    geometry = GEOMETRIES["tiny"]
-    monkeypatch.setattr(_config, "CUDA_THREADS_PER_BLOCK", geometry["threads"])
-    monkeypatch.setattr(_config, "CUDA_TILE_BYTES", geometry["tile"])
-    monkeypatch.setattr(_config, "CUDA_MIN_TILE_POSES", geometry["min_tile"])
-    monkeypatch.setattr(_config, "CUDA_BLOCKS_PER_SM", geometry["waves"])
-    return cupy_backend_on_host(library, geometry["sms"])
+    return backend_with_geometry(library, monkeypatch, "tiny")
 
 
 def assert_bits_equal(got, want):
@@ -498,15 +569,380 @@ def test_subnormal_values_are_kept(tiny):
     assert (out != 0).any() and (np.abs(out[out != 0]) < 1e-37).any()
 
 
+# --- return_2d, depth="perspective", projection and metrics on the host build -------
+
+
+def centred_case(rng, n, m, dtype, cols=4, joints=17):
+    """make_case with the root inside the body (a joint, not the root, nearest
+    the camera), so that every perspective depth exists."""
+    source, target, camera = make_case(
+        rng, n, m, joints=joints, dtype=np.float64, camera_cols=cols
+    )
+    if joints > 1:
+        source[:, 0] = source[:, 1:].mean(axis=1)
+    return source.astype(dtype), target.astype(dtype), camera.astype(dtype)
+
+
+def _launched(host):
+    return {launch[0] for launch in host.cupy.counter["launches"]}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_wide_records_equal_numpy(host, rng, dtype):
+    target, camera = _target_case(rng, dtype, m=40)
+    camera = camera.copy()
+    camera[[3, 17], [5, 8]] = [np.nan, -np.inf]
+    records, _ = numpy_.prepare_records(target, camera, 0)
+    want, want_status = numpy_.prepare_wide_records(records, camera)
+    for cam in (camera, np.asfortranarray(camera), np.broadcast_to(camera[4], (40, 9))):
+        expected = numpy_.prepare_wide_records(records, cam)
+        got, pending = host.prepare_wide_records(records, cam)
+        (status,) = host.read_status(pending)
+        assert_bits_equal(got, expected[0])
+        assert_status_equal(status, expected[1])
+    assert want_status[3].tolist() == [2, 3]  # TARGET_DISTORTION: rows 3 and 17
+    got, none = host.prepare_wide_records(records, camera, status=False)
+    assert none is None
+    assert_bits_equal(got, want)
+
+
+def _gpa_2d_reference(source, records, wide, camera, root, mode, spec, perspective):
+    out = np.empty_like(source)
+    out2d = np.empty((*source.shape[:2], 2), source.dtype)
+    if mode == "poseda":
+        status = numpy_.gpa_poseda(source, records, camera, out, root, spec, out2d)
+    elif wide is None:
+        status = numpy_.gpa_records(
+            source, records, out, root, spec, out2d, perspective=perspective
+        )
+    else:
+        status = numpy_.gpa_records(
+            source, wide[:, :8], out, root, spec, out2d, wide[:, 8:], perspective
+        )
+    return out, out2d, status
+
+
+def _gpa_2d_ours(host, source, records, wide, camera, root, mode, spec, perspective,
+                 out, out2d):  # fmt: skip
+    if mode == "poseda":
+        pending = host.gpa_poseda(source, records, camera, out, root, spec, out2d)
+    elif wide is None:
+        pending = host.gpa_records(
+            source, records, out, root, spec, out2d, perspective=perspective
+        )
+    else:
+        pending = host.gpa_records(
+            source, wide[:, :8], out, root, spec, out2d, wide[:, 8:], perspective
+        )
+    (status,) = host.read_status(pending)
+    return status
+
+
+def _layouts_2d(source):
+    """(name, source view, 3D out factory, 2D out factory)."""
+    n, j = source.shape[:2]
+
+    def c_2d(_):
+        return np.empty((n, j, 2), source.dtype)
+
+    def fortran_2d(_):
+        return np.asfortranarray(np.empty((n, j, 2), source.dtype))
+
+    def strided_2d(_):
+        return np.empty((n, j, 5), source.dtype)[..., 1:5:2]
+
+    return [
+        ("contiguous", source, np.empty_like, c_2d),
+        ("unaligned", np.concatenate([source[:1], source])[1:], np.empty_like, c_2d),
+        ("fortran source", np.asfortranarray(source), np.empty_like, c_2d),
+        ("fortran 2d", source, np.empty_like, fortran_2d),
+        ("strided 2d", source, np.empty_like, strided_2d),
+    ]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cols", [4, 9])
+@pytest.mark.parametrize(
+    ("mode", "depth"),
+    [("paired", "weak"), ("paired", "perspective"), ("poseda", "weak")],
+)
+def test_return_2d_kernels_equal_numpy(host, rng, dtype, cols, mode, depth):
+    n = m = 45
+    source, target, camera = centred_case(rng, n, m, dtype, cols)
+    perspective = depth == "perspective"
+    for kind in ("permutation", rng.integers(0, m, n)):
+        spec = P.resolve_pairing(kind, n, m, 11, 2)
+        if mode == "poseda":
+            records, _ = numpy_.prepare_poseda_records(target, camera, 3)
+            wide = None
+        else:
+            records, _ = numpy_.prepare_records(target, camera, 3)
+            wide = (
+                numpy_.prepare_wide_records(records, camera)[0] if cols == 9 else None
+            )
+        want, want_2d, want_status = _gpa_2d_reference(
+            source, records, wide, camera, 0, mode, spec, perspective
+        )
+        assert want_status is None
+        for name, view, make_out, make_out_2d in _layouts_2d(source):
+            out, out2d = make_out(view), make_out_2d(view)
+            status = _gpa_2d_ours(
+                host, view, records, wide, camera, 0, mode, spec, perspective, out,
+                out2d,
+            )  # fmt: skip
+            assert status is None, name
+            assert_bits_equal(out, want)
+            assert_bits_equal(out2d, want_2d)
+    if perspective:
+        # the solve moved the poses: the weak depth would give other bits
+        weak = _gpa_2d_reference(source, records, wide, camera, 0, mode, spec, False)
+        assert not np.array_equal(weak[0], want)
+    features = (1 | (2 if perspective else 0)) if mode == "paired" else 1
+    ctype = {np.float32: "float", np.float64: "double"}[dtype]
+    assert {
+        f"gpa_tiled_ext<{ctype}, {features}>",
+        f"gpa_strided_ext<{ctype}, {features}>",
+    } <= _launched(host)
+
+
+@settings(max_examples=40)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 40),
+    m=st.integers(1, 40),
+    joints=st.integers(1, 23),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    cols=st.sampled_from([4, 9]),
+    features=st.sampled_from(_cuda.FEATURE_SETS),
+)
+def test_extended_kernels_property(library, seed, n, m, joints, dtype, cols, features):
+    # any sizes (one joint: zero extent, flagged), either layout: the
+    # host-built kernels give the reference's bits and statuses
+    project = bool(features & _cuda.FEATURE_PROJECT)
+    perspective = bool(features & _cuda.FEATURE_PERSPECTIVE)
+    # hypothesis runs all examples in one test call: patch here, not by fixture
+    with pytest.MonkeyPatch.context() as patch:
+        host = backend_with_geometry(library, patch, "tiny")
+        rng = np.random.default_rng(seed)
+        source, target, camera = centred_case(rng, n, m, dtype, cols, joints)
+        spec = P.resolve_pairing("random", n, m, seed)
+        records, _ = numpy_.prepare_records(target, camera, 0)
+        wide = numpy_.prepare_wide_records(records, camera)[0] if cols == 9 else None
+        out2d = np.empty((n, joints, 2), dtype) if project else None
+        rec, dist = (records, None) if wide is None else (wide[:, :8], wide[:, 8:])
+        want = np.empty_like(source)
+        want_status = numpy_.gpa_records(
+            source, rec, want, 0, spec, out2d, dist, perspective
+        )
+        for view in (source, np.asfortranarray(source)):
+            out = np.empty_like(source)
+            got_2d = np.empty((n, joints, 2), dtype) if project else None
+            pending = host.gpa_records(
+                view, rec, out, 0, spec, got_2d, dist, perspective
+            )
+            (status,) = host.read_status(pending)
+            assert_status_equal(status, want_status)
+            assert_bits_equal(out, want)
+            if project:
+                assert_bits_equal(got_2d, out2d)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_perspective_without_projection_equals_numpy(host, rng, dtype):
+    n, m = 60, 23
+    source, target, camera = centred_case(rng, n, m, dtype, joints=19)
+    spec = P.resolve_pairing("random", n, m, 5)
+    records, _ = numpy_.prepare_records(target, camera, 0)
+    want = np.empty_like(source)
+    assert numpy_.gpa_records(source, records, want, 0, spec, perspective=True) is None
+    for name, view, make_out in _layouts(source):
+        out = make_out(view)
+        pending = host.gpa_records(view, records, out, 0, spec, perspective=True)
+        assert host.read_status(pending) == [None], name
+        assert_bits_equal(out, want)
+    # in place, through the shared-memory tile
+    inplace = source.copy()
+    host.gpa_records(inplace, records, inplace, 0, spec, perspective=True)
+    assert_bits_equal(inplace, want)
+    ctype = {np.float32: "float", np.float64: "double"}[dtype]
+    assert f"gpa_tiled_ext<{ctype}, 2>" in _launched(host)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_return_2d_kernels_flag_like_numpy(host, rng, dtype):
+    n = 40
+    source, target, camera = centred_case(rng, n, n, dtype, cols=9)
+    source[2, 3, 1] = np.nan
+    source[5, :, :2] = 0.5  # zero extent: depth 0, not attempted
+    source[8, 4, 2] -= 30.0  # a joint far in front: behind the camera when weak
+    # the root is the nearest joint and the others far behind: no perspective
+    # depth gives a large target box
+    source[11, 1:, 2] = source[11, 0, 2] + 3.0
+    target[:, 1] = target[:, 0] + 0.9
+    pairing = np.arange(n)
+    pairing[[20, 30]] = [n, -3]
+    spec = P.resolve_pairing(pairing, n, n, None)
+    records, _ = numpy_.prepare_records(target, camera, 0)
+    wide, _ = numpy_.prepare_wide_records(records, camera)
+    for perspective in (False, True):
+        want, want_2d, want_status = _gpa_2d_reference(
+            source, records, wide, camera, 0, "paired", spec, perspective
+        )
+        for name, view, make_out, make_out_2d in _layouts_2d(source):
+            out, out2d = make_out(view), make_out_2d(view)
+            status = _gpa_2d_ours(
+                host, view, records, wide, camera, 0, "paired", spec, perspective,
+                out, out2d,
+            )  # fmt: skip
+            assert_status_equal(status, want_status), name
+            # poses flagged for their input may hold NaN of another payload
+            # where the reference's arithmetic differs; all others are exact
+            fine = np.isfinite(want).all(axis=(1, 2))
+            assert_bits_equal(out[fine], want[fine])
+            assert_bits_equal(out2d[fine], want_2d[fine])
+            assert np.isnan(out[~fine]).any(axis=(1, 2)).all()
+        counts = want_status[:, 0].tolist()
+        # non-finite, degenerate, index; no depth (perspective); behind (weak)
+        assert counts[:3] == [1, 1, 2]
+        assert (counts[3] > 0) == perspective
+        assert (counts[4] > 0) != perspective
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cols", [4, 9])
+def test_project_points_equal_numpy(host, rng, dtype, cols):
+    points = rng.normal(scale=0.5, size=(61, 3))
+    points[:, 2] += 3.0
+    camera = make_case(rng, 1, 61, dtype=np.float64, camera_cols=cols)[2]
+    points, camera = points.astype(dtype), camera.astype(dtype)
+    for per in (1, 61, 7):  # point rows, one camera, a camera per 7 points
+        g = points.shape[0] // per
+        pts = points[: g * per]
+        cam = camera[:g]
+        want = np.empty((g * per, 2), dtype)
+        assert numpy_.project_points(pts, cam, per, want) is None
+        for view, make_out in (
+            (pts, lambda p: np.empty((p.shape[0], 2), dtype)),
+            (
+                np.asfortranarray(pts),
+                lambda p: np.empty((p.shape[0], 3), dtype)[:, ::2],
+            ),
+        ):
+            out = make_out(view)
+            (status,) = host.read_status(host.project_points(view, cam, per, out))
+            assert status is None
+            assert_bits_equal(out, want)
+    bad_points, bad_camera = points.copy(), camera[:9].copy()
+    bad_points[[4, 20], 1] = np.nan
+    bad_points[[9, 33, 60], 2] = [0.0, -1.0, np.nan]
+    bad_camera[[2, 5], [0, cols - 1]] = [0.0, np.inf]
+    per = 61 // 9
+    bad_points = bad_points[: 9 * per]
+    want = np.empty((9 * per, 2), dtype)
+    want_status = numpy_.project_points(bad_points, bad_camera, per, want)
+    got = np.empty_like(want)
+    (status,) = host.read_status(host.project_points(bad_points, bad_camera, per, got))
+    assert_status_equal(status, want_status)
+    # non-finite: points 4 and 20, and the six points of row 5 (its infinite
+    # value reaches their projections, point 33 included); behind: point 9;
+    # cameras: rows 2 and 5 (point 60 is not projected: 9 rows of 6)
+    assert want_status[:3, 0].tolist() == [8, 1, 2]
+    assert_bits_equal(got, want)
+
+
+def _metric_case(rng, n, dtype, joints=17):
+    target = rng.normal(scale=0.3, size=(n, joints, 3))
+    q = rng.normal(size=4)
+    from gpa_arrays.camera import quaternion_to_matrix
+
+    rotation = quaternion_to_matrix(q / np.linalg.norm(q))
+    predicted = 0.9 * target @ rotation.T + rng.normal(scale=0.03, size=target.shape)
+    predicted += rng.normal(size=(n, 1, 3))
+    # collinear predictions: Horn's top eigenvalue repeats (the Jacobi path)
+    predicted[3] = rng.normal(size=(joints, 1)) * rng.normal(size=(1, 3))
+    predicted[4] = target[4] * [-1, 1, 1]  # a mirror image
+    return predicted.astype(dtype), target.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_metric_kernels_equal_numba(tiny, rng, dtype):
+    from gpa_arrays._backends import numba_
+
+    predicted, target = _metric_case(rng, 50, dtype)
+    subsets = [np.arange(17, dtype=np.int64), np.array([16, 2, 5, 9], dtype=np.int64)]
+    views = [
+        (predicted, target),
+        (np.asfortranarray(predicted), target[::-1].copy()[::-1]),
+    ]
+    for joints in subsets:
+        for p, t in views:
+            for align in (
+                numpy_.ALIGN_NONE,
+                numpy_.ALIGN_SCALE,
+                numpy_.ALIGN_PROCRUSTES,
+            ):
+                for root in (-1, 0, 7):
+                    want, want_status = numba_.joint_errors(p, t, joints, root, align)
+                    got, pending = tiny.joint_errors(p, t, joints, root, align)
+                    (status,) = tiny.read_status(pending)
+                    # the same float64 operations in the same order as Numba
+                    assert_bits_equal(got, want)
+                    assert_status_equal(status, want_status)
+                    # and the NumPy oracle (SVD) to the stated tolerance
+                    oracle, _ = numpy_.joint_errors(p, t, joints, root, align)
+                    np.testing.assert_allclose(got, oracle, rtol=1e-10, atol=1e-12)
+            want = numba_.procrustes_fit(p, t, joints)
+            got = tiny.procrustes_fit(p, t, joints)
+            for a, b in zip(got[:3], want[:3], strict=True):
+                assert_bits_equal(a, b)
+            assert tiny.read_status(got[3]) == [None] and want[3] is None
+    assert tiny.cupy.counter["modules"][-1][2] == _cuda.name_expressions("metrics")
+
+
+def test_metric_kernels_flag_like_numba(tiny, rng):
+    from gpa_arrays._backends import numba_
+
+    predicted, target = _metric_case(rng, 30, np.float64)
+    predicted[6, 2, 0] = np.inf
+    target[9, 0, 1] = np.nan
+    predicted[12] = 2.0  # all joints coincide: no scale
+    joints = np.arange(17, dtype=np.int64)
+    for align in (numpy_.ALIGN_NONE, numpy_.ALIGN_SCALE, numpy_.ALIGN_PROCRUSTES):
+        want, want_status = numba_.joint_errors(predicted, target, joints, 0, align)
+        got, pending = tiny.joint_errors(predicted, target, joints, 0, align)
+        (status,) = tiny.read_status(pending)
+        assert_status_equal(status, want_status)
+        assert_bits_equal(got, want)
+        degenerate = 0 if align == numpy_.ALIGN_NONE else 1
+        assert status[:2, 0].tolist() == [2, degenerate]
+    want = numba_.procrustes_fit(predicted, target, joints)
+    got = tiny.procrustes_fit(predicted, target, joints)
+    for a, b in zip(got[:3], want[:3], strict=True):
+        assert_bits_equal(a, b)
+    assert_status_equal(tiny.read_status(got[3])[0], want[3])
+
+
 # --- the public API's device path, on the host kernels --------------------------------
 
 
 @pytest.fixture
 def device_api(tiny, monkeypatch):
-    """gpa_arrays' public functions routed to the CuPy backend on the host."""
-    monkeypatch.setattr(
-        _api, "_resolve_backend", lambda backend, device=None: ("cupy", tiny)
-    )
+    """gpa_arrays' public functions routed to the CuPy backend on the host.
+
+    ``backend="auto"`` (the default) runs the host-built CUDA kernels; a host
+    backend named explicitly still runs, as the reference to compare with.
+    """
+    from gpa_arrays import camera, metrics
+
+    resolve = _api._resolve_backend
+
+    def routed(backend, device=None):
+        if backend == "auto":
+            return "cupy", tiny
+        return resolve(backend, device)
+
+    for module in (_api, camera, metrics):
+        monkeypatch.setattr(module, "_resolve_backend", routed)
     return tiny
 
 
@@ -560,3 +996,105 @@ def test_api_device_path_raises_like_the_host(device_api, rng):
         ValueError, match=r"pairing: 2 of 20 target indices .*position 3 \(value 20\)"
     ):
         gpa_arrays.gpa(source, target, camera, pairing=index, check=False)
+
+
+def test_api_device_path_return_2d_and_perspective(device_api, rng):
+    counter = device_api.cupy.counter
+    for cols in (4, 9):
+        source, target, camera = centred_case(rng, 70, 31, np.float64, cols)
+        for depth in ("weak", "perspective"):
+            kw = dict(seed=4, depth=depth, return_2d=True)
+            want = gpa_arrays.gpa(source, target, camera, backend="numba", **kw)
+            before = counter["synchronize"]
+            got = gpa_arrays.gpa(source, target, camera, **kw)
+            # records, wide records and poses: one round trip for all statuses
+            assert counter["synchronize"] - before == 1
+            assert_bits_equal(got[0], want[0])
+            assert_bits_equal(got[1], want[1])
+            got = gpa_arrays.gpa(source, target, camera, check=False, **kw)
+            assert counter["synchronize"] - before == 1
+            assert_bits_equal(got[1], want[1])
+            # prepared on the "device", wide records included
+            before = counter["synchronize"]
+            targets = gpa_arrays.prepare_targets(target, camera)
+            assert counter["synchronize"] - before == 1
+            assert (targets.distortion is None) == (cols == 4)
+            out = (np.empty_like(source), np.asfortranarray(np.empty((70, 17, 2))))
+            got = gpa_arrays.gpa(source, targets, out=out, **kw)
+            assert got[0] is out[0] and got[1] is out[1]
+            assert_bits_equal(got[0], want[0])
+            assert_bits_equal(np.ascontiguousarray(got[1]), want[1])
+        kw = dict(seed=4, mode="poseda", return_2d=True)
+        want = gpa_arrays.gpa(source[:31], target, camera, backend="numpy", **kw)
+        got = gpa_arrays.gpa(source[:31], target, camera, **kw)
+        assert_bits_equal(got[1], want[1])
+
+
+def test_api_device_path_raises_2d_and_depth_problems(device_api):
+    source = np.array([[[0.0, 0.0, 3.0], [0.3, 0.3, 2.0]]])
+    target = np.array([[[0.0, 0.0], [1.0, 1.0]]])
+    camera = [1.5, 1.5, 0.0, 0.0]
+    with pytest.raises(ValueError, match=r"return_2d: 1 of 1 aligned pose has a joint"):
+        gpa_arrays.gpa(source, target, camera, return_2d=True)
+    far = np.array([[[0.0, 0.0, 5.0], [0.1, 0.1, 6.0], [-0.1, -0.1, 6.0]]])
+    target = np.array([[[0.0, 0.0], [0.5, 0.5]]])
+    with pytest.raises(ValueError, match=r"depth: for 1 of 1 poses no depth"):
+        gpa_arrays.gpa(far, target, camera, depth="perspective")
+    distorted = np.array([1.5, 1.5, 0.0, 0.0, 0.1, np.nan, 0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match=r"camera: 1 of 1 row has a non-finite dist"):
+        gpa_arrays.gpa(far, target, distorted, return_2d=True)
+    with pytest.raises(ValueError, match=r"camera: 1 of 1 row has a non-finite dist"):
+        gpa_arrays.prepare_targets(target, distorted)
+
+
+def test_api_device_path_project_and_metrics(device_api, rng):
+    from gpa_arrays import camera as camera_module
+    from gpa_arrays import metrics
+
+    counter = device_api.cupy.counter
+    points = rng.normal(scale=0.3, size=(12, 17, 3))
+    points[..., 2] += 4.0
+    cams = make_case(rng, 1, 12, camera_cols=9)[2]
+    want = camera_module.project(points, cams, backend="numpy")
+    before = counter["synchronize"]
+    assert_bits_equal(camera_module.project(points, cams), want)
+    assert_bits_equal(camera_module.project(points, cams[0]), camera_module.project(
+        points, cams[0], backend="numpy"))  # fmt: skip
+    assert counter["synchronize"] - before == 2
+    camera_module.project(points, cams, check=False)
+    assert counter["synchronize"] - before == 2  # unchecked: asynchronous
+    bad = points.copy()
+    bad[3, 5, 2] = -1.0
+    with pytest.raises(
+        ValueError, match=r"1 of 204 points lie at or behind .*\(3, 5\)"
+    ):
+        camera_module.project(bad, cams)
+
+    predicted, target = _metric_case(rng, 24, np.float64)
+    predicted = predicted.reshape(4, 6, 17, 3)
+    target = target.reshape(4, 6, 17, 3)
+    for metric, kwargs in (
+        (metrics.mpjpe, {"root": 0}),
+        (metrics.n_mpjpe, {"root": 0}),
+        (metrics.p_mpjpe, {}),
+        (metrics.pck, {"root": 0, "align": "procrustes"}),
+        (metrics.auc, {"root": 0}),
+    ):
+        for reduction in ("mean", "pose", "none"):
+            want = metric(predicted, target, reduction=reduction, backend="numba",
+                          **kwargs)  # fmt: skip
+            got = metric(predicted, target, reduction=reduction, **kwargs)
+            np.testing.assert_array_equal(got, want)
+    want = metrics.procrustes(predicted, target, backend="numba")
+    got = metrics.procrustes(predicted, target)
+    for a, b in zip(got, want, strict=True):
+        assert_bits_equal(a, b)
+    flat = predicted.copy()
+    flat[2, 3] = 1.0
+    with pytest.raises(ValueError, match=r"in 1 of 24 poses all scored .*\(2, 3\)"):
+        metrics.p_mpjpe(flat, target)
+    # the joint subset is uploaded once per subset, not once per call
+    uploads = len(device_api._joint_cache.arrays)
+    metrics.mpjpe(predicted, target, joints=[1, 2, 3])
+    metrics.mpjpe(predicted, target, joints=[1, 2, 3])
+    assert len(device_api._joint_cache.arrays) == uploads + 1

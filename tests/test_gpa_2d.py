@@ -158,7 +158,9 @@ def test_return_2d_argument_errors(rng):
         gpa_arrays.gpa(
             s, t, c, return_2d=True, out=(None, np.empty((10, 17, 2), np.float32))
         )
-    with pytest.raises(TypeError, match=r"out: expected out_2d to be a numpy\.ndarray"):
+    with pytest.raises(
+        TypeError, match=r"out: expected out_2d to be an array .* got list"
+    ):
         gpa_arrays.gpa(s, t, c, return_2d=True, out=(None, [0]))
     shared = np.empty((10, 17, 5))
     with pytest.raises(ValueError, match="out: out_2d overlaps out_3d"):

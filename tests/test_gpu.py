@@ -228,3 +228,172 @@ def test_more_than_2_to_the_31_elements(cp):
     want = gpa_arrays.gpa(source[on_gpu].get(), target, camera, pairing=index)
     np.testing.assert_array_equal(out[on_gpu].get(), want)
     del source, out
+
+
+def centred(source):
+    """The root inside the body, so that every perspective depth exists."""
+    source = source.copy()
+    source[:, 0] = source[:, 1:].mean(axis=1)
+    return source
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cols", [4, 9])
+@pytest.mark.parametrize(
+    ("mode", "depth"),
+    [("paired", "weak"), ("paired", "perspective"), ("poseda", "weak")],
+)
+@pytest.mark.parametrize("blocks", ["default", "small"])
+def test_return_2d_and_perspective_equal_host(cp, rng, dtype, cols, mode, depth, blocks,
+                                              request):  # fmt: skip
+    if blocks == "small":
+        request.getfixturevalue("small_blocks")
+    n = 301
+    source, target, camera = make_case(rng, n, n, dtype=dtype, camera_cols=cols)
+    source = centred(source)
+    kw = dict(seed=3, mode=mode, depth=depth, return_2d=True, target_root=14)
+    want = gpa_arrays.gpa(source, target, camera, backend="numba", **kw)
+    s, t, c = on_device(cp, source, target, camera)
+    got = gpa_arrays.gpa(s, t, c, **kw)
+    assert all(isinstance(g, cp.ndarray) and g.dtype == dtype for g in got)
+    # bit-identical: placement and projection are the same IEEE operations in
+    # the same order, and so is the float64 depth solve (no FMA, correctly
+    # rounded division); its documented contract is the tolerance only
+    np.testing.assert_array_equal(got[0].get(), want[0])
+    np.testing.assert_array_equal(got[1].get(), want[1])
+    if mode == "paired":
+        targets = gpa_arrays.prepare_targets(t, c, root=14)
+        assert (targets.distortion is None) == (cols == 4)
+        out = (cp.empty_like(s), cp.asfortranarray(cp.empty((n, 17, 2), dtype)))
+        again = gpa_arrays.gpa(s, targets, seed=3, depth=depth, return_2d=True, out=out)
+        assert again[0] is out[0] and again[1] is out[1]
+        np.testing.assert_array_equal(out[0].get(), want[0])
+        np.testing.assert_array_equal(out[1].get(), want[1])
+
+
+def test_return_2d_errors_on_the_device(cp):
+    source = cp.asarray([[[0.0, 0.0, 3.0], [0.3, 0.3, 2.0]]])
+    target = cp.asarray([[[0.0, 0.0], [1.0, 1.0]]])
+    camera = cp.asarray([1.5, 1.5, 0.0, 0.0])
+    with pytest.raises(ValueError, match=r"return_2d: 1 of 1 aligned pose has a joint"):
+        gpa_arrays.gpa(source, target, camera, return_2d=True)
+    aligned, _ = gpa_arrays.gpa(
+        source, target, camera, return_2d=True, depth="perspective"
+    )
+    assert bool((aligned[..., 2] > 0).all())
+
+
+def test_torch_cuda_return_2d(cp, rng):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA")
+    source, target, camera = make_case(rng, 500, 300, dtype=np.float32, camera_cols=9)
+    want = gpa_arrays.gpa(source, target, camera, seed=2, return_2d=True)
+    s, t, c = (torch.from_numpy(a).cuda() for a in (source, target, camera))
+    got = gpa_arrays.gpa(s, t, c, seed=2, return_2d=True)
+    # two results, each its own torch tensor from torch's allocator
+    assert all(isinstance(g, torch.Tensor) and g.is_cuda for g in got)
+    assert got[0].shape == (500, 17, 3) and got[1].shape == (500, 17, 2)
+    assert got[0].data_ptr() != got[1].data_ptr()
+    np.testing.assert_array_equal(got[0].cpu().numpy(), want[0])
+    np.testing.assert_array_equal(got[1].cpu().numpy(), want[1])
+    out = (torch.empty_like(s), None)
+    got = gpa_arrays.gpa(s, t, c, seed=2, return_2d=True, out=out)
+    assert got[0] is out[0] and isinstance(got[1], torch.Tensor) and got[1].is_cuda
+    np.testing.assert_array_equal(got[1].cpu().numpy(), want[1])
+    # check=False stays on torch's current stream without synchronising
+    targets = gpa_arrays.prepare_targets(t, c)
+    out = (torch.empty_like(s), torch.empty((500, 17, 2), device=s.device))
+    kw = dict(return_2d=True, depth="perspective", out=out, check=False)
+    gpa_arrays.gpa(s, targets, seed=4, **kw)
+    graph = torch.cuda.CUDAGraph()
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side), torch.cuda.graph(graph, stream=side):
+        gpa_arrays.gpa(s, targets, seed=5, **kw)
+    out[1].zero_()
+    graph.replay()
+    torch.cuda.synchronize()
+    want = gpa_arrays.gpa(
+        source, target, camera, seed=5, return_2d=True, depth="perspective", check=False
+    )
+    np.testing.assert_array_equal(out[1].cpu().numpy(), want[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_project_on_the_device(cp, rng, dtype, small_blocks):
+    points = rng.normal(scale=0.3, size=(40, 17, 3))
+    points[..., 2] += 4.0
+    cams = make_case(rng, 1, 40, camera_cols=9)[2]
+    from gpa_arrays import camera
+
+    points, cams = points.astype(dtype), cams.astype(dtype)
+    for cam in (cams[0], cams[:, :4], cams):
+        want = camera.project(points, cam, backend="numpy")
+        got = camera.project(cp.asarray(points), cp.asarray(cam))
+        assert isinstance(got, cp.ndarray) and got.dtype == dtype
+        np.testing.assert_array_equal(got.get(), want)
+    # `want` is now the projection through the 9-value rows
+    out = cp.asfortranarray(cp.empty((40, 17, 2), dtype))
+    got = camera.project(cp.asarray(points), cp.asarray(cams), out=out)
+    assert got is out
+    np.testing.assert_array_equal(out.get(), want)
+    bad = points.copy()
+    bad[3, 5, 2] = -1.0
+    with pytest.raises(ValueError, match=r"behind the camera plane.*\(3, 5\)"):
+        camera.project(cp.asarray(bad), cp.asarray(cams))
+    with pytest.raises(TypeError, match="arrays on different devices"):
+        camera.project(cp.asarray(points), cams)
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        got = camera.project(
+            torch.from_numpy(points).cuda(), torch.from_numpy(cams).cuda()
+        )
+        assert isinstance(got, torch.Tensor) and got.is_cuda
+        np.testing.assert_array_equal(got.cpu().numpy(), want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_metrics_on_the_device(cp, rng, dtype, small_blocks):
+    from gpa_arrays import metrics
+
+    target = rng.normal(scale=0.3, size=(60, 17, 3))
+    predicted = target @ np.diag([0.9, -0.9, -0.9]) + rng.normal(
+        scale=0.03, size=target.shape
+    )
+    predicted[7] = rng.normal(size=(17, 1)) * rng.normal(size=(1, 3))  # collinear
+    predicted, target = predicted.astype(dtype), target.astype(dtype)
+    p, t = cp.asarray(predicted), cp.asarray(target)
+    for metric, kwargs in (
+        (metrics.mpjpe, {"root": 0}),
+        (metrics.n_mpjpe, {"root": 0}),
+        (metrics.p_mpjpe, {}),
+        (metrics.pck, {"root": 0}),
+        (metrics.auc, {"root": 0, "align": "procrustes"}),
+    ):
+        want = metric(predicted, target, reduction="none", backend="numba", **kwargs)
+        got = metric(p, t, reduction="none", **kwargs)
+        assert isinstance(got, cp.ndarray)
+        # the Numba kernels' float64 operations, in the same order
+        np.testing.assert_array_equal(got.get(), want)
+        mean = metric(p, t, **kwargs)
+        assert isinstance(mean, float)
+        assert mean == pytest.approx(metric(predicted, target, **kwargs), rel=1e-12)
+    want = metrics.procrustes(predicted, target, backend="numba")
+    got = metrics.procrustes(p, t)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a.get(), b)
+    with pytest.raises(TypeError, match="arrays on different devices"):
+        metrics.mpjpe(p, target)
+    flat = predicted.copy()
+    flat[5] = 1.0
+    with pytest.raises(ValueError, match=r"all scored joints coincide.* index 5"):
+        metrics.p_mpjpe(cp.asarray(flat), t)
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        tp, tt = torch.from_numpy(predicted).cuda(), torch.from_numpy(target).cuda()
+        got = metrics.pck(tp, tt, root=0, reduction="none")
+        assert isinstance(got, torch.Tensor) and got.is_cuda
+        assert got.dtype == torch.bool
+        np.testing.assert_array_equal(
+            got.cpu().numpy(), metrics.pck(predicted, target, root=0, reduction="none")
+        )

@@ -272,3 +272,65 @@ def test_named_backend_must_match_the_device(case, monkeypatch):
     ):
         _api._resolve_backend("numba", 0)
     assert _api._resolve_backend("auto", 0) == ("cupy", FakeDeviceBackend)
+
+
+def test_torch_cpu_return_2d_gives_two_tensors(case):
+    source, target, camera = case
+    want = gpa_arrays.gpa(source, target, camera, seed=2, return_2d=True)
+    s, t, c = (torch.from_numpy(a) for a in case)
+    got = gpa_arrays.gpa(s, t, c, seed=2, return_2d=True)
+    assert all(isinstance(g, torch.Tensor) for g in got)
+    assert got[0].shape == (40, 17, 3) and got[1].shape == (40, 17, 2)
+    np.testing.assert_array_equal(got[0].numpy(), want[0])
+    np.testing.assert_array_equal(got[1].numpy(), want[1])
+    out_2d = torch.empty((40, 17, 2))
+    got = gpa_arrays.gpa(s, t, c, seed=2, return_2d=True, out=(None, out_2d))
+    assert got[1] is out_2d and isinstance(got[0], torch.Tensor)
+    np.testing.assert_array_equal(out_2d.numpy(), want[1])
+
+
+def test_call_wraps_each_result_of_a_call(case):
+    # return_2d makes two results in one call: each comes back as itself
+    s, t, _ = (torch.from_numpy(a) for a in case)
+    with _interop.Call("source_3d", source_3d=s, target_2d=t) as call:
+        first = call.empty((4, 17, 3), np.dtype(np.float32))
+        second = call.empty((4, 17, 2), np.dtype(np.float32))
+        a, b = call.wrap(first), call.wrap(second)
+    assert a.shape == (4, 17, 3) and b.shape == (4, 17, 2)
+    assert a.data_ptr() == first.__array_interface__["data"][0]
+    assert b.data_ptr() == second.__array_interface__["data"][0]
+
+
+def test_project_and_metrics_take_torch_tensors(case, rng):
+    from gpa_arrays import camera, metrics
+
+    source, _, cams = case
+    points = torch.from_numpy(source)
+    got = camera.project(points, torch.from_numpy(cams[0]))
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float32
+    np.testing.assert_array_equal(got.numpy(), camera.project(source, cams[0]))
+    predicted = source + rng.normal(scale=0.01, size=source.shape).astype(np.float32)
+    p, t = torch.from_numpy(predicted), points
+    for metric in (metrics.mpjpe, metrics.p_mpjpe, metrics.pck):
+        got = metric(p, t, reduction="none")
+        assert isinstance(got, torch.Tensor)
+        np.testing.assert_array_equal(
+            got.numpy(), metric(predicted, source, reduction="none")
+        )
+        assert metric(p, t) == metric(predicted, source)  # a float
+    aligned, scale, rotation, translation = metrics.procrustes(p, t)
+    assert all(
+        isinstance(x, torch.Tensor) for x in (aligned, scale, rotation, translation)
+    )
+    with pytest.raises(TypeError, match="requires grad"):
+        metrics.mpjpe(p.clone().requires_grad_(), t)
+
+
+def test_foreign_device_arrays_are_never_written(case):
+    # CuPy cannot tell whether a foreign CUDA export allows writes: neither
+    # output of return_2d may be one (checked before any view is made, so it
+    # runs without a device)
+    for name in ("out", "out_2d"):
+        call = _interop.Call("source_3d", **{name: FakeArray(case[0], device=(2, 0))})
+        with pytest.raises(TypeError, match=rf"{name}: a .*FakeArray on cuda:0 cannot"):
+            call._view(call._args[name])

@@ -1,8 +1,9 @@
 """Backend registry: which kernels exist, which work here, and lazy loading.
 
 Backends are modules with the same function names and argument order
-(``prepare_records``, ``prepare_poseda_records``, ``gpa_records``,
-``gpa_poseda``, ``pair_indices``). A backend module is imported the first time it
+(``prepare_records``, ``prepare_poseda_records``, ``prepare_wide_records``,
+``gpa_records``, ``gpa_poseda``, ``pair_indices``, ``project_points``,
+``joint_errors``, ``procrustes_fit``). A backend module is imported the first time it
 is used, so ``import gpa_arrays`` costs neither Numba's nor CuPy's import time.
 
 Host backends (NumPy arrays) return statuses as host arrays or None. The device

@@ -1,7 +1,9 @@
 """The parts of the CUDA backend that need neither CuPy nor a GPU.
 
-:mod:`gpa_arrays._backends.cupy_` launches the kernels of ``kernels/gpa.cu``;
-everything it decides without touching a device lives here, so that the tests
+:mod:`gpa_arrays._backends.cupy_` launches the kernels of ``kernels/gpa.cu``
+(GPA, pairing, target records, projection) and ``kernels/metrics.cu`` (the
+metrics), each compiled as its own NVRTC module at its first use; everything
+it decides without touching a device lives here, so that the tests
 can check it on any machine: the source text NVRTC compiles, the compiler
 options, the generated kernel names, the launch geometry, the packing of kernel
 arguments and the decoding of the status buffer. ``tests/test_cuda_source.py``
@@ -23,31 +25,57 @@ from .. import _config
 from .._status import N_CATEGORIES
 
 __all__ = [
+    "FEATURE_PERSPECTIVE",
+    "FEATURE_PROJECT",
     "KERNELS",
+    "MODULES",
     "NULL",
     "OPTIONS",
     "decode_status",
     "element_strides",
+    "extension_args",
     "gpa_plan",
     "grid_size",
+    "joint_errors_args",
     "kernel_name",
+    "module_of",
     "name_expressions",
     "pair_args",
     "pairing_args",
     "prepare_args",
+    "procrustes_fit_args",
+    "project_args",
     "source",
     "strided_args",
+    "strided_ext_args",
     "tile_poses",
     "tiled_args",
+    "tiled_ext_args",
+    "widen_args",
 ]
 
 #: C type of each floating dtype the kernels are instantiated for.
 CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
-#: Kernel templates (instantiated per floating type) and plain kernels.
-TEMPLATES = ("gpa_prepare", "gpa_tiled", "gpa_strided")
+#: Kernel templates instantiated per floating type.
+TEMPLATES = ("gpa_prepare", "gpa_widen", "gpa_tiled", "gpa_strided", "gpa_project")
+#: Templates instantiated per floating type and feature set (``FEATURE_SETS``).
+EXTENDED = ("gpa_tiled_ext", "gpa_strided_ext")
+#: Kernels that are not templates.
 PLAIN = ("gpa_pair",)
-KERNELS = TEMPLATES + PLAIN
+#: The metrics kernels (templates per floating type).
+METRICS = ("gpa_joint_errors", "gpa_procrustes_fit")
+KERNELS = TEMPLATES + EXTENDED + PLAIN + METRICS
+
+#: Feature bits of the extended kernels (``kernels/geometry.cuh``): project the
+#: aligned poses (``return_2d``), solve the perspective depth.
+FEATURE_PROJECT = 1
+FEATURE_PERSPECTIVE = 2
+FEATURE_SETS = (
+    FEATURE_PROJECT,
+    FEATURE_PERSPECTIVE,
+    FEATURE_PROJECT | FEATURE_PERSPECTIVE,
+)
 
 #: NVRTC options. ``--fmad=false`` keeps ``a * b + c`` two rounded operations
 #: (NVRTC contracts them into one fused multiply-add by default), which the
@@ -63,7 +91,6 @@ STATUS_SIZE = 2 * N_CATEGORIES
 NULL = np.uint64(0)
 
 _KERNEL_DIR = "kernels"
-_MAIN = "gpa.cu"
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
 
 
@@ -72,8 +99,8 @@ def _read(name):
 
 
 @functools.cache
-def source() -> str:
-    """The CUDA source of all kernels, as one string.
+def source(main: str = "gpa.cu") -> str:
+    """The CUDA source of one module's kernels (`main` and its headers), as one string.
 
     Local ``#include "..."`` lines are replaced by the file they name (once per
     file, as ``#pragma once`` would), with ``#line`` markers so that compiler
@@ -97,38 +124,82 @@ def source() -> str:
                 lines.append(line)
         return lines
 
-    return "\n".join(expand(_MAIN)) + "\n"
+    return "\n".join(expand(main)) + "\n"
 
 
-def kernel_name(kernel: str, dtype=None) -> str:
-    """The name expression of `kernel` for `dtype` (``"gpa_tiled<float>"``)."""
+def kernel_name(kernel: str, dtype=None, features: int = 0) -> str:
+    """The name expression of `kernel` for `dtype` and `features`.
+
+    ``"gpa_tiled<float>"``; ``"gpa_tiled_ext<double, 3>"`` for an extended
+    kernel (``features`` a member of ``FEATURE_SETS``); ``"gpa_pair"``.
+    """
     if kernel in PLAIN:
         return kernel
-    return f"{kernel}<{CTYPES[np.dtype(dtype)]}>"
+    ctype = CTYPES[np.dtype(dtype)]
+    if kernel in EXTENDED:
+        if features not in FEATURE_SETS:
+            raise ValueError(f"{kernel} has no instantiation for features {features}")
+        return f"{kernel}<{ctype}, {features}>"
+    return f"{kernel}<{ctype}>"
 
 
-@functools.cache
-def name_expressions() -> tuple[str, ...]:
-    """Every kernel instantiation the module provides, for NVRTC."""
-    names = [kernel_name(k, dtype) for k in TEMPLATES for dtype in CTYPES]
-    return (*names, *PLAIN)
+def _module_table():
+    default = [kernel_name(k, t) for k in TEMPLATES for t in CTYPES]
+    table = {"gpa": ("gpa.cu", (*default, *PLAIN))}
+    for features in FEATURE_SETS:
+        names = tuple(kernel_name(k, t, features) for k in EXTENDED for t in CTYPES)
+        table[f"gpa_ext{features}"] = ("gpa.cu", names)
+    table["metrics"] = (
+        "metrics.cu",
+        tuple(kernel_name(k, t) for k in METRICS for t in CTYPES),
+    )
+    return table
+
+
+#: The NVRTC modules: name -> (source file, name expressions). Each is compiled
+#: at its first use, once per device. NVRTC instantiates only the templates a
+#: module names, so the default GPA path compiles in about a second, and
+#: ``return_2d``, ``depth="perspective"`` and the metrics (float64 code) add
+#: their own modules only when used (about a second each, NVRTC 12, one core;
+#: CuPy's disk cache makes later processes skip it).
+MODULES = _module_table()
+
+
+def module_of(kernel: str, features: int = 0) -> str:
+    """The module (a key of ``MODULES``) that holds `kernel` with `features`."""
+    if kernel in EXTENDED:
+        return f"gpa_ext{features}"
+    if kernel in METRICS:
+        return "metrics"
+    return "gpa"
+
+
+def name_expressions(module: str = "gpa") -> tuple[str, ...]:
+    """The kernel instantiations of `module` (a key of ``MODULES``), for NVRTC."""
+    return MODULES[module][1]
 
 
 # --- launch geometry ----------------------------------------------------------------
 
 
-def tile_poses(joints, itemsize, threads=None, tile_bytes=None):
+def tile_poses(joints, itemsize, threads=None, tile_bytes=None, project=False):
     """Poses per shared-memory tile of ``gpa_tiled``, or 0 for ``gpa_strided``.
 
     As many whole poses as fit in ``CUDA_TILE_BYTES``, at most one per thread,
     rounded down so that a tile spans a multiple of 16 bytes (every tile of a
     16-byte aligned array then starts aligned and is copied in 16-byte
-    vectors). 0 when fewer than ``CUDA_MIN_TILE_POSES`` poses fit.
+    vectors). With `project` a pose also holds its 2D projection (``2 J``
+    values, a second 16-byte multiple after the 3D tile). 0 when fewer than
+    ``CUDA_MIN_TILE_POSES`` poses fit.
     """
     threads = _config.CUDA_THREADS_PER_BLOCK if threads is None else threads
     tile_bytes = _config.CUDA_TILE_BYTES if tile_bytes is None else tile_bytes
     pose_bytes = 3 * joints * itemsize
     granule = 16 // math.gcd(pose_bytes, 16)
+    if project:
+        bytes_2d = 2 * joints * itemsize
+        granule = math.lcm(granule, 16 // math.gcd(bytes_2d, 16))
+        pose_bytes += bytes_2d
     poses = min(threads, tile_bytes // pose_bytes) // granule * granule
     return poses if poses >= max(_config.CUDA_MIN_TILE_POSES, 1) else 0
 
@@ -139,19 +210,23 @@ def grid_size(items, per_block, multiprocessors):
     return int(max(1, min(blocks, multiprocessors * _config.CUDA_BLOCKS_PER_SM)))
 
 
-def gpa_plan(n, joints, itemsize, contiguous, multiprocessors):
+def gpa_plan(n, joints, itemsize, contiguous, multiprocessors, features=0):
     """How to launch GPA on `n` poses: ``(kernel, grid, shared bytes, tile)``.
 
-    ``gpa_tiled`` when source and output are both C-contiguous (`contiguous`)
-    and a tile holds enough poses, else ``gpa_strided``; `tile` is the poses per
-    tile (0 for the strided kernel).
+    ``gpa_tiled`` when source and outputs are all C-contiguous (`contiguous`)
+    and a tile holds enough poses, else ``gpa_strided``; ``..._ext`` (the name
+    without its template arguments) when `features` asks for more than the
+    default pass. `tile` is the poses per tile (0 for the strided kernel).
     """
-    poses = tile_poses(joints, itemsize)
+    project = bool(features & FEATURE_PROJECT)
+    suffix = "_ext" if features else ""
+    poses = tile_poses(joints, itemsize, project=project)
     if poses and contiguous:
         grid = grid_size(-(-n // poses), 1, multiprocessors)
-        return "gpa_tiled", grid, poses * 3 * joints * itemsize, poses
+        values = 5 if project else 3
+        return "gpa_tiled" + suffix, grid, poses * values * joints * itemsize, poses
     grid = grid_size(n, _config.CUDA_THREADS_PER_BLOCK, multiprocessors)
-    return "gpa_strided", grid, 0, 0
+    return "gpa_strided" + suffix, grid, 0, 0
 
 
 def element_strides(array):
@@ -254,11 +329,152 @@ def pair_args(out, count, pairing):
     return (out, _I64(count), *pairing)
 
 
+def widen_args(records, records_strides, m, camera, camera_strides, wide, status):
+    """``GPA_WIDEN_PARAMS``; strides are in elements, `wide` is C-contiguous."""
+    return (
+        records,
+        *(_I64(s) for s in records_strides),
+        _I64(m),
+        camera,
+        *(_I64(s) for s in camera_strides),
+        wide,
+        status,
+    )
+
+
+def extension_args(record_stride, coefficients, coefficients_strides, max_iterations,
+                   tolerance):  # fmt: skip
+    """``GPA_EXTENSION_PARAMS``: record row stride, distortion rows, depth budget.
+
+    `coefficients` is ``NULL`` (pinhole projection, or no projection) or the
+    ``(rows, 5+)`` distortion coefficients with their element strides.
+    """
+    return (
+        _I64(record_stride),
+        coefficients,
+        *(_I64(s) for s in coefficients_strides),
+        _I32(max_iterations),
+        _F64(tolerance),
+    )
+
+
+def tiled_ext_args(source, out, out2d, n, joints, root, records, camera,
+                   camera_strides, poseda, extension, pairing, status,
+                   poses_per_tile):  # fmt: skip
+    """``GPA_TILED_EXT_PARAMS``; `extension` is the tuple of :func:`extension_args`.
+
+    `out2d` is the C-contiguous ``(n, joints, 2)`` output, or ``NULL``.
+    """
+    return (
+        source,
+        out,
+        out2d,
+        _I64(n),
+        _I32(joints),
+        _I32(root),
+        records,
+        camera,
+        *(_I64(s) for s in camera_strides),
+        _I32(poseda),
+        *extension,
+        *pairing,
+        status,
+        _I32(poses_per_tile),
+    )
+
+
+def strided_ext_args(source, source_strides, out, out_strides, out2d, out2d_strides,
+                     n, joints, root, records, camera, camera_strides, poseda,
+                     extension, pairing, status):  # fmt: skip
+    """``GPA_STRIDED_EXT_PARAMS``; strides are in elements.
+
+    `out2d` is the ``(n, joints, 2)`` output with its strides, or ``NULL``
+    with ``(0, 0, 0)``.
+    """
+    return (
+        source,
+        *(_I64(s) for s in source_strides),
+        out,
+        *(_I64(s) for s in out_strides),
+        out2d,
+        *(_I64(s) for s in out2d_strides),
+        _I64(n),
+        _I32(joints),
+        _I32(root),
+        records,
+        camera,
+        *(_I64(s) for s in camera_strides),
+        _I32(poseda),
+        *extension,
+        *pairing,
+        status,
+    )
+
+
+def project_args(points, points_strides, count, camera, camera_strides, per, out,
+                 out_strides, status):  # fmt: skip
+    """``GPA_PROJECT_PARAMS``: `count` points, camera row ``p // per`` for point p."""
+    return (
+        points,
+        *(_I64(s) for s in points_strides),
+        _I64(count),
+        camera,
+        *(_I64(s) for s in camera_strides),
+        _I32(camera.shape[1]),
+        _I64(per),
+        _F64(1.0 / per),
+        out,
+        *(_I64(s) for s in out_strides),
+        status,
+    )
+
+
+def joint_errors_args(predicted, predicted_strides, target, target_strides, n,
+                      joints, joints_stride, root, align, errors, errors_strides,
+                      status):  # fmt: skip
+    """``GPA_JOINT_ERRORS_PARAMS`` (``kernels/metrics.cu``)."""
+    return (
+        predicted,
+        *(_I64(s) for s in predicted_strides),
+        target,
+        *(_I64(s) for s in target_strides),
+        _I64(n),
+        joints,
+        _I64(joints_stride),
+        _I32(joints.shape[0]),
+        _I32(root),
+        _I32(align),
+        errors,
+        *(_I64(s) for s in errors_strides),
+        status,
+    )
+
+
+def procrustes_fit_args(predicted, predicted_strides, target, target_strides, n,
+                        joints, joints_stride, scale, rotation, translation,
+                        status):  # fmt: skip
+    """``GPA_PROCRUSTES_FIT_PARAMS``; the outputs are C-contiguous float64."""
+    return (
+        predicted,
+        *(_I64(s) for s in predicted_strides),
+        target,
+        *(_I64(s) for s in target_strides),
+        _I64(n),
+        joints,
+        _I64(joints_stride),
+        _I32(joints.shape[0]),
+        scale,
+        rotation,
+        translation,
+        status,
+    )
+
+
 # --- status -------------------------------------------------------------------------
 
 
 def decode_status(raw, n):
-    """Turn a kernel status buffer into the ``(3, 2)`` form of :mod:`_status`.
+    """Turn a kernel status buffer into the ``(N_CATEGORIES, 2)`` status form.
 
     Parameters
     ----------
@@ -269,7 +485,7 @@ def decode_status(raw, n):
 
     Returns
     -------
-    (3, 2) int64 ndarray or None
+    (N_CATEGORIES, 2) int64 ndarray or None
         ``[count, first index]`` per category, or None when nothing was flagged.
     """
     counts = raw[0::2].astype(np.int64)

@@ -1,4 +1,4 @@
-"""CUDA kernels through CuPy: launchers for ``kernels/gpa.cu``.
+"""CUDA kernels through CuPy: launchers for ``kernels/gpa.cu`` and ``metrics.cu``.
 
 Same functions, names and argument order as :mod:`numpy_` (the reference the
 kernels are tested against) and :mod:`numba_`, on CuPy arrays of one device.
@@ -6,26 +6,34 @@ What needs no GPU (source text, options, kernel names, launch geometry,
 argument packing, status decoding) lives in :mod:`._cuda`.
 
 Compilation
-    NVRTC through :class:`cupy.RawModule`, once per device (memoised), for
-    float32 and float64 (templates instantiated by generated name
-    expressions), with ``--fmad=false``: results are bit-identical to NumPy.
-    CuPy caches the binary on disk, so later processes skip the compile.
+    NVRTC through :class:`cupy.RawModule`, once per device and module
+    (memoised; :data:`._cuda.MODULES`: the default GPA path, one module per
+    feature set of ``return_2d`` and ``depth="perspective"``, the metrics),
+    for float32 and float64 (templates instantiated by generated name
+    expressions), with ``--fmad=false``: results are bit-identical to NumPy
+    (projection, placement) and to Numba (the float64 depth solve and Horn's
+    Procrustes, which NumPy computes by another algorithm). CuPy caches the
+    binary on disk, so later processes skip the compile.
 
 Launches
     On the current CuPy stream (the public API makes torch's current stream
     the CuPy stream for torch tensors); ``CUDA_THREADS_PER_BLOCK`` threads per
     block, grid-stride loops, 64-bit indexing. A call with prepared targets
-    allocates its output (by the caller) and, when checks are on, one 48-byte
+    allocates its output (by the caller) and, when checks are on, one 80-byte
     status buffer; nothing else, and it never waits for the device by itself.
-    (A one-shot call also allocates its ``(M, 8)`` records, and inputs of
-    another dtype than the result are converted first, as on the host.)
+    (A one-shot call also allocates its ``(M, 8)`` records, and ``(M, 16)``
+    wide records for ``return_2d`` through 9-value cameras; inputs of another
+    dtype than the result are converted first, as on the host. The metrics
+    upload their joint subset, ``K`` int64 values, unless it is on the device
+    already.)
 
 Layouts
-    C-contiguous source and output take the tiled kernel (coalesced copies
-    through shared memory); any other strides take the strided kernel, which
-    indexes the caller's memory in place, so strided inputs are never copied.
-    Only arrays whose strides are not whole elements (rare byte-level views)
-    are copied to a contiguous temporary first.
+    C-contiguous source and outputs take the tiled kernel (coalesced copies
+    through shared memory, the 2D output of ``return_2d`` staged beside the
+    poses); any other strides take the strided kernel, which indexes the
+    caller's memory in place, so strided inputs are never copied. Only arrays
+    whose strides are not whole elements (rare byte-level views) are copied to
+    a contiguous temporary first. Projection and metrics take any strides.
 
 Checks and their cost
     With checks on, each kernel counts problems into a zeroed status buffer
@@ -47,6 +55,7 @@ import cupy
 import numpy as np
 
 from .. import _config
+from .. import _geometry as G
 from .. import _pairing as P
 from . import _cuda
 from .numpy_ import RECORD_WIDTH
@@ -55,9 +64,13 @@ __all__ = [
     "DEVICE",
     "gpa_poseda",
     "gpa_records",
+    "joint_errors",
     "pair_indices",
     "prepare_poseda_records",
     "prepare_records",
+    "prepare_wide_records",
+    "procrustes_fit",
+    "project_points",
     "read_status",
     "unusable_reason",
 ]
@@ -81,17 +94,16 @@ def unusable_reason():
 
 
 @cupy.memoize(for_each_device=True)
-def _module():
+def _module(key):
+    main, names = _cuda.MODULES[key]
     return cupy.RawModule(
-        code=_cuda.source(),
-        options=_cuda.OPTIONS,
-        name_expressions=_cuda.name_expressions(),
+        code=_cuda.source(main), options=_cuda.OPTIONS, name_expressions=names
     )
 
 
 @cupy.memoize(for_each_device=True)
-def _function(name):
-    return _module().get_function(name)
+def _function(key, name):
+    return _module(key).get_function(name)
 
 
 @cupy.memoize(for_each_device=True)
@@ -147,7 +159,7 @@ def read_status(*pending):
 
     Returns
     -------
-    list of ((3, 2) int64 ndarray or None)
+    list of ((N_CATEGORIES, 2) int64 ndarray or None)
         One per argument; None where nothing was flagged or nothing was counted.
     """
     live = [p for p in pending if p is not None]
@@ -181,8 +193,9 @@ def _element_strides(array):
     return array, strides
 
 
-def _launch(kernel, dtype, grid, args, shared=0):
-    function = _function(_cuda.kernel_name(kernel, dtype))
+def _launch(kernel, dtype, grid, args, shared=0, features=0):
+    key = _cuda.module_of(kernel, features)
+    function = _function(key, _cuda.kernel_name(kernel, dtype, features))
     if shared > _DEFAULT_SHARED_LIMIT:
         function.max_dynamic_shared_size_bytes = shared
     function((grid,), (_config.CUDA_THREADS_PER_BLOCK,), args, shared_mem=shared)
@@ -250,21 +263,65 @@ def prepare_poseda_records(target, camera, root, *, status=True):
     return _prepare(target, camera, root, False, status)
 
 
+def prepare_wide_records(records, camera, *, status=True):
+    """Records with distortion coefficients (see :func:`numpy_.prepare_wide_records`).
+
+    Returns ``(wide, PendingStatus or None)``; `wide` is a ``(M, 16)`` CuPy
+    array, the pending status counts ``TARGET_DISTORTION``.
+    """
+    m = records.shape[0]
+    wide = cupy.empty((m, 2 * RECORD_WIDTH), dtype=records.dtype)
+    if m == 0:
+        return wide, None
+    records, records_strides = _element_strides(records)
+    camera, camera_strides = _element_strides(camera)
+    buffer, pending = _status_buffer(status, m)
+    grid = _cuda.grid_size(m, _config.CUDA_THREADS_PER_BLOCK, _multiprocessors())
+    args = _cuda.widen_args(
+        records, records_strides, m, camera, camera_strides, wide, buffer
+    )
+    _launch("gpa_widen", records.dtype, grid, args)
+    return wide, pending
+
+
 # --- the GPA kernels ----------------------------------------------------------------
 
 
 def _run_gpa(source, records, camera, camera_strides, out, root, poseda, spec,
-             status):  # fmt: skip
+             status, out2d=None, coefficients=None, perspective=False):  # fmt: skip
     n, joints = source.shape[0], source.shape[1]
     if n == 0:
         return None
     dtype = source.dtype
+    features = (_cuda.FEATURE_PROJECT if out2d is not None else 0) | (
+        _cuda.FEATURE_PERSPECTIVE if perspective else 0
+    )
+    records, record_strides = _element_strides(records)
+    if record_strides[1] != 1 or (not features and record_strides[0] != RECORD_WIDTH):
+        # the kernels read a record's values consecutively (never reached from
+        # the public API, whose records come from the preparation kernels)
+        records = cupy.ascontiguousarray(records)
+        record_strides = (RECORD_WIDTH, 1)
     pairing = _pairing(spec)
     buffer, pending = _status_buffer(status, n)
-    contiguous = source.flags.c_contiguous and out.flags.c_contiguous
-    kernel, grid, shared, poses = _cuda.gpa_plan(
-        n, joints, dtype.itemsize, contiguous, _multiprocessors()
+    contiguous = (
+        source.flags.c_contiguous
+        and out.flags.c_contiguous
+        and (out2d is None or out2d.flags.c_contiguous)
     )
+    kernel, grid, shared, poses = _cuda.gpa_plan(
+        n, joints, dtype.itemsize, contiguous, _multiprocessors(), features
+    )
+    extension = ()
+    if features:
+        if coefficients is None:
+            coefficients, coefficient_strides = _cuda.NULL, (0, 0)
+        else:
+            coefficients, coefficient_strides = _element_strides(coefficients)
+        extension = _cuda.extension_args(
+            record_strides[0], coefficients, coefficient_strides,
+            G.PERSPECTIVE_MAX_ITERATIONS, G.PERSPECTIVE_TOLERANCE,
+        )  # fmt: skip
     if kernel == "gpa_tiled":
         args = _cuda.tiled_args(
             source, out, n, joints, root, records, camera, camera_strides, poseda,
@@ -272,33 +329,178 @@ def _run_gpa(source, records, camera, camera_strides, out, root, poseda, spec,
         )  # fmt: skip
         _launch(kernel, dtype, grid, args, shared)
         return pending
+    if kernel == "gpa_tiled_ext":
+        args = _cuda.tiled_ext_args(
+            source, out, _cuda.NULL if out2d is None else out2d, n, joints, root,
+            records, camera, camera_strides, poseda, extension, pairing, buffer,
+            poses,
+        )  # fmt: skip
+        _launch(kernel, dtype, grid, args, shared, features)
+        return pending
     source, source_strides = _element_strides(source)
-    target = out
-    out_strides = _cuda.element_strides(out)
-    if out_strides is None:
-        target = cupy.empty_like(source, order="C")
-        out_strides = _cuda.element_strides(target)
-    args = _cuda.strided_args(
-        source, source_strides, target, out_strides, n, joints, root, records,
-        camera, camera_strides, poseda, pairing, buffer,
+    target, out_strides = _staged(out, source.shape)
+    if out2d is None:
+        target_2d, out2d_strides = _cuda.NULL, (0, 0, 0)
+    else:
+        target_2d, out2d_strides = _staged(out2d, out2d.shape)
+    if kernel == "gpa_strided":
+        args = _cuda.strided_args(
+            source, source_strides, target, out_strides, n, joints, root, records,
+            camera, camera_strides, poseda, pairing, buffer,
+        )  # fmt: skip
+    else:
+        args = _cuda.strided_ext_args(
+            source, source_strides, target, out_strides, target_2d, out2d_strides,
+            n, joints, root, records, camera, camera_strides, poseda, extension,
+            pairing, buffer,
+        )  # fmt: skip
+    _launch(kernel, dtype, grid, args, 0, features)
+    if target is not out:
+        out[...] = target
+    if out2d is not None and target_2d is not out2d:
+        out2d[...] = target_2d
+    return pending
+
+
+def _staged(out, shape):
+    """``(array the kernel writes, its element strides)`` for output `out`.
+
+    `out` itself, or a C-order temporary (copied back after the launch) when
+    its strides are not whole elements.
+    """
+    strides = _cuda.element_strides(out)
+    if strides is not None:
+        return out, strides
+    target = cupy.empty(shape, dtype=out.dtype)
+    return target, _cuda.element_strides(target)
+
+
+def gpa_records(source, records, out, root, spec, out2d=None, distortion=None,
+                perspective=False, *, status=True):  # fmt: skip
+    """GPA against prepared records (see :func:`numpy_.gpa_records`).
+
+    `records` may be the view ``wide[:, :8]`` of wide records (then
+    `distortion` is ``wide[:, 8:]``). Returns a PendingStatus, or None with
+    ``status=False`` or no poses.
+    """
+    if out2d is None:
+        distortion = None
+    # paired mode reads no camera: the records stand in (never dereferenced
+    # beyond row 0, which exists whenever there are poses)
+    return _run_gpa(
+        source, records, records, (0, 1), out, root, 0, spec, status, out2d,
+        distortion, perspective,
     )  # fmt: skip
-    _launch(kernel, dtype, grid, args)
+
+
+def gpa_poseda(source, records, camera, out, root, spec, out2d=None, *, status=True):
+    """The published arithmetic (see :func:`numpy_.gpa_poseda`)."""
+    coefficients = None
+    if out2d is not None and camera.shape[1] == 9:
+        coefficients = camera[:, 4:9]
+    camera, camera_strides = _element_strides(camera)
+    return _run_gpa(
+        source, records, camera, camera_strides, out, root, 1, spec, status, out2d,
+        coefficients,
+    )  # fmt: skip
+
+
+# --- projection ---------------------------------------------------------------------
+
+
+def project_points(points, camera, per, out, *, status=True):
+    """Project camera-space points (see :func:`numpy_.project_points`).
+
+    Returns a PendingStatus, or None with ``status=False`` or no points.
+    """
+    count = points.shape[0]
+    if count == 0:
+        return None
+    points, points_strides = _element_strides(points)
+    camera, camera_strides = _element_strides(camera)
+    target, out_strides = _staged(out, out.shape)
+    buffer, pending = _status_buffer(status, count)
+    grid = _cuda.grid_size(count, _config.CUDA_THREADS_PER_BLOCK, _multiprocessors())
+    args = _cuda.project_args(
+        points, points_strides, count, camera, camera_strides, per, target,
+        out_strides, buffer,
+    )  # fmt: skip
+    _launch("gpa_project", points.dtype, grid, args)
     if target is not out:
         out[...] = target
     return pending
 
 
-def gpa_records(source, records, out, root, spec, *, status=True):
-    """GPA against prepared records (see :func:`numpy_.gpa_records`).
+# --- metrics --------------------------------------------------------------------------
 
-    Returns a PendingStatus, or None with ``status=False`` or no poses.
+_joint_cache = threading.local()
+
+
+def _device_joints(joints):
+    """`joints` as an int64 device array: uploaded once per subset and device."""
+    if isinstance(joints, cupy.ndarray):
+        return joints.astype(np.int64, copy=False)
+    key = (cupy.cuda.Device().id, np.asarray(joints, dtype=np.int64).tobytes())
+    cache = getattr(_joint_cache, "arrays", None)
+    if cache is None or len(cache) > 64:
+        cache = _joint_cache.arrays = {}
+    held = cache.get(key)
+    if held is None:
+        held = cache[key] = cupy.asarray(np.asarray(joints, dtype=np.int64))
+    return held
+
+
+def _pose_arrays(predicted, target, joints):
+    predicted, predicted_strides = _element_strides(predicted)
+    target, target_strides = _element_strides(target)
+    joints = _device_joints(joints)
+    joints, joints_strides = _element_strides(joints)
+    return predicted, predicted_strides, target, target_strides, joints, joints_strides
+
+
+def joint_errors(predicted, target, joints, root, align, *, status=True):
+    """Per-joint errors after alignment (see :func:`numpy_.joint_errors`).
+
+    Returns ``(errors, PendingStatus or None)``; `errors` is a ``(N, K)``
+    float64 CuPy array.
     """
-    # paired mode reads no camera: the records stand in (never dereferenced
-    # beyond row 0, which exists whenever there are poses)
-    return _run_gpa(source, records, records, (0, 1), out, root, 0, spec, status)
+    n = predicted.shape[0]
+    errors = cupy.empty((n, joints.shape[0]), dtype=np.float64)
+    if n == 0:
+        return errors, None
+    p, p_strides, t, t_strides, sel, sel_strides = _pose_arrays(
+        predicted, target, joints
+    )
+    buffer, pending = _status_buffer(status, n)
+    grid = _cuda.grid_size(n, _config.CUDA_THREADS_PER_BLOCK, _multiprocessors())
+    args = _cuda.joint_errors_args(
+        p, p_strides, t, t_strides, n, sel, sel_strides[0], root, align, errors,
+        _cuda.element_strides(errors), buffer,
+    )  # fmt: skip
+    _launch("gpa_joint_errors", p.dtype, grid, args)
+    return errors, pending
 
 
-def gpa_poseda(source, records, camera, out, root, spec, *, status=True):
-    """The published arithmetic (see :func:`numpy_.gpa_poseda`)."""
-    camera, camera_strides = _element_strides(camera)
-    return _run_gpa(source, records, camera, camera_strides, out, root, 1, spec, status)
+def procrustes_fit(predicted, target, joints, *, status=True):
+    """Per-pose similarity fit (see :func:`numpy_.procrustes_fit`).
+
+    Returns ``(scale, rotation, translation, PendingStatus or None)``, float64
+    CuPy arrays of shapes ``(N,)``, ``(N, 3, 3)``, ``(N, 3)``.
+    """
+    n = predicted.shape[0]
+    scale = cupy.empty(n, dtype=np.float64)
+    rotation = cupy.empty((n, 3, 3), dtype=np.float64)
+    translation = cupy.empty((n, 3), dtype=np.float64)
+    if n == 0:
+        return scale, rotation, translation, None
+    p, p_strides, t, t_strides, sel, sel_strides = _pose_arrays(
+        predicted, target, joints
+    )
+    buffer, pending = _status_buffer(status, n)
+    grid = _cuda.grid_size(n, _config.CUDA_THREADS_PER_BLOCK, _multiprocessors())
+    args = _cuda.procrustes_fit_args(
+        p, p_strides, t, t_strides, n, sel, sel_strides[0], scale, rotation,
+        translation, buffer,
+    )  # fmt: skip
+    _launch("gpa_procrustes_fit", p.dtype, grid, args)
+    return scale, rotation, translation, pending

@@ -4,9 +4,12 @@
 // Each launch_* function takes the launch geometry followed by exactly the
 // kernel's parameter list (the same GPA_*_PARAMS macro the kernel is declared
 // with), so the tests pass the very argument tuples the CuPy backend builds.
+// Names follow the kernel's name expression: gpa_tiled_ext<float, 3> is
+// launch_gpa_tiled_ext_float_3 (tests/host_cuda.py).
 #include "host_shim.h"
 
 #include "gpa.cu"
+#include "metrics.cu"
 
 #define GPA_LAUNCHER(name, kernel, params, args)                                              \
     extern "C" void name(unsigned int grid, unsigned int block, unsigned long long shared_bytes, \
@@ -21,3 +24,31 @@ GPA_LAUNCHER(launch_gpa_tiled_double, gpa_tiled<double>, GPA_TILED_PARAMS(double
 GPA_LAUNCHER(launch_gpa_strided_float, gpa_strided<float>, GPA_STRIDED_PARAMS(float), GPA_STRIDED_ARGS)
 GPA_LAUNCHER(launch_gpa_strided_double, gpa_strided<double>, GPA_STRIDED_PARAMS(double), GPA_STRIDED_ARGS)
 GPA_LAUNCHER(launch_gpa_pair, gpa_pair, GPA_PAIR_PARAMS, GPA_PAIR_ARGS)
+GPA_LAUNCHER(launch_gpa_widen_float, gpa_widen<float>, GPA_WIDEN_PARAMS(float), GPA_WIDEN_ARGS)
+GPA_LAUNCHER(launch_gpa_widen_double, gpa_widen<double>, GPA_WIDEN_PARAMS(double), GPA_WIDEN_ARGS)
+GPA_LAUNCHER(launch_gpa_project_float, gpa_project<float>, GPA_PROJECT_PARAMS(float), GPA_PROJECT_ARGS)
+GPA_LAUNCHER(launch_gpa_project_double, gpa_project<double>, GPA_PROJECT_PARAMS(double), GPA_PROJECT_ARGS)
+
+// The extended kernels, for each type and feature set of
+// gpa_arrays._backends._cuda.FEATURE_SETS (the kernel is parenthesised so that
+// the comma of its template arguments does not split the macro argument).
+#define GPA_EXT_LAUNCHERS(T, F)                                                                       \
+    GPA_LAUNCHER(launch_gpa_tiled_ext_##T##_##F, (gpa_tiled_ext<T, F>), GPA_TILED_EXT_PARAMS(T),     \
+                 GPA_TILED_EXT_ARGS)                                                                  \
+    GPA_LAUNCHER(launch_gpa_strided_ext_##T##_##F, (gpa_strided_ext<T, F>), GPA_STRIDED_EXT_PARAMS(T), \
+                 GPA_STRIDED_EXT_ARGS)
+GPA_EXT_LAUNCHERS(float, 1)
+GPA_EXT_LAUNCHERS(float, 2)
+GPA_EXT_LAUNCHERS(float, 3)
+GPA_EXT_LAUNCHERS(double, 1)
+GPA_EXT_LAUNCHERS(double, 2)
+GPA_EXT_LAUNCHERS(double, 3)
+
+GPA_LAUNCHER(launch_gpa_joint_errors_float, gpa_joint_errors<float>, GPA_JOINT_ERRORS_PARAMS(float),
+             GPA_JOINT_ERRORS_ARGS)
+GPA_LAUNCHER(launch_gpa_joint_errors_double, gpa_joint_errors<double>, GPA_JOINT_ERRORS_PARAMS(double),
+             GPA_JOINT_ERRORS_ARGS)
+GPA_LAUNCHER(launch_gpa_procrustes_fit_float, gpa_procrustes_fit<float>, GPA_PROCRUSTES_FIT_PARAMS(float),
+             GPA_PROCRUSTES_FIT_ARGS)
+GPA_LAUNCHER(launch_gpa_procrustes_fit_double, gpa_procrustes_fit<double>, GPA_PROCRUSTES_FIT_PARAMS(double),
+             GPA_PROCRUSTES_FIT_ARGS)

@@ -17,13 +17,27 @@ typedef unsigned long long gpa_u64;
 #define GPA_DYNAMIC_SHARED(name) extern __shared__ uint4 name[]
 #endif
 
+// Loop unrolling hints for NVRTC (host_shim.h defines them away). Loops over
+// the entries of small matrices are unrolled so that their indices become
+// constants and the matrices stay in registers.
+#ifndef GPA_UNROLL
+#define GPA_UNROLL _Pragma("unroll")
+#define GPA_NO_UNROLL _Pragma("unroll 1")
+#endif
+
 // Status categories: the numbering of gpa_arrays/_status.py.
 #define GPA_POSE_NONFINITE 0
 #define GPA_POSE_DEGENERATE 1
 #define GPA_POSE_INDEX 2
+#define GPA_POSE_NO_DEPTH 3
+#define GPA_POSE_BEHIND 4
 #define GPA_TARGET_NONFINITE 0
 #define GPA_TARGET_DEGENERATE 1
 #define GPA_TARGET_CAMERA 2
+#define GPA_TARGET_DISTORTION 3
+#define GPA_POINT_NONFINITE 0
+#define GPA_POINT_BEHIND 1
+#define GPA_POINT_CAMERA 2
 
 // Floats per prepared target record (gpa_arrays/_backends/numpy_.py).
 #define GPA_RECORD_WIDTH 8
@@ -53,6 +67,8 @@ struct gpa_fp<double> {
     static __device__ __forceinline__ double mul(double a, double b) { return a * b; }
     static __device__ __forceinline__ double div(double a, double b) { return a / b; }
     static __device__ __forceinline__ bool lt(double a, double b) { return a < b; }
+    static __device__ __forceinline__ double widen(double a) { return a; }
+    static __device__ __forceinline__ double narrow(double a) { return a; }
 };
 
 #ifdef __CUDA_ARCH__
@@ -85,6 +101,18 @@ struct gpa_fp<float> {
             : "f"(a), "f"(b));
         return r != 0;
     }
+    // float <-> double conversions: under -ftz=true NVRTC would emit the .ftz
+    // forms, which flush float subnormals on the way in and out
+    static __device__ __forceinline__ double widen(float a) {
+        double r;
+        asm("cvt.f64.f32 %0, %1;" : "=d"(r) : "f"(a));
+        return r;
+    }
+    static __device__ __forceinline__ float narrow(double a) {
+        float r;
+        asm("cvt.rn.f32.f64 %0, %1;" : "=f"(r) : "d"(a));
+        return r;
+    }
 };
 #else
 template <>
@@ -94,7 +122,16 @@ struct gpa_fp<float> {
     static __device__ __forceinline__ float mul(float a, float b) { return a * b; }
     static __device__ __forceinline__ float div(float a, float b) { return a / b; }
     static __device__ __forceinline__ bool lt(float a, float b) { return a < b; }
+    static __device__ __forceinline__ double widen(float a) { return (double)a; }
+    static __device__ __forceinline__ float narrow(double a) { return (float)a; }
 };
+#endif
+
+// Correctly rounded float64 square root (IEEE, as NumPy's), whatever the flags.
+#ifdef __CUDA_ARCH__
+__device__ __forceinline__ double gpa_sqrt(double x) { return __dsqrt_rn(x); }
+#else
+__device__ __forceinline__ double gpa_sqrt(double x) { return __builtin_sqrt(x); }
 #endif
 
 // ---------------------------------------------------------------------------
@@ -115,6 +152,7 @@ struct gpa_bits<float> {
     }
     // NumPy's np.nan rounded to float32
     static __device__ __forceinline__ float quiet_nan() { return __uint_as_float(0x7fc00000u); }
+    static __device__ __forceinline__ float infinity() { return __uint_as_float(0x7f800000u); }
 };
 
 template <>
@@ -128,6 +166,13 @@ struct gpa_bits<double> {
     // np.nan
     static __device__ __forceinline__ double quiet_nan() {
         return __longlong_as_double((long long)0x7ff8000000000000ULL);
+    }
+    static __device__ __forceinline__ double infinity() {
+        return __longlong_as_double((long long)0x7ff0000000000000ULL);
+    }
+    // |x|, by clearing the sign bit (fabs, without a math header)
+    static __device__ __forceinline__ double abs(double x) {
+        return __longlong_as_double((long long)((gpa_u64)__double_as_longlong(x) & 0x7fffffffffffffffULL));
     }
 };
 

@@ -1,4 +1,5 @@
-// CUDA kernels of the CuPy backend (gpa_arrays/_backends/cupy_.py).
+// CUDA kernels of the CuPy backend (gpa_arrays/_backends/cupy_.py): GPA,
+// pairing, target records and projection.
 //
 // Same arithmetic, in the same order, as the NumPy reference
 // (gpa_arrays/_backends/numpy_.py) and the Numba kernels; compiled by NVRTC
@@ -10,19 +11,32 @@
 //
 // Kernels
 // -------
-// gpa_prepare<T>  one target per thread: box, root unprojection, checks,
-//                 one GPA_RECORD_WIDTH record.
-// gpa_tiled<T>    C-contiguous source and output: a block stages a tile of
-//                 whole poses through shared memory with coalesced (16-byte
-//                 where aligned) copies, aligns one pose per thread there, and
-//                 writes the tile back coalesced. A pose is 3J consecutive
-//                 values (204 bytes for J = 17, float32), so one thread per
-//                 pose straight from global memory would have each warp load
-//                 touch 32 different cache lines.
-// gpa_strided<T>  any strides (element units, negative allowed): one pose per
-//                 thread, read and written in place.
-// gpa_pair        the pairing alone (pair_indices).
+// gpa_prepare<T>    one target per thread: box, root unprojection, checks,
+//                   one GPA_RECORD_WIDTH record.
+// gpa_widen<T>      one target per thread: its record and the distortion
+//                   coefficients of its camera row side by side (the wide
+//                   records of return_2d through 9-value cameras).
+// gpa_tiled<T>      C-contiguous source and output: a block stages a tile of
+//                   whole poses through shared memory with coalesced (16-byte
+//                   where aligned) copies, aligns one pose per thread there,
+//                   and writes the tile back coalesced. A pose is 3J
+//                   consecutive values (204 bytes for J = 17, float32), so one
+//                   thread per pose straight from global memory would have each
+//                   warp load touch 32 different cache lines.
+// gpa_strided<T>    any strides (element units, negative allowed): one pose per
+//                   thread, read and written in place.
+// gpa_tiled_ext<T, F>, gpa_strided_ext<T, F>
+//                   the same two layouts with the features F (geometry.cuh):
+//                   GPA_FEATURE_PROJECT also writes each aligned pose projected
+//                   through its camera (return_2d; the tiled kernel stages the
+//                   2D tile in shared memory too), GPA_FEATURE_PERSPECTIVE
+//                   solves the perspective depth (depth="perspective"). The
+//                   default kernels are these with F = 0 and keep their shorter
+//                   parameter lists.
+// gpa_project<T>    one point per thread: camera.project.
+// gpa_pair          the pairing alone (pair_indices).
 #include "common.cuh"
+#include "geometry.cuh"
 #include "pairing.cuh"
 
 // Kernel parameter lists, shared by the kernels and the host test driver
@@ -35,6 +49,13 @@
 #define GPA_PREPARE_ARGS                                                         \
     target, target_s0, target_s1, target_s2, m, joints, root, camera, camera_s0, \
         camera_s1, with_camera, records, status
+
+#define GPA_WIDEN_PARAMS(T)                                                      \
+    const T *records, gpa_i64 records_s0, gpa_i64 records_s1, gpa_i64 m,         \
+        const T *camera, gpa_i64 camera_s0, gpa_i64 camera_s1, T *wide,          \
+        gpa_u64 *status
+#define GPA_WIDEN_ARGS                                                           \
+    records, records_s0, records_s1, m, camera, camera_s0, camera_s1, wide, status
 
 #define GPA_TILED_PARAMS(T)                                                      \
     const T *source, T *out, gpa_i64 n, int joints, int root, const T *records,  \
@@ -54,6 +75,49 @@
     source, source_s0, source_s1, source_s2, out, out_s0, out_s1, out_s2, n,     \
         joints, root, records, camera, camera_s0, camera_s1, poseda,             \
         GPA_PAIRING_ARGS, status
+
+// What the extended kernels add: the 2D output, the record row stride (wide
+// records are GPA_RECORD_WIDTH values of a longer row), the distortion
+// coefficients (k1, k2, k3, p1, p2 per row: of the paired target's wide record,
+// or of camera row i in poseda mode; null for pinhole cameras) and the
+// perspective solve's budget.
+#define GPA_EXTENSION_PARAMS(T)                                                  \
+    gpa_i64 record_stride, const T *coefficients, gpa_i64 coefficients_s0,       \
+        gpa_i64 coefficients_s1, int max_iterations, double tolerance
+#define GPA_EXTENSION_ARGS                                                       \
+    record_stride, coefficients, coefficients_s0, coefficients_s1,               \
+        max_iterations, tolerance
+
+#define GPA_TILED_EXT_PARAMS(T)                                                  \
+    const T *source, T *out, T *out2d, gpa_i64 n, int joints, int root,          \
+        const T *records, const T *camera, gpa_i64 camera_s0, gpa_i64 camera_s1, \
+        int poseda, GPA_EXTENSION_PARAMS(T), GPA_PAIRING_PARAMS,                 \
+        gpa_u64 *status, int tile_poses
+#define GPA_TILED_EXT_ARGS                                                       \
+    source, out, out2d, n, joints, root, records, camera, camera_s0, camera_s1,  \
+        poseda, GPA_EXTENSION_ARGS, GPA_PAIRING_ARGS, status, tile_poses
+
+#define GPA_STRIDED_EXT_PARAMS(T)                                                \
+    const T *source, gpa_i64 source_s0, gpa_i64 source_s1, gpa_i64 source_s2,   \
+        T *out, gpa_i64 out_s0, gpa_i64 out_s1, gpa_i64 out_s2, T *out2d,        \
+        gpa_i64 out2d_s0, gpa_i64 out2d_s1, gpa_i64 out2d_s2, gpa_i64 n,         \
+        int joints, int root, const T *records, const T *camera,                 \
+        gpa_i64 camera_s0, gpa_i64 camera_s1, int poseda,                        \
+        GPA_EXTENSION_PARAMS(T), GPA_PAIRING_PARAMS, gpa_u64 *status
+#define GPA_STRIDED_EXT_ARGS                                                     \
+    source, source_s0, source_s1, source_s2, out, out_s0, out_s1, out_s2,        \
+        out2d, out2d_s0, out2d_s1, out2d_s2, n, joints, root, records, camera,   \
+        camera_s0, camera_s1, poseda, GPA_EXTENSION_ARGS, GPA_PAIRING_ARGS,      \
+        status
+
+#define GPA_PROJECT_PARAMS(T)                                                    \
+    const T *points, gpa_i64 points_s0, gpa_i64 points_s1, gpa_i64 count,        \
+        const T *camera, gpa_i64 camera_s0, gpa_i64 camera_s1, int columns,      \
+        gpa_i64 per, double inv_per, T *out, gpa_i64 out_s0, gpa_i64 out_s1,     \
+        gpa_u64 *status
+#define GPA_PROJECT_ARGS                                                         \
+    points, points_s0, points_s1, count, camera, camera_s0, camera_s1, columns,  \
+        per, inv_per, out, out_s0, out_s1, status
 
 #define GPA_PAIR_PARAMS gpa_i64 *out, gpa_i64 count, GPA_PAIRING_PARAMS
 #define GPA_PAIR_ARGS out, count, GPA_PAIRING_ARGS
@@ -115,30 +179,68 @@ __device__ __forceinline__ void gpa_prepare_target(const T *t, gpa_i64 s1, gpa_i
     record[7] = T(0);
 }
 
+// One target's wide record (numpy_.prepare_wide_records): its record, then
+// k1, k2, k3, p1, p2 of its camera row and three zeros. Values are copied, so
+// the bits are the reference's.
+template <class T>
+__device__ __forceinline__ void gpa_widen_target(const T *record, gpa_i64 r1, const T *cam, gpa_i64 c1, T *wide,
+                                                 gpa_i64 index, gpa_i64 m, gpa_u64 *status) {
+    for (int c = 0; c < GPA_RECORD_WIDTH; ++c) {
+        wide[c] = record[c * r1];
+    }
+    bool finite = true;
+    for (int c = 0; c < 5; ++c) {
+        const T k = cam[(4 + c) * c1];
+        finite = finite && gpa_bits<T>::finite(k);
+        wide[GPA_RECORD_WIDTH + c] = k;
+    }
+    for (int c = GPA_RECORD_WIDTH + 5; c < 2 * GPA_RECORD_WIDTH; ++c) {
+        wide[c] = T(0);
+    }
+    if (!finite) {
+        gpa_flag(status, GPA_TARGET_DISTORTION, index, m);
+    }
+}
+
+// The extended kernels' options, as one value (FEATURES says which are read).
+template <class T>
+struct gpa_extension {
+    gpa_i64 record_stride;        // elements from one target's record to the next
+    const T *coefficients;        // k1, k2, k3, p1, p2 rows, or null (pinhole)
+    gpa_i64 coefficients_s0, coefficients_s1;
+    int max_iterations;           // perspective solve: evaluations of T(z)
+    double tolerance;             // and relative tolerance on the box scale
+};
+
 // Align one source pose (numpy_.gpa_records / gpa_poseda for one row).
 //
 // The pose is handled in three steps that stay separate on purpose: its 2D
-// extent, the target position (z, u, v) from the extent and the record, and
-// the placement. Other depth rules change the second step only; further
-// per-pose outputs (such as the projected 2D pose) hook into the third, which
-// already holds each output joint in registers.
+// extent, the target position (z, u, v) from the extent and the record (with
+// GPA_FEATURE_PERSPECTIVE, z is then solved in float64), and the placement,
+// which holds each output joint in registers and, with GPA_FEATURE_PROJECT,
+// projects it right there into `dst2` (joint and coordinate strides d2j,
+// d2c).
 //
 // `src` and `dst` point at joint 0 of the pose, with joint and coordinate
-// strides in elements; they may be the same memory (in place): the extent and
-// the root are read before any store, and every other value is read just
-// before the store that replaces it. `j` is the paired target, already
-// range-checked. In poseda mode `cam` is the camera row of pose i and
-// fx0, fy0 the focal lengths of row 0.
-template <class T>
+// strides in elements; they may be the same memory (in place): the extent, the
+// root and the depth solve read the source before any store, and every other
+// value is read just before the store that replaces it. In poseda mode `cam` is
+// the camera row of pose i and fx0, fy0 the focal lengths of row 0. `k` is the
+// distortion row that projects this pose (stride ks), or null. Flags as the
+// reference does, first match: non-finite output (3D, then 2D), depth not
+// positive, a joint at or behind the camera plane; and separately an unsolved
+// perspective depth.
+template <class T, int FEATURES>
 __device__ __forceinline__ void gpa_align_pose(const T *src, gpa_i64 sj, gpa_i64 sc, T *dst, gpa_i64 dj,
-                                               gpa_i64 dc, int joints, int root, const T *record, int poseda,
-                                               const T *cam, gpa_i64 c1, T fx0, T fy0, gpa_i64 i, gpa_i64 n,
-                                               gpa_u64 *status) {
+                                               gpa_i64 dc, T *dst2, gpa_i64 d2j, gpa_i64 d2c, int joints, int root,
+                                               const T *record, int poseda, const T *cam, gpa_i64 c1, T fx0, T fy0,
+                                               const T *k, gpa_i64 ks, int max_iterations, double tolerance,
+                                               gpa_i64 i, gpa_i64 n, gpa_u64 *status) {
     typedef gpa_fp<T> F;
     T xmin = src[0], ymin = src[sc];
     T xmax = xmin, ymax = ymin;
-    for (int k = 1; k < joints; ++k) {
-        const T x = src[k * sj], y = src[k * sj + sc];
+    for (int q = 1; q < joints; ++q) {
+        const T x = src[q * sj], y = src[q * sj + sc];
         xmin = gpa_min(xmin, x);
         xmax = gpa_max(xmax, x);
         ymin = gpa_min(ymin, y);
@@ -155,47 +257,111 @@ __device__ __forceinline__ void gpa_align_pose(const T *src, gpa_i64 sj, gpa_i64
         u = record[0];
         v = record[1];
     }
+    if (FEATURES & GPA_FEATURE_PERSPECTIVE) {
+        // paired mode only; poses without a usable weak depth are not attempted
+        if (gpa_positive(z) && F::lt(z, gpa_bits<T>::infinity())) {
+            double depth;
+            const bool solved = gpa_perspective_depth(src, sj, sc, joints, root, F::widen(z), F::widen(u),
+                                                      F::widen(v), F::widen(record[3]), F::widen(record[4]),
+                                                      F::widen(record[2]), max_iterations, tolerance, depth);
+            if (solved) {
+                z = F::narrow(depth);
+            } else {
+                gpa_flag(status, GPA_POSE_NO_DEPTH, i, n);
+            }
+        }
+    }
+    // the camera that projects the pose: the one that unprojected its root
+    T fx2 = T(0), fy2 = T(0), cx2 = T(0), cy2 = T(0);
+    if (FEATURES & GPA_FEATURE_PROJECT) {
+        if (poseda) {
+            fx2 = cam[0];
+            fy2 = cam[c1];
+            cx2 = cam[2 * c1];
+            cy2 = cam[3 * c1];
+        } else {
+            fx2 = record[3];
+            fy2 = record[4];
+            cx2 = record[5];
+            cy2 = record[6];
+        }
+    }
     const T px = F::mul(z, u), py = F::mul(z, v);
     const T rx = src[root * sj], ry = src[root * sj + sc], rz = src[root * sj + 2 * sc];
-    bool finite = true;
-    for (int k = 0; k < joints; ++k) {
-        const T ox = F::add(F::sub(src[k * sj], rx), px);
-        const T oy = F::add(F::sub(src[k * sj + sc], ry), py);
-        const T oz = F::add(F::sub(src[k * sj + 2 * sc], rz), z);
-        dst[k * dj] = ox;
-        dst[k * dj + dc] = oy;
-        dst[k * dj + 2 * dc] = oz;
+    bool finite = true, finite_2d = true, behind = false;
+    for (int q = 0; q < joints; ++q) {
+        const T ox = F::add(F::sub(src[q * sj], rx), px);
+        const T oy = F::add(F::sub(src[q * sj + sc], ry), py);
+        const T oz = F::add(F::sub(src[q * sj + 2 * sc], rz), z);
+        dst[q * dj] = ox;
+        dst[q * dj + dc] = oy;
+        dst[q * dj + 2 * dc] = oz;
         finite = finite && gpa_bits<T>::finite(ox) && gpa_bits<T>::finite(oy) && gpa_bits<T>::finite(oz);
+        if (FEATURES & GPA_FEATURE_PROJECT) {
+            T a, b;
+            gpa_project_point(ox, oy, oz, fx2, fy2, cx2, cy2, k, ks, a, b);
+            dst2[q * d2j] = a;
+            dst2[q * d2j + d2c] = b;
+            finite_2d = finite_2d && gpa_bits<T>::finite(a) && gpa_bits<T>::finite(b);
+            behind = behind || !gpa_positive(oz);
+        }
+    }
+    if ((FEATURES & GPA_FEATURE_PROJECT) && finite && gpa_positive(z)) {
+        finite = finite_2d;
     }
     if (!finite) {
         gpa_flag(status, GPA_POSE_NONFINITE, i, n);
     } else if (!gpa_positive(z)) {
         gpa_flag(status, GPA_POSE_DEGENERATE, i, n);
+    } else if ((FEATURES & GPA_FEATURE_PROJECT) && behind) {
+        gpa_flag(status, GPA_POSE_BEHIND, i, n);
     }
 }
 
 // Pair local pose i and align it; a target index outside [0, m) (explicit
-// pairings only) gives a NaN pose and is counted whatever `status` checking
-// the caller asked for.
-template <class T>
+// pairings only) gives a NaN pose (and NaN 2D) and is counted whatever
+// `status` checking the caller asked for.
+template <class T, int FEATURES>
 __device__ __forceinline__ void gpa_pose(const T *src, gpa_i64 sj, gpa_i64 sc, T *dst, gpa_i64 dj, gpa_i64 dc,
-                                         int joints, int root, const T *records, int poseda, const T *camera,
-                                         gpa_i64 camera_s0, gpa_i64 camera_s1, T fx0, T fy0,
-                                         const gpa_u64 keys[GPA_KEYS], gpa_i64 i, gpa_i64 n, GPA_PAIRING_PARAMS,
-                                         gpa_u64 *status) {
+                                         T *dst2, gpa_i64 d2j, gpa_i64 d2c, int joints, int root, const T *records,
+                                         int poseda, const T *camera, gpa_i64 camera_s0, gpa_i64 camera_s1, T fx0,
+                                         T fy0, const gpa_extension<T> &ext, const gpa_u64 keys[GPA_KEYS],
+                                         gpa_i64 i, gpa_i64 n, GPA_PAIRING_PARAMS, gpa_u64 *status) {
     const gpa_i64 j = gpa_target_index(i, keys, GPA_PAIRING_ARGS);
     if (j < 0 || j >= (gpa_i64)targets) {
         const T nan = gpa_bits<T>::quiet_nan();
-        for (int k = 0; k < joints; ++k) {
-            dst[k * dj] = nan;
-            dst[k * dj + dc] = nan;
-            dst[k * dj + 2 * dc] = nan;
+        for (int q = 0; q < joints; ++q) {
+            dst[q * dj] = nan;
+            dst[q * dj + dc] = nan;
+            dst[q * dj + 2 * dc] = nan;
+            if (FEATURES & GPA_FEATURE_PROJECT) {
+                dst2[q * d2j] = nan;
+                dst2[q * d2j + d2c] = nan;
+            }
         }
         gpa_flag(status, GPA_POSE_INDEX, i, n);
         return;
     }
-    gpa_align_pose(src, sj, sc, dst, dj, dc, joints, root, records + j * GPA_RECORD_WIDTH, poseda,
-                   camera + i * camera_s0, camera_s1, fx0, fy0, i, n, status);
+    const T *k = 0;
+    if ((FEATURES & GPA_FEATURE_PROJECT) && ext.coefficients != 0) {
+        k = ext.coefficients + (poseda ? i : j) * ext.coefficients_s0;
+    }
+    gpa_align_pose<T, FEATURES>(src, sj, sc, dst, dj, dc, dst2, d2j, d2c, joints, root,
+                                records + j * ext.record_stride, poseda, camera + i * camera_s0, camera_s1, fx0,
+                                fy0, k, ext.coefficients_s1, ext.max_iterations, ext.tolerance, i, n, status);
+}
+
+// The extension of the default kernels: plain records, nothing else.
+template <class T>
+__device__ __forceinline__ gpa_extension<T> gpa_no_extension() {
+    gpa_extension<T> ext;
+    ext.record_stride = GPA_RECORD_WIDTH;
+    ext.coefficients = 0;
+    ext.coefficients_s0 = 0;
+    ext.coefficients_s1 = 0;
+    ext.max_iterations = 0;
+    ext.tolerance = 0.0;
+    return ext;
 }
 
 // Copy `count` elements, 16 bytes at a time where both ends are aligned; the
@@ -219,27 +385,25 @@ __device__ __forceinline__ void gpa_tile_copy(T *dst, const T *src, gpa_i64 coun
 }
 
 // ---------------------------------------------------------------------------
-// Kernels
+// Kernel bodies (the default and extended kernels share them)
 // ---------------------------------------------------------------------------
 
-template <class T>
-__global__ void gpa_prepare(GPA_PREPARE_PARAMS(T)) {
-    const gpa_i64 stride = (gpa_i64)blockDim.x * gridDim.x;
-    for (gpa_i64 t = (gpa_i64)blockIdx.x * blockDim.x + threadIdx.x; t < m; t += stride) {
-        gpa_prepare_target(target + t * target_s0, target_s1, target_s2, joints, root, camera + t * camera_s0,
-                           camera_s1, with_camera, records + t * GPA_RECORD_WIDTH, t, m, status);
-    }
-}
-
-// Dynamic shared memory: tile_poses * 3 * joints values of T, 16-byte aligned.
-template <class T>
-__global__ void gpa_tiled(GPA_TILED_PARAMS(T)) {
+// Dynamic shared memory: tile_poses * 3 * joints values of T, then (with
+// GPA_FEATURE_PROJECT) tile_poses * 2 * joints for the 2D tile; both sizes are
+// multiples of 16 bytes (gpa_arrays._backends._cuda.tile_poses).
+template <class T, int FEATURES>
+__device__ __forceinline__ void gpa_tiled_body(const T *source, T *out, T *out2d, gpa_i64 n, int joints, int root,
+                                               const T *records, const T *camera, gpa_i64 camera_s0,
+                                               gpa_i64 camera_s1, int poseda, const gpa_extension<T> &ext,
+                                               GPA_PAIRING_PARAMS, gpa_u64 *status, int tile_poses) {
     GPA_DYNAMIC_SHARED(shared_raw);
     T *tile = reinterpret_cast<T *>(shared_raw);
+    const gpa_i64 values = 3 * (gpa_i64)joints;
+    const gpa_i64 values_2d = 2 * (gpa_i64)joints;
+    T *tile_2d = tile + tile_poses * values;  // GPA_FEATURE_PROJECT only
     gpa_u64 keys[GPA_KEYS];
     gpa_round_keys(seed, step, keys);
     const T fx0 = camera[0], fy0 = camera[camera_s1];
-    const gpa_i64 values = 3 * (gpa_i64)joints;
     const gpa_i64 tiles = (n + tile_poses - 1) / tile_poses;
     const int tid = threadIdx.x;
     const int threads = blockDim.x;
@@ -252,25 +416,142 @@ __global__ void gpa_tiled(GPA_TILED_PARAMS(T)) {
         __syncthreads();
         for (gpa_i64 p = tid; p < count; p += threads) {
             T *pose = tile + p * values;
-            gpa_pose(pose, 3, 1, pose, 3, 1, joints, root, records, poseda, camera, camera_s0, camera_s1, fx0, fy0,
-                     keys, first + p, n, GPA_PAIRING_ARGS, status);
+            gpa_pose<T, FEATURES>(pose, 3, 1, pose, 3, 1, tile_2d + p * values_2d, 2, 1, joints, root, records,
+                                  poseda, camera, camera_s0, camera_s1, fx0, fy0, ext, keys, first + p, n,
+                                  GPA_PAIRING_ARGS, status);
         }
         __syncthreads();
         gpa_tile_copy(out + first * values, tile, count * values, tid, threads);
+        if (FEATURES & GPA_FEATURE_PROJECT) {
+            gpa_tile_copy(out2d + first * values_2d, tile_2d, count * values_2d, tid, threads);
+        }
         __syncthreads();  // the next tile overwrites the shared buffer
     }
 }
 
-template <class T>
-__global__ void gpa_strided(GPA_STRIDED_PARAMS(T)) {
+template <class T, int FEATURES>
+__device__ __forceinline__ void gpa_strided_body(const T *source, gpa_i64 source_s0, gpa_i64 source_s1,
+                                                 gpa_i64 source_s2, T *out, gpa_i64 out_s0, gpa_i64 out_s1,
+                                                 gpa_i64 out_s2, T *out2d, gpa_i64 out2d_s0, gpa_i64 out2d_s1,
+                                                 gpa_i64 out2d_s2, gpa_i64 n, int joints, int root,
+                                                 const T *records, const T *camera, gpa_i64 camera_s0,
+                                                 gpa_i64 camera_s1, int poseda, const gpa_extension<T> &ext,
+                                                 GPA_PAIRING_PARAMS, gpa_u64 *status) {
     gpa_u64 keys[GPA_KEYS];
     gpa_round_keys(seed, step, keys);
     const T fx0 = camera[0], fy0 = camera[camera_s1];
     const gpa_i64 stride = (gpa_i64)blockDim.x * gridDim.x;
     for (gpa_i64 i = (gpa_i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-        gpa_pose(source + i * source_s0, source_s1, source_s2, out + i * out_s0, out_s1, out_s2, joints, root,
-                 records, poseda, camera, camera_s0, camera_s1, fx0, fy0, keys, i, n, GPA_PAIRING_ARGS,
-                 status);
+        gpa_pose<T, FEATURES>(source + i * source_s0, source_s1, source_s2, out + i * out_s0, out_s1, out_s2,
+                              out2d + i * out2d_s0, out2d_s1, out2d_s2, joints, root, records, poseda, camera,
+                              camera_s0, camera_s1, fx0, fy0, ext, keys, i, n, GPA_PAIRING_ARGS, status);
+    }
+}
+
+// One point through camera row p / per (numpy_.project_points). A camera row
+// is checked by the thread of its first point, so each bad row counts once;
+// its index is counted on the points' scale (any n works for the decoding).
+template <class T>
+__device__ __forceinline__ void gpa_project_one(const T *points, gpa_i64 points_s0, gpa_i64 points_s1,
+                                                gpa_i64 count, const T *camera, gpa_i64 camera_s0,
+                                                gpa_i64 camera_s1, int columns, gpa_i64 per, double inv_per,
+                                                T *out, gpa_i64 out_s0, gpa_i64 out_s1, gpa_i64 p,
+                                                gpa_u64 *status) {
+    gpa_u64 row, offset;
+    gpa_divmod((gpa_u64)p, (gpa_u64)per, inv_per, row, offset);
+    const T *cam = camera + (gpa_i64)row * camera_s0;
+    const T fx = cam[0], fy = cam[camera_s1], cx = cam[2 * camera_s1], cy = cam[3 * camera_s1];
+    if (offset == 0) {
+        bool good = gpa_positive(fx) && gpa_positive(fy);
+        for (int c = 0; c < columns; ++c) {
+            good = good && gpa_bits<T>::finite(cam[c * camera_s1]);
+        }
+        if (!good) {
+            gpa_flag(status, GPA_POINT_CAMERA, (gpa_i64)row, count);
+        }
+    }
+    const T *point = points + p * points_s0;
+    const T x = point[0], y = point[points_s1], z = point[2 * points_s1];
+    T u, v;
+    gpa_project_point(x, y, z, fx, fy, cx, cy, columns == 9 ? cam + 4 * camera_s1 : (const T *)0, camera_s1, u, v);
+    out[p * out_s0] = u;
+    out[p * out_s0 + out_s1] = v;
+    const bool finite = gpa_bits<T>::finite(x) && gpa_bits<T>::finite(y) && gpa_bits<T>::finite(z) &&
+                        gpa_bits<T>::finite(u) && gpa_bits<T>::finite(v);
+    if (!finite) {
+        gpa_flag(status, GPA_POINT_NONFINITE, p, count);
+    } else if (!gpa_positive(z)) {
+        gpa_flag(status, GPA_POINT_BEHIND, p, count);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Kernels
+// ---------------------------------------------------------------------------
+
+template <class T>
+__global__ void gpa_prepare(GPA_PREPARE_PARAMS(T)) {
+    const gpa_i64 stride = (gpa_i64)blockDim.x * gridDim.x;
+    for (gpa_i64 t = (gpa_i64)blockIdx.x * blockDim.x + threadIdx.x; t < m; t += stride) {
+        gpa_prepare_target(target + t * target_s0, target_s1, target_s2, joints, root, camera + t * camera_s0,
+                           camera_s1, with_camera, records + t * GPA_RECORD_WIDTH, t, m, status);
+    }
+}
+
+template <class T>
+__global__ void gpa_widen(GPA_WIDEN_PARAMS(T)) {
+    const gpa_i64 stride = (gpa_i64)blockDim.x * gridDim.x;
+    for (gpa_i64 t = (gpa_i64)blockIdx.x * blockDim.x + threadIdx.x; t < m; t += stride) {
+        gpa_widen_target(records + t * records_s0, records_s1, camera + t * camera_s0, camera_s1,
+                         wide + t * 2 * GPA_RECORD_WIDTH, t, m, status);
+    }
+}
+
+template <class T>
+__global__ void gpa_tiled(GPA_TILED_PARAMS(T)) {
+    gpa_tiled_body<T, 0>(source, out, (T *)0, n, joints, root, records, camera, camera_s0, camera_s1, poseda,
+                         gpa_no_extension<T>(), GPA_PAIRING_ARGS, status, tile_poses);
+}
+
+template <class T>
+__global__ void gpa_strided(GPA_STRIDED_PARAMS(T)) {
+    gpa_strided_body<T, 0>(source, source_s0, source_s1, source_s2, out, out_s0, out_s1, out_s2, (T *)0, 0, 0, 0,
+                           n, joints, root, records, camera, camera_s0, camera_s1, poseda, gpa_no_extension<T>(),
+                           GPA_PAIRING_ARGS, status);
+}
+
+template <class T>
+__device__ __forceinline__ gpa_extension<T> gpa_make_extension(GPA_EXTENSION_PARAMS(T)) {
+    gpa_extension<T> ext;
+    ext.record_stride = record_stride;
+    ext.coefficients = coefficients;
+    ext.coefficients_s0 = coefficients_s0;
+    ext.coefficients_s1 = coefficients_s1;
+    ext.max_iterations = max_iterations;
+    ext.tolerance = tolerance;
+    return ext;
+}
+
+template <class T, int FEATURES>
+__global__ void gpa_tiled_ext(GPA_TILED_EXT_PARAMS(T)) {
+    gpa_tiled_body<T, FEATURES>(source, out, out2d, n, joints, root, records, camera, camera_s0, camera_s1, poseda,
+                                gpa_make_extension<T>(GPA_EXTENSION_ARGS), GPA_PAIRING_ARGS, status, tile_poses);
+}
+
+template <class T, int FEATURES>
+__global__ void gpa_strided_ext(GPA_STRIDED_EXT_PARAMS(T)) {
+    gpa_strided_body<T, FEATURES>(source, source_s0, source_s1, source_s2, out, out_s0, out_s1, out_s2, out2d,
+                                  out2d_s0, out2d_s1, out2d_s2, n, joints, root, records, camera, camera_s0,
+                                  camera_s1, poseda, gpa_make_extension<T>(GPA_EXTENSION_ARGS),
+                                  GPA_PAIRING_ARGS, status);
+}
+
+template <class T>
+__global__ void gpa_project(GPA_PROJECT_PARAMS(T)) {
+    const gpa_i64 stride = (gpa_i64)blockDim.x * gridDim.x;
+    for (gpa_i64 p = (gpa_i64)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += stride) {
+        gpa_project_one(points, points_s0, points_s1, count, camera, camera_s0, camera_s1, columns, per, inv_per,
+                        out, out_s0, out_s1, p, status);
     }
 }
 

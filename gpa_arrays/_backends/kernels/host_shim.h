@@ -43,6 +43,8 @@ inline thread_local std::barrier<> *block_barrier = nullptr;
 #define blockIdx (gpa_host::block_index)
 #define blockDim (gpa_host::block_dim)
 #define gridDim (gpa_host::grid_dim)
+#define GPA_UNROLL
+#define GPA_NO_UNROLL
 #define GPA_DYNAMIC_SHARED(name) uint4 *name = static_cast<uint4 *>(gpa_host::shared_memory)
 
 inline void __syncthreads() { gpa_host::block_barrier->arrive_and_wait(); }
