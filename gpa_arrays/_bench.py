@@ -84,7 +84,8 @@ TARGETS = {
 def make_inputs(n, m, joints=17, dtype=np.float32, seed=0):
     """Plausible GPA inputs, generated in place (no temporaries beyond the result).
 
-    Sources are normal poses (0.3 m spread) 5 m in front of the camera, targets
+    Sources are normal poses (0.3 m spread across, 0.15 m in depth, so that no
+    joint of an aligned pose reaches the camera plane) 5 m in front of the camera, targets
     uniform in ``[-0.5, 0.5)``, cameras with focal lengths in ``[1.2, 2.4)`` and
     centres in ``[-0.1, 0.1)`` (normalised units). Filling preallocated arrays
     keeps the process's peak memory at the size of the data itself, which the
@@ -110,6 +111,7 @@ def make_inputs(n, m, joints=17, dtype=np.float32, seed=0):
     source = np.empty((n, joints, 3), dtype=dtype)
     rng.standard_normal(dtype=dtype, out=source)
     source *= 0.3
+    source[..., 2] *= 0.5
     source[..., 2] += 5
     target = np.empty((m, joints, 2), dtype=dtype)
     rng.random(dtype=dtype, out=target)
