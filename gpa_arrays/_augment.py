@@ -5,6 +5,8 @@ from __future__ import annotations
 import operator
 import threading
 
+import numpy as np
+
 from . import _api, _interop
 from ._pairing import resolve_pairing, resolve_seed
 from ._targets import Targets
@@ -45,6 +47,14 @@ class GPA:
         As in :func:`gpa`. ``"poseda"`` needs batches of exactly ``M`` poses.
     pairing : {"permutation", "random", "identity"}
         As in :func:`gpa`.
+    depth : {"weak", "perspective"}
+        As in :func:`gpa`: the published weak-perspective depth (default) or
+        the depth at which the pinhole projection has exactly the target's box
+        scale (``mode="paired"`` only).
+    return_2d : bool
+        As in :func:`gpa`: each call also returns the aligned poses projected
+        through the camera each was placed with, the 2D inputs a lifting
+        network trains on.
     check : bool
         As in :func:`gpa`; also applies to the one-time target preparation. On
         a GPU, ``check=True`` synchronises once per call (one 48-byte read).
@@ -88,11 +98,18 @@ class GPA:
         target_root=None,
         mode="paired",
         pairing="permutation",
+        depth="weak",
+        return_2d=False,
         check=True,
         backend="auto",
     ):
         if mode not in ("paired", "poseda"):
             raise ValueError(f"mode: expected 'paired' or 'poseda', got {mode!r}")
+        _api._check_depth(depth, mode)
+        if not isinstance(return_2d, (bool, np.bool_)):
+            raise TypeError(
+                f"return_2d: expected a bool, got {type(return_2d).__name__}"
+            )
         if type(pairing) is not str or pairing not in _PAIRINGS:
             raise ValueError(
                 "pairing: expected 'permutation', 'random' or 'identity' (a GPA "
@@ -104,6 +121,8 @@ class GPA:
         self._root = root  # validated against each batch's joint count
         self._mode = mode
         self._pairing = pairing
+        self._depth = depth
+        self._return_2d = bool(return_2d)
         self._check = bool(check)
         self._backend = backend
         self._step = 0
@@ -207,10 +226,13 @@ class GPA:
         return module.pair_indices(spec)
 
     def __repr__(self) -> str:
+        # the options added later show only when set, so the default reads as before
+        extra = "" if self._depth == "weak" else f", depth={self._depth!r}"
+        extra += ", return_2d=True" if self._return_2d else ""
         return (
             f"GPA(n_targets={self._size}, target_root={self._target_root}, "
-            f"root={self._root}, mode={self._mode!r}, pairing={self._pairing!r}, "
-            f"seed={self._seed}, step={self._step})"
+            f"root={self._root}, mode={self._mode!r}, pairing={self._pairing!r}"
+            f"{extra}, seed={self._seed}, step={self._step})"
         )
 
     def __getstate__(self):
@@ -223,6 +245,8 @@ class GPA:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self.__dict__.setdefault("_cache", {})
+        self.__dict__.setdefault("_depth", "weak")  # pickled before these options
+        self.__dict__.setdefault("_return_2d", False)
         self._lock = threading.Lock()
 
     # -- the call ---------------------------------------------------------------------
@@ -236,11 +260,14 @@ class GPA:
             NumPy, CuPy, torch (CPU or CUDA) or DLPack; the result has its
             type, device and dtype (float16 gives float32, integers float64).
         out : (N, J, 3) array, optional
-            As in :func:`gpa` (may be `source_3d` itself).
+            As in :func:`gpa` (may be `source_3d` itself); with
+            ``return_2d=True`` a pair ``(out_3d, out_2d)`` of arrays or None.
 
         Returns
         -------
-        (N, J, 3) array
+        (N, J, 3) array, or a pair of (N, J, 3) and (N, J, 2) arrays
+            The aligned poses and, with ``return_2d=True``, their projections
+            in normalised screen coordinates.
         """
         device, dtype = _interop.describe(source_3d)
         dtype = _api._result_dtype(dtype, "source_3d")
@@ -253,11 +280,12 @@ class GPA:
             return _api._gpa(
                 source_3d, target, camera, self._pairing, self._seed, step,
                 self._root, self._target_root, "poseda", self._backend, out,
-                self._check,
+                self._check, self._depth, self._return_2d,
             )  # fmt: skip
         return _api._gpa(
             source_3d, targets, None, self._pairing, self._seed, step, self._root,
-            None, "paired", self._backend, out, self._check,
+            None, "paired", self._backend, out, self._check, self._depth,
+            self._return_2d,
         )  # fmt: skip
 
     def _targets(self, device, dtype):

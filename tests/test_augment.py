@@ -206,3 +206,50 @@ def test_threads_take_distinct_steps(case):
         t.join()
     assert aug.step == 40
     assert len(results) == 40  # every call drew its own pairing
+
+
+@pytest.mark.parametrize("depth", ["weak", "perspective"])
+def test_depth_and_return_2d_forwarded_to_gpa(rng, depth):
+    # shallow sources in front of the cameras, so every projection is defined
+    source, target, camera = make_case(rng, 40, 90, target_joints=17, camera_cols=9)
+    aug = gpa_arrays.GPA(
+        target, camera, seed=5, root=2, target_root=14, depth=depth, return_2d=True
+    )
+    plain = gpa_arrays.GPA(target, camera, seed=5, root=2, target_root=14, depth=depth)
+    for step in range(2):
+        index = aug.pair_indices(40)
+        got_3d, got_2d = aug(source)
+        want_3d, want_2d = gpa_arrays.gpa(
+            source, target, camera, pairing=index, root=2, target_root=14,
+            depth=depth, return_2d=True,
+        )  # fmt: skip
+        np.testing.assert_array_equal(got_3d, want_3d)
+        np.testing.assert_array_equal(got_2d, want_2d)
+        np.testing.assert_array_equal(plain(source), want_3d)
+        assert aug.step == plain.step == step + 1
+    # the 2D are the projections through each paired target's camera
+    np.testing.assert_allclose(
+        got_2d, gpa_arrays.project(got_3d, camera[index]), rtol=0, atol=1e-12
+    )
+    out = (np.empty_like(source), np.empty(source.shape[:2] + (2,)))
+    result = aug(source, out=out)
+    assert result[0] is out[0] and result[1] is out[1]
+    text = repr(aug)
+    assert "return_2d=True" in text
+    assert ("depth='perspective'" in text) == (depth == "perspective")
+    clone = pickle.loads(pickle.dumps(aug))
+    for a, b in zip(clone(source), aug(source), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_depth_changes_the_result_and_argument_errors(case):
+    source, target, camera = case
+    weak = gpa_arrays.GPA(target, camera, seed=3)(source)
+    persp = gpa_arrays.GPA(target, camera, seed=3, depth="perspective")(source)
+    assert weak.shape == persp.shape and not np.allclose(weak, persp)
+    with pytest.raises(ValueError, match="depth: expected 'weak' or 'perspective'"):
+        gpa_arrays.GPA(target, camera, depth="full")
+    with pytest.raises(ValueError, match="depth: 'perspective' needs mode='paired'"):
+        gpa_arrays.GPA(target[:64], camera[:64], mode="poseda", depth="perspective")
+    with pytest.raises(TypeError, match="return_2d: expected a bool, got int"):
+        gpa_arrays.GPA(target, camera, return_2d=1)
