@@ -231,7 +231,7 @@ def test_depth_and_return_2d_forwarded_to_gpa(rng, depth):
     np.testing.assert_allclose(
         got_2d, gpa_arrays.project(got_3d, camera[index]), rtol=0, atol=1e-12
     )
-    out = (np.empty_like(source), np.empty(source.shape[:2] + (2,)))
+    out = (np.empty_like(source), np.empty((*source.shape[:2], 2)))
     result = aug(source, out=out)
     assert result[0] is out[0] and result[1] is out[1]
     text = repr(aug)
