@@ -13,6 +13,11 @@ Commands
     Version, backends, devices and the versions of optional dependencies.
 ``bench``
     The side-by-side timing of :mod:`gpa_arrays._bench`.
+``experiment``
+    The paper's claim in miniature (:mod:`gpa_arrays.experiments`, needs
+    torch): lifters trained on a source domain with and without GPA, scored
+    on a target domain; the built-in synthetic domains by default, or
+    Human3.6M -> MPI-INF-3DHP from the files users have.
 
 Errors in the input give one line on stderr and exit status 2.
 
@@ -242,6 +247,63 @@ def _parser():
 
     _bench.add_arguments(bench)
     bench.set_defaults(run=_bench_command)
+
+    experiment = commands.add_parser(
+        "experiment",
+        help="cross-domain 2D-to-3D lifting with and without GPA (needs torch)",
+        description=(
+            "Train SimpleBaseline and VideoPose3D-style lifters on a source domain "
+            "without augmentation, with GPA (weak depth) and with GPA (perspective "
+            "depth), all else equal and seeded, and print MPJPE, P-MPJPE, PCK@150 "
+            "and AUC on the target domain. Default: the built-in synthetic studio "
+            "-> wild domains, sized for a CPU; --gpu-size for the papers' network "
+            "sizes; --h36m/--h36m-cameras/--3dhp for Human3.6M -> MPI-INF-3DHP."
+        ),
+    )
+    experiment.add_argument(
+        "--seeds", type=_seed_list, default=(0, 1, 2),
+        help="training seeds, comma separated (0,1,2)",
+    )  # fmt: skip
+    experiment.add_argument("--steps", type=_positive, default=None,
+                            help="training steps per run (CPU 1000)")  # fmt: skip
+    experiment.add_argument("--batch-size", type=_positive, default=None)
+    experiment.add_argument("--n-source", type=_positive, default=None,
+                            help="synthetic source clips (CPU 2000)")  # fmt: skip
+    experiment.add_argument("--n-target", type=_positive, default=None,
+                            help="synthetic target clips (CPU 2000)")  # fmt: skip
+    experiment.add_argument("--n-test", type=_positive, default=None,
+                            help="synthetic test clips (CPU 1000)")  # fmt: skip
+    experiment.add_argument("--data-seed", type=_seed, default=0,
+                            help="seed of the synthetic data (0)")  # fmt: skip
+    experiment.add_argument(
+        "--lifters", type=_choice_list("simple_baseline", "videopose3d"),
+        default=("simple_baseline", "videopose3d"),
+        help="comma separated: simple_baseline, videopose3d (both)",
+    )  # fmt: skip
+    experiment.add_argument(
+        "--variants", type=_choice_list("none", "weak", "perspective"),
+        default=("none", "weak", "perspective"),
+        help="comma separated: none, weak, perspective (all)",
+    )  # fmt: skip
+    experiment.add_argument(
+        "--gpu-size", action="store_true",
+        help="the papers' sizes: 1024 units and channels, 20000 steps of 1024, "
+        "50000 source clips (use with --device cuda)",
+    )  # fmt: skip
+    experiment.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    experiment.add_argument("--dtype", choices=("float32", "float64"), default=None)
+    experiment.add_argument("--threads", type=_positive, default=None,
+                            help="torch CPU threads (default: torch's)")  # fmt: skip
+    experiment.add_argument("--h36m", default=None, metavar="NPZ",
+                            help="VideoPose3D's data_3d_h36m.npz (source)")  # fmt: skip
+    experiment.add_argument(
+        "--h36m-cameras", default=None, metavar="JSON",
+        help="VideoPose3D's camera tables as JSON: {intrinsic, extrinsic}",
+    )  # fmt: skip
+    experiment.add_argument("--3dhp", dest="hp3d", default=None, metavar="NPZ",
+                            help="a 3DHP test .npz (target, test)")  # fmt: skip
+    experiment.add_argument("--quiet", action="store_true", help="only the table")
+    experiment.set_defaults(run=_experiment)
     return parser
 
 
@@ -267,6 +329,27 @@ def _seed(text):
     if not 0 <= value < 2**64:
         raise argparse.ArgumentTypeError(f"expected a seed in [0, 2**64), got {value}")
     return value
+
+
+def _seed_list(text):
+    seeds = [_seed(part) for part in text.split(",") if part.strip()]
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"expected seeds like 0,1,2, got {text!r}")
+    return tuple(seeds)
+
+
+def _choice_list(*choices):
+    def parse(text):
+        items = tuple(part.strip() for part in text.split(",") if part.strip())
+        bad = [i for i in items if i not in choices]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(
+                f"expected a comma separated selection of {', '.join(choices)}, "
+                f"got {text!r}"
+            )
+        return items
+
+    return parse
 
 
 def _depth_choices():
@@ -984,6 +1067,73 @@ def _info(args):
     lines.append(f"optional   {', '.join(extras)}")
     print("\n".join(lines))
     return 0
+
+
+def _experiment(args):
+    try:
+        from . import experiments
+    except ImportError as exc:  # pragma: no cover - the package itself is numpy-only
+        raise CommandError(str(exc)) from None
+    try:
+        import torch
+    except ImportError:
+        raise CommandError(
+            "the experiment trains PyTorch models: pip install torch"
+        ) from None
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise CommandError(f"--device {args.device}: torch sees no CUDA device")
+    config = experiments._with(
+        experiments.GPU if args.gpu_size else experiments.CPU,
+        steps=args.steps, batch_size=args.batch_size, n_source=args.n_source,
+        n_target=args.n_target, n_test=args.n_test, dtype=args.dtype,
+    )  # fmt: skip
+    real = (args.h36m, args.h36m_cameras, args.hp3d)
+    if any(real) and not all(real):
+        raise CommandError("--h36m, --h36m-cameras and --3dhp go together")
+    start = time.perf_counter()
+    try:
+        if all(real):
+            frames = config.receptive_field
+            source = experiments.load_h36m_npz(
+                args.h36m, args.h36m_cameras, frames=frames
+            )
+            target = experiments.load_3dhp_test_npz(args.hp3d, frames=frames)
+            inputs = {
+                "source_3d": source["source_3d"],
+                "source_camera": source["source_camera"],
+                **{k: target[k] for k in ("target_2d", "target_camera", "test_2d",
+                                          "test_3d")},
+            }  # fmt: skip
+            description = (
+                f"Human3.6M ({len(inputs['source_3d'])} clips) -> MPI-INF-3DHP test "
+                f"({len(inputs['test_2d'])} frames), all 17 joints"
+            )
+        else:
+            inputs = experiments.synthetic_inputs(config, seed=args.data_seed)
+            description = (
+                f"Synthetic studio -> wild: {config.n_source} source, "
+                f"{config.n_target} target, {config.n_test} test clips of "
+                f"{config.frames} frames; {config.steps} steps of "
+                f"{config.batch_size}"
+            )
+        result = experiments.run_experiment(
+            **inputs, lifters=args.lifters, variants=args.variants,
+            seeds=args.seeds, config=config, device=args.device,
+            description=description,
+            progress=None if args.quiet else _stderr_line,
+        )  # fmt: skip
+    except (ValueError, OSError) as exc:
+        raise CommandError(str(exc)) from None
+    print(experiments.format_table(result))
+    if not args.quiet:
+        print(f"({time.perf_counter() - start:.0f} s on {args.device})")
+    return 0
+
+
+def _stderr_line(message):
+    print(message, file=sys.stderr, flush=True)
 
 
 def _bench_command(args):
