@@ -300,6 +300,10 @@ def _parser():
         "--h36m-cameras", default=None, metavar="JSON",
         help="VideoPose3D's camera tables as JSON: {intrinsic, extrinsic}",
     )  # fmt: skip
+    experiment.add_argument(
+        "--h36m-subjects", default="S1,S5,S6,S7,S8",
+        help="Human3.6M subjects to train on (S1,S5,S6,S7,S8)",
+    )  # fmt: skip
     experiment.add_argument("--3dhp", dest="hp3d", default=None, metavar="NPZ",
                             help="a 3DHP test .npz (target, test)")  # fmt: skip
     experiment.add_argument("--quiet", action="store_true", help="only the table")
@@ -1097,8 +1101,9 @@ def _experiment(args):
         if all(real):
             frames = config.receptive_field
             source = experiments.load_h36m_npz(
-                args.h36m, args.h36m_cameras, frames=frames
-            )
+                args.h36m, args.h36m_cameras, frames=frames,
+                subjects=tuple(s.strip() for s in args.h36m_subjects.split(",")),
+            )  # fmt: skip
             target = experiments.load_3dhp_test_npz(args.hp3d, frames=frames)
             inputs = {
                 "source_3d": source["source_3d"],

@@ -1,0 +1,381 @@
+"""gpa_arrays.experiments: synthetic clips, loaders, the lifting experiment, the CLI."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_cli import python_env
+
+from gpa_arrays import camera, cli, experiments, skeletons
+from gpa_arrays.experiments import _loaders
+
+TINY = experiments.ExperimentConfig(
+    steps=25, batch_size=32, width=32, channels=32, n_source=48, n_target=40,
+    n_test=24,
+)  # fmt: skip
+
+
+# --- synthetic clips (NumPy only) ------------------------------------------------------
+
+
+def test_clip_domains_shapes_cameras_and_motion():
+    d = experiments.make_clip_domains(30, 20, 10, frames=9, seed=4)
+    assert d.source_3d.shape == (30, 9, 17, 3) and d.source_camera.shape == (30, 4)
+    assert d.target_2d.shape == (20, 9, 17, 2) and d.target_camera.shape == (20, 4)
+    assert d.test_2d.shape == (10, 9, 17, 2) and d.test_3d.shape == (10, 9, 17, 3)
+    # one camera per clip: every frame's 2D is its projection through it
+    np.testing.assert_allclose(
+        d.test_2d, camera.project(d.test_3d, d.test_camera[:, None]), atol=1e-12
+    )
+    # wild clips stay inside their frames; studio cameras are the four H36M ones
+    assert np.abs(d.test_2d[..., 0]).max() <= 1.0
+    assert len(np.unique(d.source_camera[:, 0])) <= 4
+    # smooth motion: consecutive frames differ by centimetres, not decimetres
+    step = np.linalg.norm(np.diff(d.source_3d, axis=1), axis=-1)
+    assert 0 < step.mean() < 0.03 and step.max() < 0.2
+    # bone lengths are constant within a clip (one person)
+    parents = skeletons.get("h36m_17").parents
+    bones = np.linalg.norm(
+        d.source_3d[:, :, 1:] - d.source_3d[:, :, list(parents[1:])], axis=-1
+    )
+    np.testing.assert_allclose(
+        bones, np.broadcast_to(bones[:, :1], bones.shape), atol=1e-9
+    )
+
+
+def test_clip_domains_are_seeded_and_independent_of_other_sizes():
+    a = experiments.make_clip_domains(12, 6, 4, seed=1)
+    b = experiments.make_clip_domains(12, 9, 4, seed=1, dtype=np.float32)
+    np.testing.assert_array_equal(a.source_3d.astype(np.float32), b.source_3d)
+    np.testing.assert_array_equal(a.test_2d.astype(np.float32), b.test_2d)
+    c = experiments.make_clip_domains(12, 6, 4, seed=2)
+    assert not np.allclose(a.source_3d, c.source_3d)
+    with pytest.raises(ValueError, match="n_source: expected a non-negative int"):
+        experiments.make_clip_domains(-1)
+    with pytest.raises(TypeError, match="frames: expected an int, got float"):
+        experiments.make_clip_domains(2, 2, 2, frames=9.0)
+    with pytest.raises(ValueError, match="dtype: expected float32 or float64"):
+        experiments.make_clip_domains(2, 2, 2, dtype=np.int32)
+
+
+def test_clips_from_sequences():
+    clips, origin = experiments.clips_from_sequences(
+        [np.arange(5.0), np.arange(10.0, 13.0)], 3, stride=2
+    )
+    assert clips.tolist() == [
+        [0, 0, 1], [1, 2, 3], [3, 4, 4], [10, 10, 11], [11, 12, 12],
+    ]  # fmt: skip
+    assert origin.tolist() == [[0, 0], [0, 2], [0, 4], [1, 0], [1, 2]]
+    with pytest.raises(ValueError, match="frames: expected an odd number"):
+        experiments.clips_from_sequences([np.arange(5.0)], 4)
+    with pytest.raises(ValueError, match="stride: expected a positive int, got 0"):
+        experiments.clips_from_sequences([np.arange(5.0)], 3, stride=0)
+    with pytest.raises(ValueError, match="at least one non-empty sequence"):
+        experiments.clips_from_sequences([np.zeros((0, 3))], 3)
+
+
+# --- loaders, on small files in the users' layouts -------------------------------------
+
+
+def _rot_z(angle):
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def write_h36m(tmp_path, rng):
+    """A tiny ``data_3d_h36m.npz`` and camera JSON in VideoPose3D's layout.
+
+    Camera k looks along world +y from 5 m away, turned by a yaw about z;
+    its orientation is the quaternion of camera->world rotation ``R_z(yaw) @ B``
+    with B the fixed axis swap (camera x, y, z = world x, -z, y).
+    """
+    base = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])  # camera -> world axes
+    intrinsic, extrinsic, truth = [], {"S1": [], "S5": []}, {}
+    for k in range(4):
+        intrinsic.append({
+            "id": str(k), "center": [500.0 + k, 505.0 - k],
+            "focal_length": [1140.0 + k, 1141.0], "radial_distortion": [0.0] * 3,
+            "tangential_distortion": [0.0, 0.0], "res_w": 1000, "res_h": 1002,
+        })  # fmt: skip
+    for subject in extrinsic:
+        for k in range(4):
+            yaw = np.pi / 2 * k + 0.1
+            r = _rot_z(yaw) @ base
+            # quaternion of r (w, x, y, z), scalar first, from its trace
+            w = np.sqrt(1.0 + np.trace(r)) / 2
+            q = [w, (r[2, 1] - r[1, 2]) / (4 * w), (r[0, 2] - r[2, 0]) / (4 * w),
+                 (r[1, 0] - r[0, 1]) / (4 * w)]  # fmt: skip
+            position = _rot_z(yaw) @ np.array([0.0, -5.0, 1.0])
+            extrinsic[subject].append(
+                {"orientation": q, "translation": list(position * 1000.0)}
+            )
+    poses = {}
+    for subject in extrinsic:
+        poses[subject] = {}
+        for a, action in enumerate(("Walking", "Sitting 1")):
+            frames = 7 + 3 * a
+            world = rng.normal(scale=0.3, size=(frames, 32, 3))
+            world[..., 2] += 1.0
+            poses[subject][action] = world
+    path = tmp_path / "data_3d_h36m.npz"
+    np.savez(path, positions_3d=np.array(poses, dtype=object))
+    cams = tmp_path / "h36m_cameras.json"
+    cams.write_text(json.dumps({"intrinsic": intrinsic, "extrinsic": extrinsic}))
+    truth = {"poses": poses, "intrinsic": intrinsic, "extrinsic": extrinsic}
+    return path, cams, truth
+
+
+def test_load_h36m_npz(tmp_path, rng):
+    path, cams, truth = write_h36m(tmp_path, rng)
+    out = experiments.load_h36m_npz(path, cams, subjects=("S1", "S5"), frames=3,
+                                    stride=2)  # fmt: skip
+    # 2 subjects x (7 + 10 frames, every 2nd: 4 + 5 clips) x 4 cameras
+    assert out["source_3d"].shape == (2 * 9 * 4, 3, 17, 3)
+    assert out["source_camera"].shape == (72, 9)
+    assert out["names"] == {
+        "subjects": ["S1", "S5"],
+        "actions": ["Sitting 1", "Walking"],
+    }
+    # one clip checked against the transform written out by hand
+    i = 6  # "Sitting 1" (10 frames: 5 clips per camera), camera 1, clip 1
+    s, a, k = out["origin"][i]
+    assert (s, a, k) == (0, 0, 1)  # S1, "Sitting 1" (sorted), camera 1
+    world = truth["poses"]["S1"]["Sitting 1"][:, _loaders.H36M_17_OF_32]
+    yaw = np.pi / 2 * k + 0.1
+    r = _rot_z(yaw) @ np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])
+    position = np.array(truth["extrinsic"]["S1"][k]["translation"]) / 1000.0
+    cam_space = (world - position) @ r  # R^T (X - t), row vectors
+    # clip 1 of the sequence is centred on frame 2: frames 1, 2, 3
+    np.testing.assert_allclose(out["source_3d"][i], cam_space[1:4], atol=1e-9)
+    intr = truth["intrinsic"][k]
+    np.testing.assert_allclose(
+        out["source_camera"][i, :4],
+        [2 * intr["focal_length"][0] / 1000, 2 * intr["focal_length"][1] / 1000,
+         2 * intr["center"][0] / 1000 - 1, 2 * intr["center"][1] / 1000 - 1.002],
+    )  # fmt: skip
+    # the cameras see the subject in front of them
+    assert (out["source_3d"][..., 2] > 3.0).all()
+
+
+def test_load_h36m_npz_errors(tmp_path, rng):
+    path, cams, _ = write_h36m(tmp_path, rng)
+    with pytest.raises(ValueError, match=r"subjects: \['S9'\] not in both"):
+        experiments.load_h36m_npz(path, cams, subjects=("S9",))
+    with pytest.raises(ValueError, match=r"cameras: expected a dict .* 'intrinsic'"):
+        experiments.load_h36m_npz(path, {"extrinsic": {}})
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, poses=np.zeros(3))
+    with pytest.raises(ValueError, match="expected the key 'positions_3d'"):
+        experiments.load_h36m_npz(bad, cams)
+
+
+def write_3dhp(tmp_path, d, valid=None, sequence=None):
+    """A tiny 3DHP test ``.npz`` from synthetic wild clips (their centre frames)."""
+    poses = d.test_3d[:, 4]  # (F, 17, 3) metres, H36M-17
+    cam = d.test_camera
+    width = np.where(np.arange(len(cam)) % 2 == 0, 2048.0, 1920.0)
+    height = np.where(np.arange(len(cam)) % 2 == 0, 2048.0, 1080.0)
+    uv = camera.image_coordinates(camera.project(poses, cam), width, height)
+    f_px = cam[:, :2] * width[:, None] / 2
+    c_px = camera.image_coordinates(cam[:, 2:4], width, height)
+    order = skeletons.mapping("h36m_17", "mpi_inf_3dhp_17")
+    arrays = {
+        "pose_2d": uv[:, order], "pose_3d": poses[:, order] * 1000.0,
+        "camera": np.concatenate([f_px, c_px], axis=1),
+        "image_size": np.stack([width, height], axis=1),
+    }  # fmt: skip
+    if valid is not None:
+        arrays["valid"] = valid
+    if sequence is not None:
+        arrays["sequence"] = sequence
+    path = tmp_path / "3dhp_test.npz"
+    np.savez(path, **arrays)
+    return path, poses
+
+
+def test_load_3dhp_test_npz(tmp_path):
+    d = experiments.make_clip_domains(1, 1, 12, seed=3)
+    valid = np.ones(12, bool)
+    valid[[3, 7]] = False
+    sequence = np.repeat([1, 2], 6)
+    path, poses = write_3dhp(tmp_path, d, valid=valid, sequence=sequence)
+    out = experiments.load_3dhp_test_npz(path, frames=3)
+    assert out["test_2d"].shape == (10, 3, 17, 2) and out["test_3d"].shape == (
+        10,
+        3,
+        17,
+        3,
+    )
+    # centre frames are the valid frames, in order, back in H36M-17 metres
+    np.testing.assert_allclose(out["test_3d"][:, 1], poses[valid], atol=1e-12)
+    # the normalised 2D are the projections of the 3D through the normalised camera
+    np.testing.assert_allclose(
+        out["test_2d"][:, 1],
+        camera.project(out["test_3d"][:, 1], out["test_camera"]),
+        atol=1e-9,
+    )
+    np.testing.assert_allclose(out["test_camera"], d.test_camera[valid], atol=1e-12)
+    # clips do not cross sequences: the last frame of sequence 1 is repeated
+    assert out["origin"][:, 0].tolist() == [0] * 5 + [1] * 5
+    np.testing.assert_array_equal(out["test_3d"][4, 2], out["test_3d"][4, 1])
+    assert out["target_2d"] is out["test_2d"]
+
+
+def test_load_3dhp_test_npz_errors(tmp_path):
+    d = experiments.make_clip_domains(1, 1, 4, seed=3)
+    path, _ = write_3dhp(tmp_path, d)
+    arrays = dict(np.load(path))
+    del arrays["image_size"]
+    np.savez(tmp_path / "a.npz", **arrays)
+    with pytest.raises(ValueError, match=r"missing \['image_size'\]"):
+        experiments.load_3dhp_test_npz(tmp_path / "a.npz")
+    arrays = dict(np.load(path))
+    arrays["pose_3d"] = arrays["pose_3d"][:, :16]
+    np.savez(tmp_path / "b.npz", **arrays)
+    with pytest.raises(ValueError, match=r"expected pose_2d \(F, 17, 2\) and pose_3d"):
+        experiments.load_3dhp_test_npz(tmp_path / "b.npz")
+    arrays = dict(np.load(path))
+    arrays["camera"] = arrays["camera"][:2]
+    np.savez(tmp_path / "c.npz", **arrays)
+    with pytest.raises(
+        ValueError, match=r"expected camera of shape \(4,\) or \(4, 4\)"
+    ):
+        experiments.load_3dhp_test_npz(tmp_path / "c.npz")
+
+
+# --- the table (NumPy only) -------------------------------------------------------------
+
+
+def fake_result(seeds=(0, 1, 2)):
+    runs = []
+    for seed in seeds:
+        for lifter, base in (("simple_baseline", 150.0), ("videopose3d", 160.0)):
+            for variant, gain in (("none", 0.0), ("weak", 40.0), ("perspective", 41.0)):
+                mp = base - gain + seed
+                runs.append({
+                    "lifter": lifter, "variant": variant, "seed": seed, "mpjpe": mp,
+                    "p_mpjpe": mp * 0.7, "pck": 200 - mp, "auc": 100 - mp / 2,
+                    "final_loss": 0.1, "seconds": 1.0,
+                })  # fmt: skip
+    return experiments.ExperimentResult(runs=runs, description="fake")
+
+
+def test_summary_improvement_and_table_layout():
+    result = fake_result()
+    summary = result.summary()
+    mean, std, n = summary[("simple_baseline", "weak")]["mpjpe"]
+    assert (mean, std, n) == (111.0, 1.0, 3)
+    np.testing.assert_array_equal(result.improvement("videopose3d", "perspective"),
+                                  [41.0, 41.0, 41.0])  # fmt: skip
+    text = experiments.format_table(result)
+    lines = text.splitlines()
+    assert lines[0] == "fake" and "over 3 seeds" in lines[1]
+    assert lines[3].startswith("SimpleBaseline") and "151.0 ± 1.0" in lines[3]
+    assert lines[4].startswith("  + GPA (weak)") and "111.0 ± 1.0 (-40.0)" in lines[4]
+    assert lines[5].startswith("  + GPA (perspective)") and "(-41.0)" in lines[5]
+    assert lines[6].startswith("VideoPose3D (9 fr.)")
+    assert "(+40.0)" in lines[4]  # PCK rises by as much
+    one = experiments.format_table(fake_result(seeds=(0,)))
+    assert "±" not in one and "(-40.0)" in one
+
+
+def test_importing_experiments_does_not_import_torch():
+    code = (
+        "import sys, gpa_arrays.experiments, gpa_arrays.cli; "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=python_env())
+
+
+def test_missing_torch_names_the_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match="pip install torch"):
+        experiments.run_experiment(**experiments.synthetic_inputs(TINY), config=TINY)
+
+
+# --- the experiment, end to end (torch) -------------------------------------------------
+
+
+def test_tiny_experiment_end_to_end():
+    pytest.importorskip("torch")
+    inputs = experiments.synthetic_inputs(TINY, seed=1)
+    kept = {k: v.copy() for k, v in inputs.items()}
+    result = experiments.run_experiment(**inputs, seeds=(0, 1), config=TINY)
+    for k, v in inputs.items():  # the caller's arrays are not modified
+        np.testing.assert_array_equal(v, kept[k])
+    assert len(result.runs) == 2 * 2 * 3
+    for run in result.runs:
+        assert 0 < run["p_mpjpe"] < run["mpjpe"] < 2000
+        assert 0 <= run["pck"] <= 100 and 0 <= run["auc"] <= run["pck"]
+    by = {(r["lifter"], r["variant"], r["seed"]): r for r in result.runs}
+    # the variants differ only in the 2D inputs: GPA changes the result
+    assert (
+        by["simple_baseline", "none", 0]["mpjpe"]
+        != by["simple_baseline", "weak", 0]["mpjpe"]
+    )
+    # seeded: a rerun of one configuration gives the same numbers
+    again = experiments.run_experiment(
+        **inputs, lifters=("videopose3d",), variants=("weak",), seeds=(1,), config=TINY
+    )
+    assert again.runs[0]["mpjpe"] == pytest.approx(by["videopose3d", "weak", 1]["mpjpe"],
+                                                   rel=1e-6)  # fmt: skip
+    text = experiments.format_table(result)
+    assert "+ GPA (perspective)" in text and "VideoPose3D (9 fr.)" in text
+
+
+def test_experiment_on_single_frames_and_argument_errors():
+    pytest.importorskip("torch")
+    d = experiments.make_clip_domains(40, 30, 20, frames=1, seed=0)
+    args = (d.source_3d[:, 0], d.source_camera, d.target_2d[:, 0], d.target_camera,
+            d.test_2d[:, 0], d.test_3d[:, 0])  # fmt: skip
+    result = experiments.run_experiment(
+        *args, lifters=("simple_baseline",), variants=("none", "weak"), seeds=(3,),
+        config=TINY,
+    )  # fmt: skip
+    assert [r["variant"] for r in result.runs] == ["none", "weak"]
+    with pytest.raises(
+        ValueError, match="source_3d: videopose3d needs clips of at least"
+    ):
+        experiments.run_experiment(*args, config=TINY)
+    with pytest.raises(ValueError, match=r"lifters: expected a non-empty selection"):
+        experiments.run_experiment(*args, lifters=("semgcn",), config=TINY)
+    with pytest.raises(ValueError, match=r"test_3d: expected the clips and joints"):
+        experiments.run_experiment(*args[:5], args[5][:3], config=TINY)
+    with pytest.raises(ValueError, match=r"target_camera: expected one camera row"):
+        experiments.run_experiment(*args[:3], args[3][:2], *args[4:], config=TINY)
+    with pytest.raises(ValueError, match=r"source_3d: expected a 3-D or 4-D array"):
+        experiments.run_experiment(args[0][..., :2], *args[1:], config=TINY)
+
+
+def test_experiment_on_the_loaded_files(tmp_path, rng):
+    pytest.importorskip("torch")
+    h36m, cams, _ = write_h36m(tmp_path, rng)
+    d = experiments.make_clip_domains(1, 1, 16, seed=5)
+    hp3d, _ = write_3dhp(tmp_path, d)
+    code = cli.main(["experiment", "--h36m", str(h36m), "--h36m-cameras", str(cams),
+                     "--3dhp", str(hp3d), "--h36m-subjects", "S1,S5", "--steps", "3", "--batch-size", "16",
+                     "--seeds", "0", "--quiet"])  # fmt: skip
+    assert code == 0
+
+
+def test_cli_experiment(capsys):
+    pytest.importorskip("torch")
+    code = cli.main([
+        "experiment", "--steps", "4", "--batch-size", "16", "--n-source", "24",
+        "--n-target", "24", "--n-test", "12", "--seeds", "0,1",
+        "--variants", "none,weak", "--threads", "1",
+    ])  # fmt: skip
+    assert code == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].startswith("Synthetic studio -> wild: 24 source")
+    assert any(line.startswith("SimpleBaseline") for line in lines)
+    assert any(line.startswith("  + GPA (weak)") for line in lines)
+    assert not any("perspective" in line for line in lines)
+    assert "VideoPose3D + GPA (weak) seed 1" in err
+    assert cli.main(["experiment", "--h36m", "x.npz"]) == 2
+    assert "go together" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["experiment", "--lifters", "semgcn"])
