@@ -435,7 +435,7 @@ def run_experiment(
     seeds : sequence of int
         Training seeds (weights, batches, dropout and GPA pairing).
     config : ExperimentConfig
-        :data:`CPU` (default) or :data:`GPU`, or your own.
+        ``CPU`` (default) or ``GPU`` (module constants), or your own.
     root, target_root : int
         Root joint of the source (and test) poses and of the target poses
         (default `root`).

@@ -144,7 +144,7 @@ def load_h36m_npz(path, cameras, *, subjects=TRAIN_SUBJECTS, frames=9, stride=10
     -------
     dict
         ``source_3d`` ``(N, frames, 17, 3)`` float64, metres, camera space,
-        H36M-17 order (VideoPose3D's joints :data:`H36M_17_OF_32`), each
+        H36M-17 order (VideoPose3D's joints ``H36M_17_OF_32``), each
         sequence seen by each of the 4 cameras; ``source_camera`` ``(N, 9)``
         normalised rows ``[fx, fy, cx, cy, k1, k2, k3, p1, p2]``; ``origin``
         ``(N, 3)`` (subject index, action index, camera) and ``names`` (the

@@ -56,13 +56,18 @@ class TemporalLifter(nn.Module):
     """The temporal convolutional lifter of Pavllo et al. (VideoPose3D, CVPR 2019).
 
     A 1D convolution of width ``filter_widths[0]`` over the frames, then one
-    residual block per further width: a dilated convolution (dilation the
-    product of the widths before it) and a 1x1 convolution, each followed by
-    batch norm, ReLU and dropout, the skip sliced to the frames that remain;
-    a 1x1 output convolution. With widths (3, 3) the receptive field is 9
-    frames and a window of 9 frames gives the 3D pose of its centre frame
-    (the paper: 1024 channels, widths (3, 3, 3, 3, 3) for 243 frames,
-    dropout 0.25).
+    residual block per further width: a temporal convolution and a 1x1
+    convolution, each followed by batch norm, ReLU and dropout, with a skip
+    connection; a 1x1 output convolution. With widths (3, 3) the receptive
+    field is 9 frames, and a window of 9 frames gives the 3D pose of its
+    centre frame (the paper: 1024 channels, widths up to (3, 3, 3, 3, 3) for
+    243 frames, dropout 0.25).
+
+    This is the paper's single-frame training form: since each window yields
+    one output frame, the dilated convolutions become strided ones (stride =
+    filter width), which computes the same function for that frame without
+    the intermediate frames no output needs, and each skip connection takes
+    the centre frame of every group the next convolution merges.
     """
 
     def __init__(self, n_in, n_out, *, channels=1024, filter_widths=(3, 3),
@@ -72,37 +77,33 @@ class TemporalLifter(nn.Module):
         for w in filter_widths:
             self.receptive_field *= w
         self.expand = nn.Sequential(
-            nn.Conv1d(n_in, channels, filter_widths[0], bias=False),
+            nn.Conv1d(n_in, channels, filter_widths[0], stride=filter_widths[0],
+                      bias=False),
             nn.BatchNorm1d(channels),
             nn.ReLU(),
             nn.Dropout(dropout),
-        )
-        layers = []
-        self.pads = []
-        dilation = filter_widths[0]
-        for w in filter_widths[1:]:
-            self.pads.append((w - 1) * dilation // 2)
-            layers.append(
-                nn.Sequential(
-                    nn.Conv1d(channels, channels, w, dilation=dilation, bias=False),
-                    nn.BatchNorm1d(channels),
-                    nn.ReLU(),
-                    nn.Dropout(dropout),
-                    nn.Conv1d(channels, channels, 1, bias=False),
-                    nn.BatchNorm1d(channels),
-                    nn.ReLU(),
-                    nn.Dropout(dropout),
-                )
+        )  # fmt: skip
+        self.widths = tuple(filter_widths[1:])
+        self.layers = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv1d(channels, channels, w, stride=w, bias=False),
+                nn.BatchNorm1d(channels),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+                nn.Conv1d(channels, channels, 1, bias=False),
+                nn.BatchNorm1d(channels),
+                nn.ReLU(),
+                nn.Dropout(dropout),
             )
-            dilation *= w
-        self.layers = nn.ModuleList(layers)
+            for w in self.widths
+        )
         self.out = nn.Conv1d(channels, n_out, 1)
 
     def forward(self, x):
         """(B, F, C_in) windows of F = receptive field frames -> (B, C_out)."""
         x = self.expand(x.transpose(1, 2))
-        for pad, layer in zip(self.pads, self.layers, strict=True):
-            x = x[:, :, pad : x.shape[2] - pad] + layer(x)
+        for w, layer in zip(self.widths, self.layers, strict=True):
+            x = x[:, :, w // 2 :: w] + layer(x)
         return self.out(x)[:, :, 0]
 
 
