@@ -27,6 +27,7 @@ dask              the same alignment on Dask arrays (needs dask, distributed)
 camera            screen normalisation, intrinsics, extrinsics, projection
 metrics           MPJPE, P-MPJPE, N-MPJPE, PCK, AUC (millimetres)
 skeletons         H36M-17, H36M-16 and MPI-INF-3DHP-17 layouts and mappings
+experiments       cross-domain lifting with and without GPA (torch to run)
 """
 
 import importlib
@@ -43,8 +44,8 @@ except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0+unknown"
 del PackageNotFoundError, version
 
-_SUBMODULES = ("camera", "cli", "dask", "metrics", "plot", "skeletons", "stats",
-               "synthetic")  # fmt: skip
+_SUBMODULES = ("camera", "cli", "dask", "experiments", "metrics", "plot",
+               "skeletons", "stats", "synthetic")  # fmt: skip
 
 
 def __getattr__(name):

@@ -1,5 +1,6 @@
 """gpa_arrays.experiments: synthetic clips, loaders, the lifting experiment, the CLI."""
 
+import doctest
 import json
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 from test_cli import python_env
 
 from gpa_arrays import camera, cli, experiments, skeletons
-from gpa_arrays.experiments import _loaders
+from gpa_arrays.experiments import _clips, _loaders
 
 TINY = experiments.ExperimentConfig(
     steps=25, batch_size=32, width=32, channels=32, n_source=48, n_target=40,
@@ -275,15 +276,24 @@ def test_summary_improvement_and_table_layout():
     assert lines[3].startswith("SimpleBaseline") and "151.0 ± 1.0" in lines[3]
     assert lines[4].startswith("  + GPA (weak)") and "111.0 ± 1.0 (-40.0)" in lines[4]
     assert lines[5].startswith("  + GPA (perspective)") and "(-41.0)" in lines[5]
-    assert lines[6].startswith("VideoPose3D (9 fr.)")
+    assert lines[6].startswith("VideoPose3D (9 fr.)") and len(lines) == 10
     assert "(+40.0)" in lines[4]  # PCK rises by as much
+    assert lines[-1].startswith("MPJPE change per seed (mm, mean ± std): ")
+    assert "SimpleBaseline + GPA (weak): -40.0 ± 0.0" in lines[-1]
+    assert "VideoPose3D + GPA (perspective): -41.0 ± 0.0" in lines[-1]
     one = experiments.format_table(fake_result(seeds=(0,)))
     assert "±" not in one and "(-40.0)" in one
 
 
+@pytest.mark.parametrize("module", [_clips, _loaders])
+def test_docstring_examples(module):
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
+
+
 def test_importing_experiments_does_not_import_torch():
     code = (
-        "import sys, gpa_arrays.experiments, gpa_arrays.cli; "
+        "import sys, gpa_arrays, gpa_arrays.cli; gpa_arrays.experiments; "
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env=python_env())

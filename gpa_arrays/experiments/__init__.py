@@ -208,7 +208,9 @@ def format_table(result):
     -------
     str
         With several seeds each cell is ``mean ± std``; differences are of the
-        means (negative MPJPE and P-MPJPE, positive PCK and AUC are better).
+        means (negative MPJPE and P-MPJPE, positive PCK and AUC are better),
+        and a last line gives the MPJPE change of each GPA variant seed by
+        seed (same weights and batches), mean ± std.
     """
     summary = result.summary()
     seeds = max((v["mpjpe"][2] for v in summary.values()), default=0)
@@ -240,6 +242,19 @@ def format_table(result):
                     text += f" ({mean - base[m][0]:+.1f})"
                 cells.append(f"{text:>{cell}}")
             lines.append(f"{name:<{name_width}}" + "".join(cells))
+    if seeds > 1:
+        # paired by seed (same weights and batches): the spread of the gain itself
+        gains = []
+        for lifter in LIFTERS:
+            for variant in list(VARIANTS)[1:]:
+                gain = result.improvement(lifter, variant)
+                if len(gain) > 1:
+                    gains.append(
+                        f"{LIFTERS[lifter]} {VARIANTS[variant]}: "
+                        f"{-gain.mean():+.1f} ± {gain.std(ddof=1):.1f}"
+                    )
+        if gains:
+            lines.append("MPJPE change per seed (mm, mean ± std): " + "; ".join(gains))
     return "\n".join(lines)
 
 
@@ -312,7 +327,7 @@ def _cameras(camera, n, name):
     )
 
 
-def _clips(a):
+def _as_clips(a):
     """(N, T, ...) clips from clips or single frames (T = 1)."""
     return a if a.ndim == 4 else a[:, None]
 
@@ -329,10 +344,10 @@ def _prepare(source_3d, source_camera, target_2d, target_camera, test_2d, test_3
     from .. import camera as _camera
 
     torch = _torch()
-    source = _clips(_host(source_3d, "source_3d", (3, 4), 3))
-    target = _clips(_host(target_2d, "target_2d", (3, 4), 2))
-    test_in = _clips(_host(test_2d, "test_2d", (3, 4), 2))
-    test_gt = _clips(_host(test_3d, "test_3d", (3, 4), 3))
+    source = _as_clips(_host(source_3d, "source_3d", (3, 4), 3))
+    target = _as_clips(_host(target_2d, "target_2d", (3, 4), 2))
+    test_in = _as_clips(_host(test_2d, "test_2d", (3, 4), 2))
+    test_gt = _as_clips(_host(test_3d, "test_3d", (3, 4), 3))
     if test_in.shape[:3] != test_gt.shape[:3]:
         raise ValueError(
             f"test_3d: expected the clips and joints of test_2d {test_in.shape[:3]}, "
