@@ -457,7 +457,8 @@ def run_experiment(
     joints : None or sequence of int
         Joints scored (default all), as in :mod:`gpa_arrays.metrics`.
     device : str or torch.device
-        Where training and GPA run (``"cpu"``, ``"cuda"``).
+        Where training and GPA run (``"cpu"``, ``"cuda"``; GPA on CUDA tensors
+        needs the ``cuda`` extra, CuPy).
     description : str
         A line printed above the table.
     progress : callable, optional

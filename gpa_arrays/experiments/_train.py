@@ -154,8 +154,11 @@ def train_and_score(data, lifter, variant, seed, config, device, progress=None):
         # The statistics of the training inputs are those of the aligned
         # source (one pass with an independent stream), as Martinez et al.
         # compute them on the training data the network sees.
+        stats_seed = int(
+            np.random.SeedSequence([seed, 1]).generate_state(1, np.uint64)[0]
+        )
         stats_aug = GPA(
-            data["target_2d"], data["target_camera"], seed=seed + 2**32,
+            data["target_2d"], data["target_camera"], seed=stats_seed,
             root=data["root"], target_root=data["target_root"], depth=variant,
             return_2d=True,
         )  # fmt: skip
