@@ -221,7 +221,7 @@ def format_table(result):
     if seeds > 1:
         lines.append(f"mean ± std over {seeds} seeds; (difference to the baseline)")
     name_width = 28
-    cell = 24 if seeds > 1 else 16
+    cell = 22 if seeds > 1 else 14
     lines.append(f"{'Method':<{name_width}}" + "".join(f"{h:>{cell}}" for h in heads))
     for lifter in LIFTERS:
         if not any(k[0] == lifter for k in summary):
@@ -249,12 +249,14 @@ def format_table(result):
             for variant in list(VARIANTS)[1:]:
                 gain = result.improvement(lifter, variant)
                 if len(gain) > 1:
+                    label = f"{LIFTERS[lifter]} {VARIANTS[variant]}"
                     gains.append(
-                        f"{LIFTERS[lifter]} {VARIANTS[variant]}: "
+                        f"  {label:<38}"
                         f"{-gain.mean():+.1f} ± {gain.std(ddof=1):.1f}"
                     )
         if gains:
-            lines.append("MPJPE change per seed (mm, mean ± std): " + "; ".join(gains))
+            lines.append("MPJPE change, seed by seed (same weights and batches), mm:")
+            lines.extend(gains)
     return "\n".join(lines)
 
 
