@@ -1066,7 +1066,7 @@ def _align_clips(source, target_2d, camera, pairing, seed, step, root, target_ro
     return (result, result_2d) if return_2d else result
 
 
-def _raise_for_clips(status, result, result_2d, n, m, xp):
+def _raise_for_clips(status, result, result_2d, n, m, xp, offset=0, total=None):
     """Raise for what the three passes of a clip call flagged.
 
     `status` is the reference frames' (degenerate poses, no perspective depth),
@@ -1088,7 +1088,7 @@ def _raise_for_clips(status, result, result_2d, n, m, xp):
             continue
         hits = xp.flatnonzero(mask)
         status[category] = (int(hits.size), int(hits[0]) if hits.size else 0)
-    raise_for_pose_status(status, n, m)
+    raise_for_pose_status(status, n, m, offset=offset, total=total)
 
 
 def _index_only(status):
@@ -1166,7 +1166,7 @@ def _out_2d(out_2d, shape, dtype, source, target, camera, result, call):
 # --- chunked entry points (gpa-arrays augment, gpa_arrays.dask) ----------------------
 
 
-def _gpa_block(source, records, spec, root, backend, check, out=None):
+def _gpa_block(source, records, spec, root, backend, check, out=None, frame=None):
     """Align one block of a larger data set against prepared target records.
 
     The body of a :mod:`gpa_arrays.dask` task and of each step of
@@ -1179,9 +1179,9 @@ def _gpa_block(source, records, spec, root, backend, check, out=None):
 
     Parameters
     ----------
-    source : (count, J, 3) ndarray, metres
-        The global source poses ``spec.offset .. spec.offset + count - 1``; cast
-        to the records' dtype.
+    source : (count, J, 3) or (count, T, J, 3) ndarray, metres
+        The global source poses (or clips) ``spec.offset .. spec.offset + count
+        - 1``; cast to the records' dtype.
     records : (M, 8) ndarray
         Target records (``Targets._records``, or :func:`_prepare_block`) of the
         result dtype.
@@ -1193,12 +1193,14 @@ def _gpa_block(source, records, spec, root, backend, check, out=None):
         A backend name that :func:`_resolve_backend` accepts.
     check : bool
         As in :func:`gpa`; explicit pairing indices are always range-checked.
-    out : (count, J, 3) ndarray of the records' dtype, optional
+    out : ndarray of the shape of `source` and the records' dtype, optional
         Written in full; may be `source` itself.
+    frame : int, optional
+        Reference frame of clips, normalised to ``[0, T)``; clips only.
 
     Returns
     -------
-    (count, J, 3) ndarray of the records' dtype
+    ndarray of the shape of `source` and the records' dtype
         `out` when given.
 
     Raises
@@ -1230,6 +1232,8 @@ def _gpa_block(source, records, spec, root, backend, check, out=None):
     if source.shape[0] == 0:
         return out
     _, module = _resolve_backend(backend)
+    if source.ndim == 4:
+        return _gpa_clip_block(source, records, spec, root, module, check, out, frame)
     status = module.gpa_records(_as_dtype(source, dtype), records, out, root, spec)
     if status is not None:
         if not check:
@@ -1237,6 +1241,24 @@ def _gpa_block(source, records, spec, root, backend, check, out=None):
         raise_for_pose_status(
             status, spec.count, spec.m, spec.index, offset=spec.offset, total=spec.n
         )
+    return out
+
+
+def _gpa_clip_block(source, records, spec, root, module, check, out, frame):
+    """:func:`_gpa_block` for a block of clips (the passes of :func:`_align_clips`)."""
+    count, joints = source.shape[0], source.shape[2]
+    src = _as_dtype(source, records.dtype)
+    anchor = np.empty((count, joints, 3), dtype=records.dtype)
+    status = module.gpa_records(src[:, frame], records, anchor, root, spec)
+    origin = src[:, frame, root].copy()
+    c_status = module.gpa_clip(src, origin, anchor[:, root], out)
+    where = {"offset": spec.offset, "total": spec.n}
+    if status is not None and not check:
+        status = _index_only(status)
+    if status is not None and status[POSE_INDEX, 0]:
+        raise_for_pose_status(status, count, spec.m, spec.index, **where)
+    if check and (status is not None or c_status is not None):
+        _raise_for_clips(status, out, None, count, spec.m, np, **where)
     return out
 
 
