@@ -563,7 +563,8 @@ class _ArrayWriter:
             def write(block):
                 nonlocal written
                 block = np.ascontiguousarray(block, dtype=dtype)
-                stream.write(memoryview(block).cast("B"))
+                if block.size:  # memoryview cannot cast an empty array
+                    stream.write(memoryview(block).cast("B"))
                 written += block.nbytes
 
             yield write
