@@ -53,7 +53,7 @@ Dask (``pip install "gpa-arrays[dask]"``)
 Dask scheduler (threads in this process); ``--workers N`` starts a local
 ``distributed`` cluster of N single-threaded worker processes for the run, and
 ``--scheduler ADDRESS`` sends the work to a running ``distributed`` scheduler
-(its workers must see the SOURCE path when it is a ``.npy`` file). Both imply
+(its workers must see the SOURCE path when it is a ``.npy`` file); both imply
 ``--dask``. Each ``--chunk`` of poses is one Dask block: a ``.npy`` SOURCE is
 read by the workers through a memory map, the targets are prepared once here
 and shared, and the aligned blocks come back in order and are written to OUT
