@@ -46,11 +46,25 @@ whatever N is. The pairing of a pose depends on its global index only, so the
 output equals one in-memory :func:`gpa_arrays.gpa` call bit for bit, for every
 chunk size. ``--mode poseda`` (the published arithmetic, N = M) runs in one
 piece in memory.
+
+Dask (``pip install "gpa-arrays[dask]"``)
+-----------------------------------------
+``--dask`` aligns the chunks with :func:`gpa_arrays.dask.gpa` on the default
+Dask scheduler (threads in this process); ``--workers N`` starts a local
+``distributed`` cluster of N single-threaded worker processes for the run, and
+``--scheduler ADDRESS`` sends the work to a running ``distributed`` scheduler
+(its workers must see the SOURCE path when it is a ``.npy`` file); both imply
+``--dask``. Each ``--chunk`` of poses is one Dask block: a ``.npy`` SOURCE is
+read by the workers through a memory map, the targets are prepared once here
+and shared, and the aligned blocks come back in order and are written to OUT
+as they arrive, a few per worker thread in flight. The output is the same file,
+bit for bit, as without Dask. Paired mode only.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import inspect
 import os
@@ -217,6 +231,31 @@ def _parser():
     )
     augment.add_argument(
         "--compress", action="store_true", help="deflate the .npz members"
+    )
+    parallel = augment.add_argument_group(
+        'Dask (pip install "gpa-arrays[dask]")',
+        "Align the chunks with gpa_arrays.dask; the output is the same, bit for bit.",
+    )
+    parallel.add_argument(
+        "--dask",
+        action="store_true",
+        help="run on the default Dask scheduler (threads in this process)",
+    )
+    where = parallel.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="start a local distributed cluster of N worker processes for this run "
+        "(implies --dask)",
+    )
+    where.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="use a running distributed scheduler, e.g. tcp://host:8786 (implies "
+        "--dask; its workers must see a .npy SOURCE at the same path)",
     )
     progress = augment.add_mutually_exclusive_group()
     progress.add_argument(
@@ -524,7 +563,8 @@ class _ArrayWriter:
             def write(block):
                 nonlocal written
                 block = np.ascontiguousarray(block, dtype=dtype)
-                stream.write(memoryview(block).cast("B"))
+                if block.size:  # memoryview cannot cast an empty array
+                    stream.write(memoryview(block).cast("B"))
                 written += block.nbytes
 
             yield write
@@ -706,7 +746,7 @@ def _same_file(a, b):
 
 
 def _augment(args):
-    from . import _api, _backends
+    from . import _api
     from ._pairing import resolve_pairing, resolve_seed
 
     out_suffix = os.path.splitext(args.output)[1].lower()
@@ -723,6 +763,15 @@ def _augment(args):
         raise CommandError(
             f"--depth {args.depth}: not supported by the chunked driver yet"
         )
+    option = _dask_option(args)
+    if option is not None:
+        if args.mode == "poseda":
+            raise CommandError(
+                f"{option}: --mode poseda is not supported with Dask (its depth "
+                "uses camera row 0 of the whole call, so it runs in one piece in "
+                "memory); leave out the Dask options"
+            )
+        gdask = _import_dask(option, args.workers or args.scheduler)
 
     source = _load(args.source, args.source_key, "SOURCE")
     _check_array(source, "source_3d", args.source, 3, 3)
@@ -772,11 +821,49 @@ def _augment(args):
         raise CommandError(str(exc)) from None
 
     chunk = args.chunk
+    with contextlib.ExitStack() as stack:
+        if option is None:
+            where = ""
+            blocks = (run(i, min(chunk, n - i)) for i in range(0, n, chunk))
+        else:
+            client, where = _dask_scheduler(args, stack)
+            if args.source.lower().endswith(".npy"):
+                # read by the workers, by path (a memory map would be pickled
+                # whole into the graph)
+                lazy_source = gdask._NpyFile(
+                    os.path.abspath(args.source), "SOURCE"
+                ).to_dask(chunk)
+            else:
+                import dask.array as da
+
+                lazy_source = da.from_array(source, chunks=(chunk, -1, -1))
+            try:
+                # the same records, pairing and dtype as the chunked loop: each
+                # block runs the same kernel call on the same numbers
+                lazy = gdask.gpa(
+                    lazy_source.astype(dtype), targets, pairing=pairing, seed=seed,
+                    root=root, backend=name,
+                )  # fmt: skip
+            except (ValueError, TypeError) as exc:
+                raise CommandError(str(exc)) from None
+            blocks = stack.enter_context(contextlib.closing(_dask_blocks(lazy, client)))
+            where = f", Dask: {where}"
+        _write_aligned(args, blocks, n, m, joints, dtype, seed, spec, name, where)
+    return 0
+
+
+def _write_aligned(args, blocks, n, m, joints, dtype, seed, spec, name, where):
+    """Write the aligned `blocks` (in pose order) and the pairing to OUT, atomically."""
+    from . import _backends
+
+    out_suffix = os.path.splitext(args.output)[1].lower()
+    chunk = args.chunk
     chunks = -(-n // chunk) if n else 0
     show = chunks > 1 if args.progress is None else args.progress
     print(
         f"{PROG} augment: {n:,} source poses, {m:,} targets, seed {seed}, "
-        f"{args.mode} mode, {name} backend, {dtype.name}, {chunks} chunk(s)",
+        f"{args.mode} mode, {name} backend, {dtype.name}, {chunks} chunk(s)"
+        f"{where}",
         file=sys.stderr,
     )
     progress = _Progress(n, show, "aligning")
@@ -786,10 +873,9 @@ def _augment(args):
             _ArrayWriter(handle, out_suffix == ".npz", args.compress) as writer,
         ):
             with writer.array("aligned_3d", (n, joints, 3), dtype) as write:
-                for offset in range(0, n, chunk):
-                    count = min(chunk, n - offset)
-                    write(run(offset, count))
-                    progress.update(count)
+                for block in blocks:
+                    write(block)
+                    progress.update(block.shape[0])
             if out_suffix == ".npz":
                 module = _backends.load(name)
                 with writer.array("pair_index", (n,), np.int64) as write:
@@ -806,7 +892,128 @@ def _augment(args):
         progress.close()
     keys = "aligned_3d, pair_index, seed" if out_suffix == ".npz" else "aligned_3d"
     print(f"wrote {args.output}: {keys} ({n}, {joints}, 3) {dtype.name}, seed {seed}")
-    return 0
+
+
+def _dask_option(args):
+    """The Dask option the user gave (for messages), or None without Dask."""
+    if args.workers is not None:
+        return f"--workers {args.workers}"
+    if args.scheduler is not None:
+        return f"--scheduler {args.scheduler}"
+    return "--dask" if args.dask else None
+
+
+def _import_dask(option, needs_distributed):
+    """:mod:`gpa_arrays.dask`, or a CommandError naming the extra to install."""
+    try:
+        import dask.array  # noqa: F401
+
+        from . import dask as gdask
+
+        if needs_distributed:
+            import distributed  # noqa: F401
+    except ImportError as exc:
+        raise CommandError(
+            f"{option} needs Dask and distributed, which are not installed "
+            f'({exc}): pip install "gpa-arrays[dask]"'
+        ) from None
+    return gdask
+
+
+def _dask_scheduler(args, stack):
+    """Start or connect the run's scheduler, closed by `stack`.
+
+    Returns ``(client, words)``: the ``distributed`` client (None for the
+    default scheduler) and a description for the summary line.
+    """
+    import dask
+
+    if args.workers is None and args.scheduler is None:
+        # Dask arrays compute on threads unless the user's Dask config says else
+        return None, f"{dask.config.get('scheduler', None) or 'threads'} scheduler"
+    import logging
+
+    import distributed
+
+    if args.workers is not None:
+        # one task per worker, each task's kernels on its share of the cores;
+        # a NUMBA_NUM_THREADS of the user's own is inherited instead
+        env = {}
+        if "NUMBA_NUM_THREADS" not in os.environ:
+            env["NUMBA_NUM_THREADS"] = str(
+                max(1, (os.cpu_count() or 1) // args.workers)
+            )
+        try:
+            address = stack.enter_context(
+                distributed.LocalCluster(
+                    n_workers=args.workers,
+                    processes=True,
+                    threads_per_worker=1,
+                    dashboard_address="127.0.0.1:0",
+                    silence_logs=logging.ERROR,
+                    env=env,
+                )
+            )
+        except (OSError, TimeoutError, RuntimeError) as exc:
+            raise CommandError(
+                f"--workers {args.workers}: cannot start a local cluster ({exc})"
+            ) from None
+        words = f"local cluster of {args.workers} worker process(es)"
+    else:
+        address = args.scheduler
+        words = f"scheduler {args.scheduler}"
+    try:
+        client = stack.enter_context(distributed.Client(address, set_as_default=False))
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise CommandError(
+            f"{_dask_option(args)}: cannot connect to the scheduler ({exc})"
+        ) from None
+    # the scheduler of gpa_arrays.dask.gpa too (it scatters the targets there)
+    stack.enter_context(dask.config.set(scheduler=client))
+    return client, words
+
+
+def _dask_blocks(lazy, client):
+    """The blocks of `lazy` (chunked along axis 0 only), computed, in order.
+
+    A bounded number are in flight so that memory holds a few blocks per
+    worker thread whatever the number of blocks: a sliding window of futures on
+    a ``distributed`` client, else windows of one :func:`dask.compute` each.
+    """
+    import dask
+
+    count = lazy.numblocks[0]
+    if client is not None:
+        # two per thread: the workers keep busy while this process writes
+        window = 2 * max(1, sum(client.nthreads().values()))
+        pending = collections.deque()
+        try:
+            for index in range(count):
+                pending.append(client.compute(lazy.blocks[index]))
+                if len(pending) >= window:
+                    yield _result(pending.popleft())
+            while pending:
+                yield _result(pending.popleft())
+        finally:
+            for future in pending:
+                future.cancel()
+        return
+    window = dask.config.get("num_workers", None) or os.cpu_count() or 1
+    for first in range(0, count, window):
+        last = min(count, first + window)
+        yield from dask.compute(*(lazy.blocks[i] for i in range(first, last)))
+
+
+def _result(future):
+    from distributed import KilledWorker
+
+    try:
+        return future.result()
+    except KilledWorker as exc:
+        raise CommandError(
+            f"a Dask worker died while aligning ({exc}); if it ran out of memory, "
+            "try a smaller --chunk or fewer --workers"
+        ) from None
 
 
 def _prepare_chunks(target, camera, root, dtype, backend, chunk):
