@@ -19,13 +19,15 @@ Errors in the input give one line on stderr and exit status 2.
 File formats of ``augment``
 ---------------------------
 SOURCE
-    ``.npy``: the ``(N, J, 3)`` source poses (camera space, metres), memory
+    ``.npy``: the ``(N, J, 3)`` source poses (camera space, metres), or
+    ``(N, T, J, 3)`` clips moved as wholes (see ``--reference-frame``), memory
     mapped. ``.npz``: the array under ``--source-key`` (default ``source_3d``),
     loaded into memory.
 TARGET
-    ``.npz`` holding ``--target-key`` (default ``target_2d``, ``(M, Jt, 2)``,
-    normalised screen coordinates) and ``--camera-key`` (default ``camera``,
-    ``(M, 4)``, ``(M, 9)``, ``(4,)`` or ``(9,)`` rows ``[fx, fy, cx, cy, ...]``);
+    ``.npz`` holding ``--target-key`` (default ``target_2d``, ``(M, Jt, 2)``
+    or clips ``(M, Tt, Jt, 2)``, normalised screen coordinates) and
+    ``--camera-key`` (default ``camera``, ``(M, 4)``, ``(M, 9)``, ``(4,)`` or
+    ``(9,)`` rows ``[fx, fy, cx, cy, ...]``);
     or a ``.npy`` of target poses, with the cameras given by ``--camera``.
 ``--camera``
     A ``.npy`` file of camera rows, or one row as comma-separated numbers;
@@ -34,9 +36,10 @@ TARGET
     ``permutation`` (default), ``random``, ``identity`` or a ``.npy`` file of
     ``N`` target indices.
 OUT
-    ``.npy``: the aligned poses ``(N, J, 3)``. ``.npz``: ``aligned_3d`` (the
-    aligned poses), ``pair_index`` (``(N,)`` int64, the target each source pose
-    was paired with) and ``seed`` (uint64, the pairing seed, also printed).
+    ``.npy``: the aligned poses ``(N, J, 3)`` (clips: ``(N, T, J, 3)``).
+    ``.npz``: ``aligned_3d`` (the aligned poses), ``pair_index`` (``(N,)``
+    int64, the target each source pose or clip was paired with) and ``seed``
+    (uint64, the pairing seed, also printed).
 
 Memory
 ------
@@ -208,6 +211,12 @@ def _parser():
         type=_seed,
         default=None,
         help="pairing seed (default: fresh, printed)",
+    )
+    augment.add_argument(
+        "--reference-frame",
+        type=int,
+        default=None,
+        help="with clips: the frame aligned (default: the centre frame)",
     )
     augment.add_argument("--mode", choices=("paired", "poseda"), default="paired")
     augment.add_argument(
@@ -677,14 +686,18 @@ def _camera_argument(text):
     return row
 
 
-def _check_array(array, name, path, ndim, last):
+def _check_array(array, name, path, last):
+    """Poses ``(N, J, last)`` or clips ``(N, T, J, last)`` of a real dtype."""
     if array.dtype.kind not in "fiu" or array.dtype == np.bool_:
         raise CommandError(
             f"{path}: {name}: expected a real floating or integer dtype, got "
             f"{array.dtype}"
         )
-    if array.ndim != ndim or array.shape[-1] != last or 0 in array.shape[1:]:
-        expected = {3: "(N, J, 3) (poses, joints, xyz)", 2: "(M, Jt, 2)"}[last]
+    if array.ndim not in (3, 4) or array.shape[-1] != last or 0 in array.shape[1:]:
+        expected = {
+            3: "(N, J, 3) (poses, joints, xyz) or (N, T, J, 3) (clips)",
+            2: "(M, Jt, 2) or (M, Tt, Jt, 2)",
+        }[last]
         raise CommandError(
             f"{path}: {name}: expected shape {expected}, got {array.shape}"
         )
@@ -774,9 +787,33 @@ def _augment(args):
         gdask = _import_dask(option, args.workers or args.scheduler)
 
     source = _load(args.source, args.source_key, "SOURCE")
-    _check_array(source, "source_3d", args.source, 3, 3)
+    _check_array(source, "source_3d", args.source, 3)
     target = _load(args.target, args.target_key, "TARGET")
-    _check_array(target, "target_2d", args.target, 3, 2)
+    _check_array(target, "target_2d", args.target, 2)
+    frame = target_frame = None
+    try:
+        if source.ndim == 4:
+            frame = _api._frame(
+                args.reference_frame, source.shape[1], "--reference-frame",
+                "source clips",
+            )  # fmt: skip
+        if target.ndim == 4:
+            target_frame = _api._frame(
+                args.reference_frame, target.shape[1], "--reference-frame",
+                "target clips",
+            )  # fmt: skip
+    except (ValueError, TypeError) as exc:
+        raise CommandError(str(exc)) from None
+    if args.reference_frame is not None and source.ndim == target.ndim == 3:
+        raise CommandError(
+            "--reference-frame: only for clips, (N, T, J, 3) SOURCE or (M, Tt, Jt, "
+            "2) TARGET"
+        )
+    if args.mode == "poseda" and source.ndim == 4:
+        raise CommandError(
+            "--mode poseda: the published per-pose arithmetic takes (N, J, 3) "
+            "poses; clips need the paired mode"
+        )
     if args.camera is not None:
         camera = _camera_argument(args.camera)
     elif args.target.lower().endswith(".npz"):
@@ -786,14 +823,14 @@ def _augment(args):
             f"TARGET {args.target}: a .npy target needs --camera (a .npy file or "
             "one row fx,fy,cx,cy)"
         )
-    n, joints = source.shape[0], source.shape[1]
+    n, joints = source.shape[0], source.shape[-2]
     m = target.shape[0]
     root = _layout_root(
         args.source_layout, joints, args.root, 0, "source_3d", args.source
     )
     # as in gpa(): the target root defaults to the source root
     target_root = _layout_root(
-        args.target_layout, target.shape[1], args.target_root, root, "target_2d",
+        args.target_layout, target.shape[-2], args.target_root, root, "target_2d",
         args.target,
     )  # fmt: skip
 
@@ -814,9 +851,9 @@ def _augment(args):
                                     target_root, dtype, name)  # fmt: skip
         else:
             targets = _prepare_chunks(
-                target, camera, target_root, dtype, name, args.chunk
+                target, camera, target_root, dtype, name, args.chunk, target_frame
             )
-            run = _paired_chunks(source, targets, spec, root, dtype, name)
+            run = _paired_chunks(source, targets, spec, root, dtype, name, frame)
     except (ValueError, TypeError, RuntimeError) as exc:
         raise CommandError(str(exc)) from None
 
@@ -836,32 +873,36 @@ def _augment(args):
             else:
                 import dask.array as da
 
-                lazy_source = da.from_array(source, chunks=(chunk, -1, -1))
+                lazy_source = da.from_array(
+                    source, chunks=(chunk,) + (-1,) * (source.ndim - 1)
+                )
             try:
                 # the same records, pairing and dtype as the chunked loop: each
                 # block runs the same kernel call on the same numbers
                 lazy = gdask.gpa(
                     lazy_source.astype(dtype), targets, pairing=pairing, seed=seed,
-                    root=root, backend=name,
+                    root=root, reference_frame=frame, backend=name,
                 )  # fmt: skip
             except (ValueError, TypeError) as exc:
                 raise CommandError(str(exc)) from None
             blocks = stack.enter_context(contextlib.closing(_dask_blocks(lazy, client)))
             where = f", Dask: {where}"
-        _write_aligned(args, blocks, n, m, joints, dtype, seed, spec, name, where)
+        _write_aligned(args, blocks, source.shape, m, dtype, seed, spec, name, where)
     return 0
 
 
-def _write_aligned(args, blocks, n, m, joints, dtype, seed, spec, name, where):
+def _write_aligned(args, blocks, shape, m, dtype, seed, spec, name, where):
     """Write the aligned `blocks` (in pose order) and the pairing to OUT, atomically."""
     from . import _backends
 
     out_suffix = os.path.splitext(args.output)[1].lower()
+    n = shape[0]
+    what = "source clips" if len(shape) == 4 else "source poses"
     chunk = args.chunk
     chunks = -(-n // chunk) if n else 0
     show = chunks > 1 if args.progress is None else args.progress
     print(
-        f"{PROG} augment: {n:,} source poses, {m:,} targets, seed {seed}, "
+        f"{PROG} augment: {n:,} {what}, {m:,} targets, seed {seed}, "
         f"{args.mode} mode, {name} backend, {dtype.name}, {chunks} chunk(s)"
         f"{where}",
         file=sys.stderr,
@@ -872,7 +913,7 @@ def _write_aligned(args, blocks, n, m, joints, dtype, seed, spec, name, where):
             _atomic_file(args.output) as handle,
             _ArrayWriter(handle, out_suffix == ".npz", args.compress) as writer,
         ):
-            with writer.array("aligned_3d", (n, joints, 3), dtype) as write:
+            with writer.array("aligned_3d", tuple(shape), dtype) as write:
                 for block in blocks:
                     write(block)
                     progress.update(block.shape[0])
@@ -891,7 +932,8 @@ def _write_aligned(args, blocks, n, m, joints, dtype, seed, spec, name, where):
     finally:
         progress.close()
     keys = "aligned_3d, pair_index, seed" if out_suffix == ".npz" else "aligned_3d"
-    print(f"wrote {args.output}: {keys} ({n}, {joints}, 3) {dtype.name}, seed {seed}")
+    dims = ", ".join(map(str, shape))
+    print(f"wrote {args.output}: {keys} ({dims}) {dtype.name}, seed {seed}")
 
 
 def _dask_option(args):
@@ -1016,7 +1058,7 @@ def _result(future):
         ) from None
 
 
-def _prepare_chunks(target, camera, root, dtype, backend, chunk):
+def _prepare_chunks(target, camera, root, dtype, backend, chunk, frame=None):
     """:func:`gpa_arrays.prepare_targets` over chunks of a (memory-mapped) target.
 
     Only the records (64 bytes per float64 target) stay in memory. The records
@@ -1027,7 +1069,7 @@ def _prepare_chunks(target, camera, root, dtype, backend, chunk):
     from ._backends.numpy_ import RECORD_WIDTH
     from ._targets import Targets
 
-    m, joints = target.shape[0], target.shape[1]
+    m, joints = target.shape[0], target.shape[-2]
     camera = np.asarray(camera)
     if camera.shape not in ((4,), (9,), (m, 4), (m, 9)):
         raise ValueError(
@@ -1040,7 +1082,10 @@ def _prepare_chunks(target, camera, root, dtype, backend, chunk):
         count = min(chunk, m - offset)
         block = buffer[:count]
         # a writable copy in the records' dtype (see _paired_chunks)
-        np.copyto(block, target[offset : offset + count], casting="unsafe")
+        rows_2d = target[offset : offset + count]
+        if frame is not None:  # target clips: their reference frame
+            rows_2d = rows_2d[:, frame]
+        np.copyto(block, rows_2d, casting="unsafe")
         rows = camera if camera.ndim == 1 else camera[offset : offset + count]
         try:
             part = prepare_targets(block, rows, root=root, backend=backend, dtype=dtype)
@@ -1054,19 +1099,22 @@ def _prepare_chunks(target, camera, root, dtype, backend, chunk):
     return Targets(np.concatenate(records), root, joints, backend)
 
 
-def _paired_chunks(source, targets, spec, root, dtype, backend):
-    """``run(offset, count)`` -> the aligned poses of one chunk (paired mode)."""
+def _paired_chunks(source, targets, spec, root, dtype, backend, frame=None):
+    """``run(offset, count)`` -> the aligned poses (or clips) of one chunk.
+
+    Paired mode; `frame` is the reference frame of clips.
+    """
     from ._api import _gpa_block
 
-    joints = source.shape[1]
+    item = source.shape[1:]
     buffers = {}
 
     def run(offset, count):
         if count not in buffers:
             buffers.clear()
             buffers[count] = (
-                np.empty((count, joints, 3), dtype=dtype),
-                np.empty((count, joints, 3), dtype=dtype),
+                np.empty((count, *item), dtype=dtype),
+                np.empty((count, *item), dtype=dtype),
             )
         block, out = buffers[count]
         # Copy the chunk into a writable buffer of the output dtype: this reads
@@ -1077,7 +1125,7 @@ def _paired_chunks(source, targets, spec, root, dtype, backend):
         try:
             return _gpa_block(
                 block, targets._records, spec.chunk(offset, count), root, backend,
-                True, out=out,
+                True, out=out, frame=frame,
             )  # fmt: skip
         except ValueError as exc:
             raise ValueError(

@@ -392,3 +392,26 @@ def test_dask_streams_a_source_larger_than_its_memory_limit(tmp_path):
             pairing="identity",
         )  # fmt: skip
         np.testing.assert_array_equal(out[rows], want)
+
+
+def test_dask_clips_equal_the_chunked_loop(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    clips = rng.normal(scale=0.3, size=(300, 5, 17, 3))
+    clips[..., 2] = 5.0 + 0.5 * clips[..., 2]
+    target = rng.uniform(-0.5, 0.5, size=(200, 17, 2))
+    camera = np.tile([1.5, 1.5, 0.0, 0.0], (200, 1))
+    np.save(tmp_path / "clips.npy", clips)
+    np.savez(tmp_path / "target.npz", target_2d=target, camera=camera)
+    outputs = []
+    for extra in ([], ["--dask"]):
+        out = tmp_path / f"out{len(outputs)}.npy"
+        code = cli.main(
+            ["augment", str(tmp_path / "clips.npy"), str(tmp_path / "target.npz"),
+             "-o", str(out), "--seed", "3", "--chunk", "64", "--reference-frame",
+             "1", *extra]
+        )  # fmt: skip
+        assert code == 0, capsys.readouterr().err
+        outputs.append(np.load(out))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    want = gpa_arrays.gpa(clips, target, camera, seed=3, reference_frame=1)
+    np.testing.assert_array_equal(outputs[0], want)
