@@ -383,10 +383,16 @@ def make_bad(tmp_path, d, what):
         message = "camera: 1 of .* focal length"
     elif what == "source shape":
         source = source[..., :2]
-        message = r"source_3d: expected shape \(N, J, 3\) \(poses, joints, xyz\), got \(5000, 17, 2\)"
+        message = (
+            r"source_3d: expected shape \(N, J, 3\) \(poses, joints, xyz\) or "
+            r"\(N, T, J, 3\) \(clips\), got \(5000, 17, 2\)"
+        )
     elif what == "target shape":
         target = target[:, :, :1]
-        message = r"target_2d: expected shape \(M, Jt, 2\), got \(3000, 17, 1\)"
+        message = (
+            r"target_2d: expected shape \(M, Jt, 2\) or \(M, Tt, Jt, 2\), got "
+            r"\(3000, 17, 1\)"
+        )
     elif what == "camera shape":
         camera = camera[:, :3]
         message = r"camera: expected shape \(4,\), \(9,\), \(3000, 4\) or \(3000, 9\)"
