@@ -116,13 +116,14 @@
 // the source root and anchor the aligned root of clip i's reference frame.
 #define GPA_CLIP_PARAMS(T)                                                       \
     const T *source, gpa_i64 source_s0, gpa_i64 source_s1, gpa_i64 source_s2,   \
-        gpa_i64 source_s3, gpa_i64 n, int frames, int joints, const T *origin,   \
+        gpa_i64 source_s3, gpa_i64 n, int frames, int joints,                   \
+        double inv_per_clip, double inv_joints, const T *origin,                 \
         gpa_i64 origin_s0, gpa_i64 origin_s1, const T *anchor, gpa_i64 anchor_s0, \
         gpa_i64 anchor_s1, T *out, gpa_i64 out_s0, gpa_i64 out_s1,              \
         gpa_i64 out_s2, gpa_i64 out_s3, gpa_u64 *status
 #define GPA_CLIP_ARGS                                                            \
     source, source_s0, source_s1, source_s2, source_s3, n, frames, joints,       \
-        origin, origin_s0, origin_s1, anchor, anchor_s0, anchor_s1, out, out_s0, \
+        inv_per_clip, inv_joints, origin, origin_s0, origin_s1, anchor, anchor_s0, anchor_s1, out, out_s0, \
         out_s1, out_s2, out_s3, status
 
 #define GPA_PROJECT_PARAMS(T)                                                    \
@@ -581,14 +582,15 @@ __global__ void gpa_clip(GPA_CLIP_PARAMS(T)) {
     const gpa_i64 count = n * per_clip;
     const gpa_i64 stride = (gpa_i64)blockDim.x * gridDim.x;
     for (gpa_i64 p = (gpa_i64)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += stride) {
-        const gpa_i64 i = p / per_clip;
-        const gpa_i64 rest = p - i * per_clip;
-        const gpa_i64 t = rest / joints;
-        const gpa_i64 q = rest - t * joints;
-        const T *src = source + i * source_s0 + t * source_s1 + q * source_s2;
-        const T *o = origin + i * origin_s0;
-        const T *a = anchor + i * anchor_s0;
-        T *dst = out + i * out_s0 + t * out_s1 + q * out_s2;
+        // clip, frame and joint of point p without 64-bit integer divisions
+        // (exact for fewer than 2**48 points)
+        gpa_u64 i, rest, t, q;
+        gpa_divmod((gpa_u64)p, (gpa_u64)per_clip, inv_per_clip, i, rest);
+        gpa_divmod(rest, (gpa_u64)joints, inv_joints, t, q);
+        const T *src = source + (gpa_i64)i * source_s0 + (gpa_i64)t * source_s1 + (gpa_i64)q * source_s2;
+        const T *o = origin + (gpa_i64)i * origin_s0;
+        const T *a = anchor + (gpa_i64)i * anchor_s0;
+        T *dst = out + (gpa_i64)i * out_s0 + (gpa_i64)t * out_s1 + (gpa_i64)q * out_s2;
         const T x = gpa_fp<T>::add(gpa_fp<T>::sub(src[0], o[0]), a[0]);
         const T y = gpa_fp<T>::add(gpa_fp<T>::sub(src[source_s3], o[origin_s1]), a[anchor_s1]);
         const T z = gpa_fp<T>::add(gpa_fp<T>::sub(src[2 * source_s3], o[2 * origin_s1]), a[2 * anchor_s1]);
