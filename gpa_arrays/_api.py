@@ -18,7 +18,14 @@ import numpy as np
 
 from . import _backends, _interop
 from ._pairing import KIND_ARRAY, resolve_pairing
-from ._status import POSE_INDEX, raise_for_pose_status, raise_for_target_status
+from ._status import (
+    POSE_BEHIND,
+    POSE_INDEX,
+    POSE_NONFINITE,
+    new_status,
+    raise_for_pose_status,
+    raise_for_target_status,
+)
 from ._targets import Targets
 
 __all__ = ["backends", "gpa", "pair_indices", "prepare_targets"]
@@ -98,6 +105,43 @@ def _index(value, size, name):
     if not -size <= index < size:
         raise ValueError(f"{name}: expected a joint index in [0, {size}), got {index}")
     return index + size if index < 0 else index
+
+
+def _frame(value, frames, name, what):
+    """Normalise a frame index in ``[-frames, frames)``; None is the centre frame.
+
+    `what` names the clips the index counts in, for the message.
+    """
+    if value is None:
+        return frames // 2
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected an integer frame index, got bool")
+    try:
+        index = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{name}: expected an integer frame index or None, got "
+            f"{type(value).__name__}"
+        ) from None
+    if not -frames <= index < frames:
+        raise ValueError(
+            f"{name}: expected a frame index in [{-frames}, {frames}) for {what} of "
+            f"{frames} frames, got {index}"
+        )
+    return index + frames if index < 0 else index
+
+
+def _target_frame(target, reference_frame):
+    """`target` (M, Jt, 2), or the reference frame of target clips (M, Tt, Jt, 2)."""
+    if target.ndim != 4:
+        return target
+    if target.shape[1] == 0 or target.shape[3] != 2:
+        raise ValueError(
+            "target_2d: expected shape (M, Jt, 2) (poses) or (M, Tt, Jt, 2) "
+            f"(clips of at least one frame), got {target.shape}"
+        )
+    frame = _frame(reference_frame, target.shape[1], "reference_frame", "target clips")
+    return target[:, frame]
 
 
 def _check_source(source):
@@ -361,7 +405,14 @@ def _count(value, name):
 
 
 def prepare_targets(
-    target_2d, camera, *, root=0, backend="auto", dtype=None, check=True
+    target_2d,
+    camera,
+    *,
+    root=0,
+    reference_frame=None,
+    backend="auto",
+    dtype=None,
+    check=True,
 ):
     """Reduce target poses and cameras to compact records, once.
 
@@ -384,6 +435,11 @@ def prepare_targets(
         `target_2d` (a list is converted there).
     root : int
         Root joint of the target poses (e.g. 14 for MPI-INF-3DHP-17).
+    reference_frame : int, optional
+        For target clips, ``target_2d`` of shape (M, Tt, Jt, 2): the frame of
+        each clip that stands for it (its records are that frame's); default
+        the centre frame ``Tt // 2``. Pass the `reference_frame` the source
+        clips will use. Refused for (M, Jt, 2) targets.
     backend : {"auto", "numba", "numpy", "cupy"}
         Backend that computes the records (all give the same records);
         ``"auto"`` picks ``"cupy"`` for CUDA arrays, the fastest host backend
@@ -427,17 +483,26 @@ def prepare_targets(
         raise TypeError("target_2d: already a Targets object")
     if _interop.plain_host(target_2d, camera):
         return _prepare_targets(
-            target_2d, camera, root, backend, dtype, check, np, _interop.HOST
-        )
+            target_2d, camera, root, backend, dtype, check, np, _interop.HOST,
+            reference_frame,
+        )  # fmt: skip
     with _interop.Call("target_2d", target_2d=target_2d, camera=camera) as call:
         return _prepare_targets(
             call["target_2d"], call["camera"], root, backend, dtype, check, call.xp,
-            call.device,
+            call.device, reference_frame,
         )  # fmt: skip
 
 
-def _prepare_targets(target_2d, camera, root, backend, dtype, check, xp, device):
+def _prepare_targets(target_2d, camera, root, backend, dtype, check, xp, device,
+                     reference_frame=None):  # fmt: skip
     target = _as_array(target_2d, "target_2d", xp)
+    if target.ndim == 4:
+        target = _target_frame(target, reference_frame)
+    elif reference_frame is not None:
+        raise ValueError(
+            "reference_frame: only for target clips of shape (M, Tt, Jt, 2), got "
+            f"target_2d of shape {target.shape}"
+        )
     _check_target(target)
     if dtype is None:
         dtype = target.dtype if target.dtype in (np.float32, np.float64) else np.float64
@@ -495,6 +560,7 @@ def gpa(
     seed=None,
     root=0,
     target_root=None,
+    reference_frame=None,
     mode="paired",
     depth="weak",
     return_2d=False,
@@ -502,7 +568,7 @@ def gpa(
     out=None,
     check=True,
 ):
-    """Global Position Alignment: move source poses to target-domain positions.
+    """Global Position Alignment: move source poses or clips to target positions.
 
     Each source pose ``i`` is paired with a target pose ``j`` (see `pairing`) and
     translated, rigidly, so that seen through target ``j``'s camera its root
@@ -514,16 +580,26 @@ def gpa(
         u = (t_root_x - cx) / fx,   v = (t_root_y - cy) / fy
         out[i] = (source[i] - source[i, root]) + (z * u, z * v, z)
 
+    Clips, ``source_3d`` of shape (N, T, J, 3), move as wholes: clip ``i`` is
+    paired once, the translation is computed at its reference frame ``r`` (see
+    `reference_frame`) exactly as for a single pose, and applied to every
+    frame, ``out[i, t] = (source[i, t] - source[i, r, root]) + new_root_i``, so
+    the root trajectory and all relative motion are kept (to the two
+    roundings of that formula) and a one-frame clip is the per-pose case, bit
+    for bit.
+
     Parameters
     ----------
-    source_3d : (N, J, 3) array, metres, camera space
-        Source-domain 3D poses: NumPy, CuPy, torch (CPU or CUDA) or any
-        DLPack array; the result takes its type and device. Any strides; never
-        modified (unless passed as `out`). Every array argument must live on
-        the same device (lists are converted there).
-    target_2d : (M, Jt, 2) array or Targets
-        Target-domain 2D poses in normalised screen coordinates, or targets
-        prepared once by :func:`prepare_targets`. ``Jt`` may differ from ``J``.
+    source_3d : (N, J, 3) or (N, T, J, 3) array, metres, camera space
+        Source-domain 3D poses, or clips of T frames: NumPy, CuPy, torch (CPU
+        or CUDA) or any DLPack array; the result takes its type and device.
+        Any strides; never modified (unless passed as `out`). Every array
+        argument must live on the same device (lists are converted there).
+    target_2d : (M, Jt, 2) or (M, Tt, Jt, 2) array, or Targets
+        Target-domain 2D poses in normalised screen coordinates, target clips
+        (their reference frame is used; ``Tt`` may differ from ``T``), or
+        targets prepared once by :func:`prepare_targets`. ``Jt`` may differ
+        from ``J``.
     camera : (4,), (9,), (M, 4) or (M, 9) array, normalised units, optional
         ``[fx, fy, cx, cy, ...]``; row ``j`` belongs to target ``j``, a single
         row to all. Required with a target array, refused with Targets.
@@ -537,6 +613,12 @@ def gpa(
     target_root : int, optional
         Root joint of the target poses; defaults to `root`. Ignored with
         Targets (fixed when they were prepared) unless it disagrees.
+    reference_frame : int, optional
+        With clips: the frame whose pose is aligned (its root lands on the
+        paired target's root at the depth of its box); default the centre
+        frame ``T // 2``. Negative values count from the end. Target clips use
+        the same index (default: their own centre frame ``Tt // 2``). Refused
+        when neither argument holds clips.
     mode : {"paired", "poseda"}
         ``"paired"`` (default): every pose uses its paired target's camera for
         both depth and unprojection, as the method intends. ``"poseda"``:
@@ -568,9 +650,10 @@ def gpa(
         backend for host arrays. A named backend that is unusable, or that
         does not run where the arrays are, raises; there is no silent fallback
         and no copy between devices.
-    out : (N, J, 3) array, optional
-        Where to write the result, of the result dtype, on the arrays' device
-        (NumPy, CuPy, torch, or a writable DLPack host array). May be
+    out : (N, J, 3) or (N, T, J, 3) array, optional
+        Where to write the result (the shape of `source_3d`), of the result
+        dtype, on the arrays' device (NumPy, CuPy, torch, or a writable
+        DLPack host array). May be
         `source_3d` itself (in place). With ``return_2d=True``, a pair
         ``(out_3d, out_2d)`` whose items are each an array or ``None``,
         ``out_2d`` of shape (N, J, 2). On error the content is unspecified.
@@ -590,7 +673,8 @@ def gpa(
     Returns
     -------
     (N, J, 3) array, or a pair of (N, J, 3) and (N, J, 2) arrays
-        The aligned poses (`out` if given), and with ``return_2d=True`` their
+        The aligned poses (`out` if given; clips keep their (N, T, J, ...)
+        shape), and with ``return_2d=True`` their
         projections in normalised screen coordinates, of the type and on the
         device of `source_3d` (CUDA tensors from torch's caching allocator).
         dtype: float32 and float64 sources are kept; float16 gives float32;
@@ -651,16 +735,17 @@ def gpa(
     ):  # the common case, without a detour
         return _align(
             source_3d, target_2d, camera, pairing, seed, 0, root, target_root,
-            mode, False, False, backend, out, check, _HOST_CALL,
+            mode, False, False, backend, out, check, _HOST_CALL, reference_frame,
         )  # fmt: skip
     return _gpa(
         source_3d, target_2d, camera, pairing, seed, 0, root, target_root, mode,
-        backend, out, check, depth, return_2d,
+        backend, out, check, depth, return_2d, reference_frame,
     )  # fmt: skip
 
 
 def _gpa(source_3d, target_2d, camera, pairing, seed, step, root, target_root, mode,
-         backend, out, check, depth="weak", return_2d=False):  # fmt: skip
+         backend, out, check, depth="weak", return_2d=False,
+         reference_frame=None):  # fmt: skip
     """:func:`gpa` with the pairing's `step` (the GPA object advances it)."""
     if mode not in _MODES:
         raise ValueError(f"mode: expected 'paired' or 'poseda', got {mode!r}")
@@ -673,6 +758,7 @@ def _gpa(source_3d, target_2d, camera, pairing, seed, step, root, target_root, m
         return _align(
             source_3d, target_2d, camera, pairing, seed, step, root, target_root,
             mode, perspective, return_2d, backend, out, check, _HOST_CALL,
+            reference_frame,
         )  # fmt: skip
     with _interop.Call(
         "source_3d", source_3d=source_3d, target_2d=target_2d, camera=camera,
@@ -682,7 +768,7 @@ def _gpa(source_3d, target_2d, camera, pairing, seed, step, root, target_root, m
         result = _align(
             call["source_3d"], call["target_2d"], call["camera"], call["pairing"],
             seed, step, root, target_root, mode, perspective, return_2d, backend,
-            kernel_out, check, call,
+            kernel_out, check, call, reference_frame,
         )  # fmt: skip
         if return_2d:
             return call.wrap(result[0], out_3d), call.wrap(result[1], out_2d)
@@ -704,10 +790,16 @@ _HOST_CALL = _HostCall()
 
 
 def _align(source, target_2d, camera, pairing, seed, step, root, target_root, mode,
-           perspective, return_2d, backend, out, check, call):  # fmt: skip
+           perspective, return_2d, backend, out, check, call,
+           reference_frame=None):  # fmt: skip
     """Validate kernel arrays (NumPy or CuPy, one device), run the kernels."""
     xp = call.xp
     source = _as_array(source, "source_3d", xp)
+    if source.ndim == 4:
+        return _align_clips(
+            source, target_2d, camera, pairing, seed, step, root, target_root, mode,
+            perspective, return_2d, backend, out, check, call, reference_frame,
+        )  # fmt: skip
     _check_source(source)
     dtype = _result_dtype(source.dtype, "source_3d")
     n, j = source.shape[0], source.shape[1]
@@ -717,6 +809,12 @@ def _align(source, target_2d, camera, pairing, seed, step, root, target_root, mo
 
     if isinstance(target_2d, Targets):
         targets = target_2d
+        if reference_frame is not None:
+            raise ValueError(
+                "reference_frame: only for clips, source_3d of shape (N, T, J, 3); "
+                f"got source_3d of shape {source.shape} and prepared Targets (whose "
+                "reference frame was chosen by prepare_targets)"
+            )
         if mode == "poseda":
             raise TypeError(
                 "target_2d: mode='poseda' reproduces the published arithmetic on raw "
@@ -745,6 +843,14 @@ def _align(source, target_2d, camera, pairing, seed, step, root, target_root, mo
     else:
         targets = None
         target = _as_array(target_2d, "target_2d", xp)
+        if target.ndim == 4:
+            target = _target_frame(target, reference_frame)
+        elif reference_frame is not None:
+            raise ValueError(
+                "reference_frame: only for clips, source_3d of shape (N, T, J, 3) "
+                "or target_2d of shape (M, Tt, Jt, 2); got source_3d of shape "
+                f"{source.shape} and target_2d of shape {target.shape}"
+            )
         _check_target(target)
         m = target.shape[0]
         t_root = root if target_root is None else target_root
@@ -831,6 +937,160 @@ def _align(source, target_2d, camera, pairing, seed, step, root, target_root, mo
     return (result, result_2d) if return_2d else result
 
 
+def _align_clips(source, target_2d, camera, pairing, seed, step, root, target_root,
+                 mode, perspective, return_2d, backend, out, check, call,
+                 reference_frame):  # fmt: skip
+    """:func:`_align` for clips, ``source`` of shape (N, T, J, 3).
+
+    Three passes, each a kernel every backend has: GPA on the reference frames
+    (all of the per-pose validation, pairing and depth rules, into an (N, J, 3)
+    scratch array), the translation of each reference frame applied to its
+    clip (:func:`numpy_.gpa_clip`), and with `return_2d` the projection of the
+    aligned clips through the paired cameras (:func:`numpy_.project_points`).
+    The extra traffic over a per-frame call is the scratch array, 1/T of the
+    output.
+    """
+    xp = call.xp
+    n, frames, joints = source.shape[0], source.shape[1], source.shape[2]
+    if source.shape[3] != 3 or frames == 0 or joints == 0:
+        raise ValueError(
+            "source_3d: expected shape (N, J, 3) (poses) or (N, T, J, 3) (clips of "
+            f"at least one frame and one joint), got {source.shape}"
+        )
+    if mode == "poseda":
+        raise ValueError(
+            "mode: 'poseda' reproduces the published per-pose arithmetic and takes "
+            f"(N, J, 3) poses, got source_3d of shape {source.shape}; use "
+            "mode='paired' for clips"
+        )
+    if mode not in _MODES:
+        raise ValueError(f"mode: expected 'paired' or 'poseda', got {mode!r}")
+    dtype = _result_dtype(source.dtype, "source_3d")
+    root = _index(root, joints, "root")
+    frame = _frame(reference_frame, frames, "reference_frame", "source clips")
+    name, module = _resolve_backend(backend, call.device)
+    device = name in _DEVICE_BACKENDS
+
+    shape = (n, frames, joints, 3)
+    out, out_2d = _split_out(out, return_2d)
+    if out is None:
+        result = call.empty(shape, dtype)
+    else:
+        _check_out(out, shape, dtype, source, [])
+        result = out
+    result_2d = None
+    if return_2d:
+        result_2d = _out_2d(
+            out_2d, (n, frames, joints, 2), dtype, source, None, None, result, call
+        )
+
+    # The targets are prepared here rather than inside the reference-frame
+    # call, so that their records (and cameras) are at hand for the projection.
+    if isinstance(target_2d, Targets):
+        targets = target_2d
+        if camera is not None:
+            raise TypeError(
+                "camera: must be None with a Targets object (its cameras were used "
+                "when the targets were prepared)"
+            )
+        if targets.dtype != dtype:
+            raise TypeError(
+                f"target_2d: Targets of dtype {targets.dtype} cannot align source_3d "
+                f"of result dtype {dtype}; prepare them with dtype={dtype.name}"
+            )
+        if target_root is not None:
+            t_root = _index(target_root, targets.n_joints, "target_root")
+            if t_root != targets.root:
+                raise ValueError(
+                    f"target_root: the Targets were prepared with root "
+                    f"{targets.root}, got {target_root}"
+                )
+    else:
+        target = _as_array(target_2d, "target_2d", xp)
+        if target.ndim == 4:
+            target = _target_frame(target, reference_frame)
+        _check_target(target)
+        t_root = root if target_root is None else target_root
+        targets = _prepare_targets(
+            target, camera, t_root, backend, dtype, check, xp, call.device
+        )
+    m = len(targets)
+    # one pairing for every pass (seed=None draws its fresh bits once, here)
+    spec = resolve_pairing(_pairing_argument(pairing, xp), n, m, seed, step)
+    if n == 0:
+        return (result, result_2d) if return_2d else result
+
+    src = _as_dtype(source, dtype)
+    # Pass 1: the reference frames, as poses, into a scratch array whose root
+    # joints are the anchors of pass 2.
+    anchor = call.empty((n, joints, 3), dtype)
+    extra = {"perspective": True} if perspective else {}
+    if device:
+        extra["status"] = check or spec.kind == KIND_ARRAY
+    a_status = module.gpa_records(
+        src[:, frame], targets._records, anchor, root, spec, **extra
+    )
+    # Pass 2: every frame moved with its reference frame. The origin is a
+    # copy, not a view: `result` may be `source` (in place).
+    origin = src[:, frame, root].copy()
+    extra = {"status": check} if device else {}
+    c_status = module.gpa_clip(src, origin, anchor[:, root], result, **extra)
+    # Pass 3: the projections through each clip's paired camera.
+    p_status = None
+    if return_2d:
+        index = module.pair_indices(spec)
+        if targets._wide is None:
+            rows = targets._records[index, 3:7]
+        else:
+            wide = targets._wide[index]
+            rows = xp.concatenate([wide[:, 3:7], wide[:, 8:13]], axis=1)
+        count = n * frames * joints
+        # a C-order out_2d is written in place; any other goes through a copy
+        direct = result_2d.flags.c_contiguous
+        flat_2d = (
+            result_2d.reshape(count, 2) if direct else call.empty((count, 2), dtype)
+        )
+        p_status = module.project_points(
+            result.reshape(count, 3), rows, frames * joints, flat_2d, **extra
+        )
+        if not direct:
+            result_2d[...] = flat_2d.reshape(result_2d.shape)
+    if device:  # one round trip for every status of the call
+        a_status, c_status, p_status = module.read_status(a_status, c_status, p_status)
+    if a_status is not None and not check:
+        a_status = _index_only(a_status)
+    if a_status is not None and a_status[POSE_INDEX, 0]:
+        raise_for_pose_status(a_status, n, m, spec.index)
+    if check and any(x is not None for x in (a_status, c_status, p_status)):
+        _raise_for_clips(a_status, result, result_2d, n, m, xp)
+    return (result, result_2d) if return_2d else result
+
+
+def _raise_for_clips(status, result, result_2d, n, m, xp, offset=0, total=None):
+    """Raise for what the three passes of a clip call flagged.
+
+    `status` is the reference frames' (degenerate poses, no perspective depth),
+    or None. Non-finite output and joints behind the camera are recounted by
+    clip on the result: the clip kernel counts clips on the host and joints on
+    a GPU, and a clip whose reference frame is non-finite has a non-finite
+    anchor, hence non-finite frames, so one count on the result covers both
+    passes.
+    """
+    axes = (1, 2, 3)
+    bad = ~xp.isfinite(result).all(axis=axes)
+    behind = None
+    if result_2d is not None:
+        bad |= ~xp.isfinite(result_2d).all(axis=axes)
+        behind = ~bad & ~(result[..., 2] > 0).all(axis=(1, 2))
+    status = new_status() if status is None else status.copy()
+    for category, mask in ((POSE_NONFINITE, bad), (POSE_BEHIND, behind)):
+        if mask is None:
+            continue
+        hits = xp.flatnonzero(mask)
+        status[category] = (int(hits.size), int(hits[0]) if hits.size else 0)
+    raise_for_pose_status(status, n, m, offset=offset, total=total)
+
+
 def _index_only(status):
     """`status` with only its explicit-index problems kept.
 
@@ -906,7 +1166,7 @@ def _out_2d(out_2d, shape, dtype, source, target, camera, result, call):
 # --- chunked entry points (gpa-arrays augment, gpa_arrays.dask) ----------------------
 
 
-def _gpa_block(source, records, spec, root, backend, check, out=None):
+def _gpa_block(source, records, spec, root, backend, check, out=None, frame=None):
     """Align one block of a larger data set against prepared target records.
 
     The body of a :mod:`gpa_arrays.dask` task and of each step of
@@ -919,9 +1179,9 @@ def _gpa_block(source, records, spec, root, backend, check, out=None):
 
     Parameters
     ----------
-    source : (count, J, 3) ndarray, metres
-        The global source poses ``spec.offset .. spec.offset + count - 1``; cast
-        to the records' dtype.
+    source : (count, J, 3) or (count, T, J, 3) ndarray, metres
+        The global source poses (or clips) ``spec.offset .. spec.offset + count
+        - 1``; cast to the records' dtype.
     records : (M, 8) ndarray
         Target records (``Targets._records``, or :func:`_prepare_block`) of the
         result dtype.
@@ -933,12 +1193,14 @@ def _gpa_block(source, records, spec, root, backend, check, out=None):
         A backend name that :func:`_resolve_backend` accepts.
     check : bool
         As in :func:`gpa`; explicit pairing indices are always range-checked.
-    out : (count, J, 3) ndarray of the records' dtype, optional
+    out : ndarray of the shape of `source` and the records' dtype, optional
         Written in full; may be `source` itself.
+    frame : int, optional
+        Reference frame of clips, normalised to ``[0, T)``; clips only.
 
     Returns
     -------
-    (count, J, 3) ndarray of the records' dtype
+    ndarray of the shape of `source` and the records' dtype
         `out` when given.
 
     Raises
@@ -970,6 +1232,8 @@ def _gpa_block(source, records, spec, root, backend, check, out=None):
     if source.shape[0] == 0:
         return out
     _, module = _resolve_backend(backend)
+    if source.ndim == 4:
+        return _gpa_clip_block(source, records, spec, root, module, check, out, frame)
     status = module.gpa_records(_as_dtype(source, dtype), records, out, root, spec)
     if status is not None:
         if not check:
@@ -977,6 +1241,24 @@ def _gpa_block(source, records, spec, root, backend, check, out=None):
         raise_for_pose_status(
             status, spec.count, spec.m, spec.index, offset=spec.offset, total=spec.n
         )
+    return out
+
+
+def _gpa_clip_block(source, records, spec, root, module, check, out, frame):
+    """:func:`_gpa_block` for a block of clips (the passes of :func:`_align_clips`)."""
+    count, joints = source.shape[0], source.shape[2]
+    src = _as_dtype(source, records.dtype)
+    anchor = np.empty((count, joints, 3), dtype=records.dtype)
+    status = module.gpa_records(src[:, frame], records, anchor, root, spec)
+    origin = src[:, frame, root].copy()
+    c_status = module.gpa_clip(src, origin, anchor[:, root], out)
+    where = {"offset": spec.offset, "total": spec.n}
+    if status is not None and not check:
+        status = _index_only(status)
+    if status is not None and status[POSE_INDEX, 0]:
+        raise_for_pose_status(status, count, spec.m, spec.index, **where)
+    if check and (status is not None or c_status is not None):
+        _raise_for_clips(status, out, None, count, spec.m, np, **where)
     return out
 
 

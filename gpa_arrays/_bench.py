@@ -84,12 +84,12 @@ TARGETS = {
 def make_inputs(n, m, joints=17, dtype=np.float32, seed=0):
     """Plausible GPA inputs, generated in place (no temporaries beyond the result).
 
-    Sources are normal poses (0.3 m spread across, 0.15 m in depth, so that no
-    joint of an aligned pose reaches the camera plane) 5 m in front of the camera, targets
-    uniform in ``[-0.5, 0.5)``, cameras with focal lengths in ``[1.2, 2.4)`` and
-    centres in ``[-0.1, 0.1)`` (normalised units). Filling preallocated arrays
-    keeps the process's peak memory at the size of the data itself, which the
-    ``peakmem`` benchmarks rely on.
+    Sources are normal poses (0.3 m spread across, 0.15 m in depth, so that
+    no joint of an aligned pose reaches the camera plane) 5 m in front of the
+    camera, targets uniform in ``[-0.5, 0.5)``, cameras with focal lengths in
+    ``[1.2, 2.4)`` and centres in ``[-0.1, 0.1)`` (normalised units). Filling
+    preallocated arrays keeps the process's peak memory at the size of the
+    data itself, which the ``peakmem`` benchmarks rely on.
 
     Parameters
     ----------

@@ -24,13 +24,15 @@ Errors in the input give one line on stderr and exit status 2.
 File formats of ``augment``
 ---------------------------
 SOURCE
-    ``.npy``: the ``(N, J, 3)`` source poses (camera space, metres), memory
+    ``.npy``: the ``(N, J, 3)`` source poses (camera space, metres), or
+    ``(N, T, J, 3)`` clips moved as wholes (see ``--reference-frame``), memory
     mapped. ``.npz``: the array under ``--source-key`` (default ``source_3d``),
     loaded into memory.
 TARGET
-    ``.npz`` holding ``--target-key`` (default ``target_2d``, ``(M, Jt, 2)``,
-    normalised screen coordinates) and ``--camera-key`` (default ``camera``,
-    ``(M, 4)``, ``(M, 9)``, ``(4,)`` or ``(9,)`` rows ``[fx, fy, cx, cy, ...]``);
+    ``.npz`` holding ``--target-key`` (default ``target_2d``, ``(M, Jt, 2)``
+    or clips ``(M, Tt, Jt, 2)``, normalised screen coordinates) and
+    ``--camera-key`` (default ``camera``, ``(M, 4)``, ``(M, 9)``, ``(4,)`` or
+    ``(9,)`` rows ``[fx, fy, cx, cy, ...]``);
     or a ``.npy`` of target poses, with the cameras given by ``--camera``.
 ``--camera``
     A ``.npy`` file of camera rows, or one row as comma-separated numbers;
@@ -39,9 +41,10 @@ TARGET
     ``permutation`` (default), ``random``, ``identity`` or a ``.npy`` file of
     ``N`` target indices.
 OUT
-    ``.npy``: the aligned poses ``(N, J, 3)``. ``.npz``: ``aligned_3d`` (the
-    aligned poses), ``pair_index`` (``(N,)`` int64, the target each source pose
-    was paired with) and ``seed`` (uint64, the pairing seed, also printed).
+    ``.npy``: the aligned poses ``(N, J, 3)`` (clips: ``(N, T, J, 3)``).
+    ``.npz``: ``aligned_3d`` (the aligned poses), ``pair_index`` (``(N,)``
+    int64, the target each source pose or clip was paired with) and ``seed``
+    (uint64, the pairing seed, also printed).
 
 Memory
 ------
@@ -51,11 +54,25 @@ whatever N is. The pairing of a pose depends on its global index only, so the
 output equals one in-memory :func:`gpa_arrays.gpa` call bit for bit, for every
 chunk size. ``--mode poseda`` (the published arithmetic, N = M) runs in one
 piece in memory.
+
+Dask (``pip install "gpa-arrays[dask]"``)
+-----------------------------------------
+``--dask`` aligns the chunks with :func:`gpa_arrays.dask.gpa` on the default
+Dask scheduler (threads in this process); ``--workers N`` starts a local
+``distributed`` cluster of N single-threaded worker processes for the run, and
+``--scheduler ADDRESS`` sends the work to a running ``distributed`` scheduler
+(its workers must see the SOURCE path when it is a ``.npy`` file); both imply
+``--dask``. Each ``--chunk`` of poses is one Dask block: a ``.npy`` SOURCE is
+read by the workers through a memory map, the targets are prepared once here
+and shared, and the aligned blocks come back in order and are written to OUT
+as they arrive, a few per worker thread in flight. The output is the same file,
+bit for bit, as without Dask. Paired mode only.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import inspect
 import os
@@ -200,6 +217,12 @@ def _parser():
         default=None,
         help="pairing seed (default: fresh, printed)",
     )
+    augment.add_argument(
+        "--reference-frame",
+        type=int,
+        default=None,
+        help="with clips: the frame aligned (default: the centre frame)",
+    )
     augment.add_argument("--mode", choices=("paired", "poseda"), default="paired")
     augment.add_argument(
         "--depth",
@@ -222,6 +245,31 @@ def _parser():
     )
     augment.add_argument(
         "--compress", action="store_true", help="deflate the .npz members"
+    )
+    parallel = augment.add_argument_group(
+        'Dask (pip install "gpa-arrays[dask]")',
+        "Align the chunks with gpa_arrays.dask; the output is the same, bit for bit.",
+    )
+    parallel.add_argument(
+        "--dask",
+        action="store_true",
+        help="run on the default Dask scheduler (threads in this process)",
+    )
+    where = parallel.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="start a local distributed cluster of N worker processes for this run "
+        "(implies --dask)",
+    )
+    where.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="use a running distributed scheduler, e.g. tcp://host:8786 (implies "
+        "--dask; its workers must see a .npy SOURCE at the same path)",
     )
     progress = augment.add_mutually_exclusive_group()
     progress.add_argument(
@@ -611,7 +659,8 @@ class _ArrayWriter:
             def write(block):
                 nonlocal written
                 block = np.ascontiguousarray(block, dtype=dtype)
-                stream.write(memoryview(block).cast("B"))
+                if block.size:  # memoryview cannot cast an empty array
+                    stream.write(memoryview(block).cast("B"))
                 written += block.nbytes
 
             yield write
@@ -724,14 +773,18 @@ def _camera_argument(text):
     return row
 
 
-def _check_array(array, name, path, ndim, last):
+def _check_array(array, name, path, last):
+    """Poses ``(N, J, last)`` or clips ``(N, T, J, last)`` of a real dtype."""
     if array.dtype.kind not in "fiu" or array.dtype == np.bool_:
         raise CommandError(
             f"{path}: {name}: expected a real floating or integer dtype, got "
             f"{array.dtype}"
         )
-    if array.ndim != ndim or array.shape[-1] != last or 0 in array.shape[1:]:
-        expected = {3: "(N, J, 3) (poses, joints, xyz)", 2: "(M, Jt, 2)"}[last]
+    if array.ndim not in (3, 4) or array.shape[-1] != last or 0 in array.shape[1:]:
+        expected = {
+            3: "(N, J, 3) (poses, joints, xyz) or (N, T, J, 3) (clips)",
+            2: "(M, Jt, 2) or (M, Tt, Jt, 2)",
+        }[last]
         raise CommandError(
             f"{path}: {name}: expected shape {expected}, got {array.shape}"
         )
@@ -793,7 +846,7 @@ def _same_file(a, b):
 
 
 def _augment(args):
-    from . import _api, _backends
+    from . import _api
     from ._pairing import resolve_pairing, resolve_seed
 
     out_suffix = os.path.splitext(args.output)[1].lower()
@@ -810,11 +863,44 @@ def _augment(args):
         raise CommandError(
             f"--depth {args.depth}: not supported by the chunked driver yet"
         )
+    option = _dask_option(args)
+    if option is not None:
+        if args.mode == "poseda":
+            raise CommandError(
+                f"{option}: --mode poseda is not supported with Dask (its depth "
+                "uses camera row 0 of the whole call, so it runs in one piece in "
+                "memory); leave out the Dask options"
+            )
+        gdask = _import_dask(option, args.workers or args.scheduler)
 
     source = _load(args.source, args.source_key, "SOURCE")
-    _check_array(source, "source_3d", args.source, 3, 3)
+    _check_array(source, "source_3d", args.source, 3)
     target = _load(args.target, args.target_key, "TARGET")
-    _check_array(target, "target_2d", args.target, 3, 2)
+    _check_array(target, "target_2d", args.target, 2)
+    frame = target_frame = None
+    try:
+        if source.ndim == 4:
+            frame = _api._frame(
+                args.reference_frame, source.shape[1], "--reference-frame",
+                "source clips",
+            )  # fmt: skip
+        if target.ndim == 4:
+            target_frame = _api._frame(
+                args.reference_frame, target.shape[1], "--reference-frame",
+                "target clips",
+            )  # fmt: skip
+    except (ValueError, TypeError) as exc:
+        raise CommandError(str(exc)) from None
+    if args.reference_frame is not None and source.ndim == target.ndim == 3:
+        raise CommandError(
+            "--reference-frame: only for clips, (N, T, J, 3) SOURCE or (M, Tt, Jt, "
+            "2) TARGET"
+        )
+    if args.mode == "poseda" and source.ndim == 4:
+        raise CommandError(
+            "--mode poseda: the published per-pose arithmetic takes (N, J, 3) "
+            "poses; clips need the paired mode"
+        )
     if args.camera is not None:
         camera = _camera_argument(args.camera)
     elif args.target.lower().endswith(".npz"):
@@ -824,14 +910,14 @@ def _augment(args):
             f"TARGET {args.target}: a .npy target needs --camera (a .npy file or "
             "one row fx,fy,cx,cy)"
         )
-    n, joints = source.shape[0], source.shape[1]
+    n, joints = source.shape[0], source.shape[-2]
     m = target.shape[0]
     root = _layout_root(
         args.source_layout, joints, args.root, 0, "source_3d", args.source
     )
     # as in gpa(): the target root defaults to the source root
     target_root = _layout_root(
-        args.target_layout, target.shape[1], args.target_root, root, "target_2d",
+        args.target_layout, target.shape[-2], args.target_root, root, "target_2d",
         args.target,
     )  # fmt: skip
 
@@ -852,18 +938,60 @@ def _augment(args):
                                     target_root, dtype, name)  # fmt: skip
         else:
             targets = _prepare_chunks(
-                target, camera, target_root, dtype, name, args.chunk
+                target, camera, target_root, dtype, name, args.chunk, target_frame
             )
-            run = _paired_chunks(source, targets, spec, root, dtype, name)
+            run = _paired_chunks(source, targets, spec, root, dtype, name, frame)
     except (ValueError, TypeError, RuntimeError) as exc:
         raise CommandError(str(exc)) from None
 
     chunk = args.chunk
+    with contextlib.ExitStack() as stack:
+        if option is None:
+            where = ""
+            blocks = (run(i, min(chunk, n - i)) for i in range(0, n, chunk))
+        else:
+            client, where = _dask_scheduler(args, stack)
+            if args.source.lower().endswith(".npy"):
+                # read by the workers, by path (a memory map would be pickled
+                # whole into the graph)
+                lazy_source = gdask._NpyFile(
+                    os.path.abspath(args.source), "SOURCE"
+                ).to_dask(chunk)
+            else:
+                import dask.array as da
+
+                lazy_source = da.from_array(
+                    source, chunks=(chunk,) + (-1,) * (source.ndim - 1)
+                )
+            try:
+                # the same records, pairing and dtype as the chunked loop: each
+                # block runs the same kernel call on the same numbers
+                lazy = gdask.gpa(
+                    lazy_source.astype(dtype), targets, pairing=pairing, seed=seed,
+                    root=root, reference_frame=frame, backend=name,
+                )  # fmt: skip
+            except (ValueError, TypeError) as exc:
+                raise CommandError(str(exc)) from None
+            blocks = stack.enter_context(contextlib.closing(_dask_blocks(lazy, client)))
+            where = f", Dask: {where}"
+        _write_aligned(args, blocks, source.shape, m, dtype, seed, spec, name, where)
+    return 0
+
+
+def _write_aligned(args, blocks, shape, m, dtype, seed, spec, name, where):
+    """Write the aligned `blocks` (in pose order) and the pairing to OUT, atomically."""
+    from . import _backends
+
+    out_suffix = os.path.splitext(args.output)[1].lower()
+    n = shape[0]
+    what = "source clips" if len(shape) == 4 else "source poses"
+    chunk = args.chunk
     chunks = -(-n // chunk) if n else 0
     show = chunks > 1 if args.progress is None else args.progress
     print(
-        f"{PROG} augment: {n:,} source poses, {m:,} targets, seed {seed}, "
-        f"{args.mode} mode, {name} backend, {dtype.name}, {chunks} chunk(s)",
+        f"{PROG} augment: {n:,} {what}, {m:,} targets, seed {seed}, "
+        f"{args.mode} mode, {name} backend, {dtype.name}, {chunks} chunk(s)"
+        f"{where}",
         file=sys.stderr,
     )
     progress = _Progress(n, show, "aligning")
@@ -872,11 +1000,10 @@ def _augment(args):
             _atomic_file(args.output) as handle,
             _ArrayWriter(handle, out_suffix == ".npz", args.compress) as writer,
         ):
-            with writer.array("aligned_3d", (n, joints, 3), dtype) as write:
-                for offset in range(0, n, chunk):
-                    count = min(chunk, n - offset)
-                    write(run(offset, count))
-                    progress.update(count)
+            with writer.array("aligned_3d", tuple(shape), dtype) as write:
+                for block in blocks:
+                    write(block)
+                    progress.update(block.shape[0])
             if out_suffix == ".npz":
                 module = _backends.load(name)
                 with writer.array("pair_index", (n,), np.int64) as write:
@@ -892,11 +1019,133 @@ def _augment(args):
     finally:
         progress.close()
     keys = "aligned_3d, pair_index, seed" if out_suffix == ".npz" else "aligned_3d"
-    print(f"wrote {args.output}: {keys} ({n}, {joints}, 3) {dtype.name}, seed {seed}")
-    return 0
+    dims = ", ".join(map(str, shape))
+    print(f"wrote {args.output}: {keys} ({dims}) {dtype.name}, seed {seed}")
 
 
-def _prepare_chunks(target, camera, root, dtype, backend, chunk):
+def _dask_option(args):
+    """The Dask option the user gave (for messages), or None without Dask."""
+    if args.workers is not None:
+        return f"--workers {args.workers}"
+    if args.scheduler is not None:
+        return f"--scheduler {args.scheduler}"
+    return "--dask" if args.dask else None
+
+
+def _import_dask(option, needs_distributed):
+    """:mod:`gpa_arrays.dask`, or a CommandError naming the extra to install."""
+    try:
+        import dask.array  # noqa: F401
+
+        from . import dask as gdask
+
+        if needs_distributed:
+            import distributed  # noqa: F401
+    except ImportError as exc:
+        raise CommandError(
+            f"{option} needs Dask and distributed, which are not installed "
+            f'({exc}): pip install "gpa-arrays[dask]"'
+        ) from None
+    return gdask
+
+
+def _dask_scheduler(args, stack):
+    """Start or connect the run's scheduler, closed by `stack`.
+
+    Returns ``(client, words)``: the ``distributed`` client (None for the
+    default scheduler) and a description for the summary line.
+    """
+    import dask
+
+    if args.workers is None and args.scheduler is None:
+        # Dask arrays compute on threads unless the user's Dask config says else
+        return None, f"{dask.config.get('scheduler', None) or 'threads'} scheduler"
+    import logging
+
+    import distributed
+
+    if args.workers is not None:
+        # one task per worker, each task's kernels on its share of the cores;
+        # a NUMBA_NUM_THREADS of the user's own is inherited instead
+        env = {}
+        if "NUMBA_NUM_THREADS" not in os.environ:
+            env["NUMBA_NUM_THREADS"] = str(
+                max(1, (os.cpu_count() or 1) // args.workers)
+            )
+        try:
+            address = stack.enter_context(
+                distributed.LocalCluster(
+                    n_workers=args.workers,
+                    processes=True,
+                    threads_per_worker=1,
+                    dashboard_address="127.0.0.1:0",
+                    silence_logs=logging.ERROR,
+                    env=env,
+                )
+            )
+        except (OSError, TimeoutError, RuntimeError) as exc:
+            raise CommandError(
+                f"--workers {args.workers}: cannot start a local cluster ({exc})"
+            ) from None
+        words = f"local cluster of {args.workers} worker process(es)"
+    else:
+        address = args.scheduler
+        words = f"scheduler {args.scheduler}"
+    try:
+        client = stack.enter_context(distributed.Client(address, set_as_default=False))
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise CommandError(
+            f"{_dask_option(args)}: cannot connect to the scheduler ({exc})"
+        ) from None
+    # the scheduler of gpa_arrays.dask.gpa too (it scatters the targets there)
+    stack.enter_context(dask.config.set(scheduler=client))
+    return client, words
+
+
+def _dask_blocks(lazy, client):
+    """The blocks of `lazy` (chunked along axis 0 only), computed, in order.
+
+    A bounded number are in flight so that memory holds a few blocks per
+    worker thread whatever the number of blocks: a sliding window of futures on
+    a ``distributed`` client, else windows of one :func:`dask.compute` each.
+    """
+    import dask
+
+    count = lazy.numblocks[0]
+    if client is not None:
+        # two per thread: the workers keep busy while this process writes
+        window = 2 * max(1, sum(client.nthreads().values()))
+        pending = collections.deque()
+        try:
+            for index in range(count):
+                pending.append(client.compute(lazy.blocks[index]))
+                if len(pending) >= window:
+                    yield _result(pending.popleft())
+            while pending:
+                yield _result(pending.popleft())
+        finally:
+            for future in pending:
+                future.cancel()
+        return
+    window = dask.config.get("num_workers", None) or os.cpu_count() or 1
+    for first in range(0, count, window):
+        last = min(count, first + window)
+        yield from dask.compute(*(lazy.blocks[i] for i in range(first, last)))
+
+
+def _result(future):
+    from distributed import KilledWorker
+
+    try:
+        return future.result()
+    except KilledWorker as exc:
+        raise CommandError(
+            f"a Dask worker died while aligning ({exc}); if it ran out of memory, "
+            "try a smaller --chunk or fewer --workers"
+        ) from None
+
+
+def _prepare_chunks(target, camera, root, dtype, backend, chunk, frame=None):
     """:func:`gpa_arrays.prepare_targets` over chunks of a (memory-mapped) target.
 
     Only the records (64 bytes per float64 target) stay in memory. The records
@@ -907,7 +1156,7 @@ def _prepare_chunks(target, camera, root, dtype, backend, chunk):
     from ._backends.numpy_ import RECORD_WIDTH
     from ._targets import Targets
 
-    m, joints = target.shape[0], target.shape[1]
+    m, joints = target.shape[0], target.shape[-2]
     camera = np.asarray(camera)
     if camera.shape not in ((4,), (9,), (m, 4), (m, 9)):
         raise ValueError(
@@ -920,7 +1169,10 @@ def _prepare_chunks(target, camera, root, dtype, backend, chunk):
         count = min(chunk, m - offset)
         block = buffer[:count]
         # a writable copy in the records' dtype (see _paired_chunks)
-        np.copyto(block, target[offset : offset + count], casting="unsafe")
+        rows_2d = target[offset : offset + count]
+        if frame is not None:  # target clips: their reference frame
+            rows_2d = rows_2d[:, frame]
+        np.copyto(block, rows_2d, casting="unsafe")
         rows = camera if camera.ndim == 1 else camera[offset : offset + count]
         try:
             part = prepare_targets(block, rows, root=root, backend=backend, dtype=dtype)
@@ -934,19 +1186,22 @@ def _prepare_chunks(target, camera, root, dtype, backend, chunk):
     return Targets(np.concatenate(records), root, joints, backend)
 
 
-def _paired_chunks(source, targets, spec, root, dtype, backend):
-    """``run(offset, count)`` -> the aligned poses of one chunk (paired mode)."""
+def _paired_chunks(source, targets, spec, root, dtype, backend, frame=None):
+    """``run(offset, count)`` -> the aligned poses (or clips) of one chunk.
+
+    Paired mode; `frame` is the reference frame of clips.
+    """
     from ._api import _gpa_block
 
-    joints = source.shape[1]
+    item = source.shape[1:]
     buffers = {}
 
     def run(offset, count):
         if count not in buffers:
             buffers.clear()
             buffers[count] = (
-                np.empty((count, joints, 3), dtype=dtype),
-                np.empty((count, joints, 3), dtype=dtype),
+                np.empty((count, *item), dtype=dtype),
+                np.empty((count, *item), dtype=dtype),
             )
         block, out = buffers[count]
         # Copy the chunk into a writable buffer of the output dtype: this reads
@@ -957,7 +1212,7 @@ def _paired_chunks(source, targets, spec, root, dtype, backend):
         try:
             return _gpa_block(
                 block, targets._records, spec.chunk(offset, count), root, backend,
-                True, out=out,
+                True, out=out, frame=frame,
             )  # fmt: skip
         except ValueError as exc:
             raise ValueError(

@@ -86,7 +86,14 @@ def _check_source(source_3d):
             f"in memory, or dask.array.from_array), got {type(source_3d).__name__}"
         )
     source = source_3d
-    _api._check_source(source)
+    if source.ndim == 4:
+        if source.shape[3] != 3 or 0 in source.shape[1:3]:
+            raise ValueError(
+                "source_3d: expected shape (N, J, 3) (poses) or (N, T, J, 3) (clips "
+                f"of at least one frame and one joint), got {source.shape}"
+            )
+    else:
+        _api._check_source(source)
     _check_known_chunks(source, "source_3d")
     split = [axis for axis in range(1, source.ndim) if source.numblocks[axis] > 1]
     if split:
@@ -310,7 +317,8 @@ def _resolve(pairing, n, m, seed, chunks):
 # --- the public functions -------------------------------------------------------
 
 
-def _align_block(source, index, records, spec, root, backend, check, block_info=None):
+def _align_block(source, index, records, spec, root, backend, check, frame,
+                 block_info=None):  # fmt: skip
     """One task: the block's global offset turns the call's pairing into its own."""
     offset = block_info[0]["array-location"][0][0]
     count = source.shape[0]
@@ -323,7 +331,9 @@ def _align_block(source, index, records, spec, root, backend, check, block_info=
         # and are reported out of range, never wrapped
         index = index.reshape(count).astype(np.int64, copy=False)
     chunk = spec.chunk(offset, count, index)
-    return _api._gpa_block(source, records.array, chunk, root, backend, check)
+    return _api._gpa_block(
+        source, records.array, chunk, root, backend, check, frame=frame
+    )
 
 
 def gpa(
@@ -335,6 +345,7 @@ def gpa(
     seed=None,
     root=0,
     target_root=None,
+    reference_frame=None,
     mode="paired",
     backend="auto",
     check=True,
@@ -349,8 +360,8 @@ def gpa(
 
     Parameters
     ----------
-    source_3d : (N, J, 3) dask.array.Array, metres, camera space
-        Source poses, chunked along axis 0 only (any chunk sizes, which must be
+    source_3d : (N, J, 3) or (N, T, J, 3) dask.array.Array, metres, camera space
+        Source poses or clips, chunked along axis 0 only (any chunk sizes, which must be
         known); the joint and coordinate axes must be single chunks (else
         ``ValueError``; ``source_3d.rechunk({1: -1, 2: -1})`` fixes it). Blocks
         are NumPy arrays of any real dtype.
@@ -372,6 +383,10 @@ def gpa(
         result gives the same poses. A Generator is advanced once, now.
     root, target_root : int
         Root joints, as in :func:`gpa_arrays.gpa`.
+    reference_frame : int, optional
+        With clips, ``source_3d`` of shape (N, T, J, 3) chunked along N, or
+        target clips (M, Tt, Jt, 2): the frame aligned, as in
+        :func:`gpa_arrays.gpa` (default the centre frame).
     mode : {"paired"}
         Only ``"paired"``. ``mode="poseda"`` reproduces the published per-batch
         function, whose depth uses camera row 0 *of the call* for every pose:
@@ -443,8 +458,24 @@ def gpa(
         raise TypeError(f"scatter: expected None, True or False, got {scatter!r}")
     source = _check_source(source_3d)
     dtype = _api._result_dtype(source.dtype, "source_3d")
-    n, j = source.shape[0], source.shape[1]
+    n, j = source.shape[0], source.shape[-2]
     root = _api._index(root, j, "root")
+    frame = None
+    if source.ndim == 4:
+        frame = _api._frame(
+            reference_frame, source.shape[1], "reference_frame", "source clips"
+        )
+    if getattr(target_2d, "ndim", 3) == 4:
+        if not _is_dask_array(target_2d):
+            target_2d = _api._as_array(target_2d, "target_2d")
+        # the reference frame of each target clip (lazily for a Dask array)
+        target_2d = _api._target_frame(target_2d, reference_frame)
+    elif reference_frame is not None and frame is None:
+        raise ValueError(
+            "reference_frame: only for clips, source_3d of shape (N, T, J, 3) or "
+            f"target_2d of shape (M, Tt, Jt, 2); got source_3d of shape "
+            f"{source.shape}"
+        )
     name, _ = _api._resolve_backend(backend)
     records, m = _records(
         target_2d, camera, root, target_root, dtype, name, check, scatter
@@ -464,9 +495,10 @@ def gpa(
         root,
         name,
         bool(check),
+        frame,
         dtype=dtype,
         meta=np.empty((0,) * source.ndim, dtype=dtype),
-        name="gpa-" + tokenize(source, index, records, key, root, name, check),
+        name="gpa-" + tokenize(source, index, records, key, root, name, check, frame),
     )
 
 

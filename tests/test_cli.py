@@ -383,10 +383,16 @@ def make_bad(tmp_path, d, what):
         message = "camera: 1 of .* focal length"
     elif what == "source shape":
         source = source[..., :2]
-        message = r"source_3d: expected shape \(N, J, 3\) \(poses, joints, xyz\), got \(5000, 17, 2\)"
+        message = (
+            r"source_3d: expected shape \(N, J, 3\) \(poses, joints, xyz\) or "
+            r"\(N, T, J, 3\) \(clips\), got \(5000, 17, 2\)"
+        )
     elif what == "target shape":
         target = target[:, :, :1]
-        message = r"target_2d: expected shape \(M, Jt, 2\), got \(3000, 17, 1\)"
+        message = (
+            r"target_2d: expected shape \(M, Jt, 2\) or \(M, Tt, Jt, 2\), got "
+            r"\(3000, 17, 1\)"
+        )
     elif what == "camera shape":
         camera = camera[:, :3]
         message = r"camera: expected shape \(4,\), \(9,\), \(3000, 4\) or \(3000, 9\)"
@@ -698,3 +704,67 @@ def test_submodules_import_nothing_heavy():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+@pytest.fixture(scope="module")
+def clip_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clips")
+    rng = np.random.default_rng(3)
+    d = synthetic.make_domains(600, 400, seed=3)
+    walk = rng.normal(scale=0.03, size=(600, 7, 1, 3)).cumsum(axis=1)
+    clips = d.source_3d[:, None] + walk
+    target_clips = d.target_2d[:, None] + rng.normal(scale=0.005, size=(400, 5, 17, 2))
+    np.save(root / "clips.npy", clips)
+    np.savez(root / "target_clips.npz", target_2d=target_clips, camera=d.target_camera)
+    np.savez(root / "target.npz", target_2d=d.target_2d, camera=d.target_camera)
+    return root, clips, target_clips, d
+
+
+@pytest.mark.parametrize("frame", [None, 0, -2])
+@pytest.mark.parametrize("target", ["target.npz", "target_clips.npz"])
+def test_augment_clips_equal_in_memory_bit_for_bit(clip_data, tmp_path, capsys,
+                                                   frame, target):  # fmt: skip
+    root, clips, target_clips, d = clip_data
+    out = tmp_path / "out.npz"
+    extra = [] if frame is None else ["--reference-frame", frame]
+    code, captured = augment(
+        [root / "clips.npy", root / target, "-o", out, "--seed", 5, "--chunk", 128,
+         *extra],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, captured.err
+    targets = target_clips if target == "target_clips.npz" else d.target_2d
+    want = gpa_arrays.gpa(
+        clips, targets, d.target_camera, seed=5, reference_frame=frame
+    )
+    with np.load(out) as result:
+        np.testing.assert_array_equal(result["aligned_3d"], want)
+        np.testing.assert_array_equal(
+            result["pair_index"], gpa_arrays.pair_indices(600, 400, seed=5)
+        )
+    assert "600 source clips" in captured.err
+    assert "(600, 7, 17, 3)" in captured.out
+
+
+def test_augment_clip_errors(clip_data, data, tmp_path, capsys):
+    root, *_ = clip_data
+    cases = [
+        (["--reference-frame", 7], r"--reference-frame: expected a frame index in "),
+        (["--mode", "poseda"], "--mode poseda: .* clips need the paired mode"),
+    ]
+    for extra, message in cases:
+        code, captured = augment(
+            [root / "clips.npy", root / "target.npz", "-o", tmp_path / "o.npy",
+             *extra],
+            capsys,
+        )  # fmt: skip
+        assert code == 2
+        assert re.search(message, captured.err), captured.err
+    poses, _ = data
+    code, captured = augment(
+        [poses / "source.npy", poses / "target.npz", "-o", tmp_path / "o.npy",
+         "--reference-frame", 0],
+        capsys,
+    )  # fmt: skip
+    assert code == 2 and "--reference-frame: only for clips" in captured.err
+    assert list(tmp_path.iterdir()) == []

@@ -1098,3 +1098,43 @@ def test_api_device_path_project_and_metrics(device_api, rng):
     metrics.mpjpe(predicted, target, joints=[1, 2, 3])
     metrics.mpjpe(predicted, target, joints=[1, 2, 3])
     assert len(device_api._joint_cache.arrays) == uploads + 1
+
+
+def test_api_device_path_clips(device_api, rng):
+    # clip-consistent GPA on the device: the reference frames through the GPA
+    # kernels, the clip translation through gpa_clip, the 2D through gpa_project
+    counter = device_api.cupy.counter
+    for cols in (4, 9):
+        source, target, camera = centred_case(rng, 24, 19, np.float64, cols)
+        clips = source[:, None] + rng.normal(scale=0.01, size=(24, 5, 17, 3))
+        for dtype in (np.float32, np.float64):
+            clips_d, target_d, camera_d = (
+                a.astype(dtype) for a in (clips, target, camera)
+            )
+            for kw in ({}, {"return_2d": True}, {"depth": "perspective"}):
+                kw = dict(seed=7, reference_frame=1, **kw)
+                want = gpa_arrays.gpa(
+                    clips_d, target_d, camera_d, backend="numba", **kw
+                )
+                got = gpa_arrays.gpa(clips_d, target_d, camera_d, **kw)
+                pairs = (
+                    zip(got, want, strict=True) if "return_2d" in kw else [(got, want)]
+                )
+                for a, b in pairs:
+                    assert_bits_equal(a, b)
+    assert "gpa_clip<float>" in _launched(device_api)
+    assert "gpa_clip<double>" in _launched(device_api)
+    # in place, prepared targets, no status without check
+    targets = gpa_arrays.prepare_targets(target, camera)
+    want = gpa_arrays.gpa(clips, targets, seed=2, backend="numba")
+    inplace = clips.copy()
+    before = counter["synchronize"]
+    got = gpa_arrays.gpa(inplace, targets, seed=2, out=inplace, check=False)
+    assert counter["synchronize"] == before  # fully asynchronous
+    assert got is inplace
+    assert_bits_equal(inplace, want)
+    # a bad frame outside the reference frame is reported by clip
+    bad = clips.copy()
+    bad[[3, 5, 5], [0, 4, 2], 2, 0] = np.nan
+    with pytest.raises(ValueError, match=r"2 of 24 poses give non-finite .*index 3"):
+        gpa_arrays.gpa(bad, targets, seed=2)

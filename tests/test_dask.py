@@ -235,10 +235,10 @@ def test_dask_targets_are_prepared_once(rng, monkeypatch):
     counts = {"prepare": 0, "align": 0}
 
     def counting(name, function):
-        def wrapper(*args):
+        def wrapper(*args, **kwargs):
             with lock:
                 counts[name] += 1
-            return function(*args)
+            return function(*args, **kwargs)
 
         return wrapper
 
@@ -520,3 +520,31 @@ def test_shared_records_arrive_aligned_on_workers(rng, on_cluster):
     aligned, address, content = on_cluster.submit(inspect, shared).result()
     assert aligned and address == 0
     assert content == records.tobytes()
+
+
+@pytest.mark.usefixtures("threads")
+@pytest.mark.parametrize("chunking", ["even", "uneven"])
+def test_clips_equal_in_memory_call(rng, chunking):
+    source, target, camera = make_case(rng, N, 120)
+    clips = source[:, None] + rng.normal(scale=0.02, size=(N, 4, 17, 3))
+    target_clips = target[:, None] + rng.normal(scale=0.01, size=(120, 3, 17, 2))
+    chunks = (CHUNKINGS[chunking], 4, 17, 3)
+    for targets in (target, target_clips, da.from_array(target_clips, chunks=50)):
+        for frame in (None, 0):
+            lazy = gdask.gpa(
+                da.from_array(clips, chunks=chunks), targets, camera, seed=8,
+                reference_frame=frame,
+            )  # fmt: skip
+            want = gpa_arrays.gpa(
+                clips, np.asarray(targets), camera, seed=8, reference_frame=frame
+            )
+            got = lazy.compute()
+            assert got.shape == clips.shape
+            np.testing.assert_array_equal(got, want)
+    bad = clips.copy()
+    bad[201, 3, 5, 0] = np.nan
+    lazy = gdask.gpa(da.from_array(bad, chunks=chunks), target, camera, seed=8)
+    with pytest.raises(ValueError, match=r"1 of \d+ pose .*first at index 201"):
+        lazy.compute()
+    with pytest.raises(ValueError, match="reference_frame: only for clips"):
+        gdask.gpa(da.from_array(source, chunks=100), target, camera, reference_frame=0)

@@ -68,3 +68,19 @@ def test_submodules_are_lazy_and_light():
 
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         gpa_arrays.nope  # noqa: B018
+
+
+def test_readme_quickstart_and_clips():
+    import gpa_arrays
+
+    namespace = {}
+    for heading in ("## Quickstart", "## Clips for temporal models"):
+        exec(compile(readme_block(heading), "README.md", "exec"), namespace)
+    clips, moved = namespace["clips"], namespace["moved"]
+    assert moved.shape == clips.shape == (1000, 27, 17, 3)
+    assert namespace["moved_2d"].shape == (1000, 27, 17, 2)
+    per_pose = gpa_arrays.gpa(
+        clips[:, 13], namespace["target"], namespace["camera"], seed=0,
+        depth="perspective",
+    )  # fmt: skip
+    np.testing.assert_array_equal(moved[:, 13], per_pose)

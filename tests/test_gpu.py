@@ -397,3 +397,22 @@ def test_metrics_on_the_device(cp, rng, dtype, small_blocks):
         np.testing.assert_array_equal(
             got.cpu().numpy(), metrics.pck(predicted, target, root=0, reduction="none")
         )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_clips_equal_host(cp, rng, dtype, small_blocks):
+    source, target, camera = make_case(rng, 150, 61, dtype=np.float64)
+    clips = source[:, None] + rng.normal(scale=0.01, size=(150, 9, 17, 3))
+    clips[..., 2] = 5.0 + 0.5 * (clips[..., 2] - 5.0)
+    clips, target, camera = (a.astype(dtype) for a in (clips, target, camera))
+    for kw in ({}, {"return_2d": True}, {"reference_frame": -1}):
+        want = gpa_arrays.gpa(clips, target, camera, seed=2, backend="numba", **kw)
+        got = gpa_arrays.gpa(*on_device(cp, clips, target, camera), seed=2, **kw)
+        pairs = zip(got, want, strict=True) if "return_2d" in kw else [(got, want)]
+        for a, b in pairs:
+            assert isinstance(a, cp.ndarray)
+            np.testing.assert_array_equal(cp.asnumpy(a), b)
+    bad = clips.copy()
+    bad[[4, 70], 0, 3, 2] = np.nan
+    with pytest.raises(ValueError, match=r"2 of 150 poses give non-finite .*index 4"):
+        gpa_arrays.gpa(*on_device(cp, bad, target, camera), seed=2)

@@ -31,6 +31,7 @@ __all__ = [
     "MODULES",
     "NULL",
     "OPTIONS",
+    "clip_args",
     "decode_status",
     "element_strides",
     "extension_args",
@@ -58,7 +59,14 @@ __all__ = [
 CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
 #: Kernel templates instantiated per floating type.
-TEMPLATES = ("gpa_prepare", "gpa_widen", "gpa_tiled", "gpa_strided", "gpa_project")
+TEMPLATES = (
+    "gpa_prepare",
+    "gpa_widen",
+    "gpa_tiled",
+    "gpa_strided",
+    "gpa_project",
+    "gpa_clip",
+)
 #: Templates instantiated per floating type and feature set (``FEATURE_SETS``).
 EXTENDED = ("gpa_tiled_ext", "gpa_strided_ext")
 #: Kernels that are not templates.
@@ -423,6 +431,27 @@ def project_args(points, points_strides, count, camera, camera_strides, per, out
         _I32(camera.shape[1]),
         _I64(per),
         _F64(1.0 / per),
+        out,
+        *(_I64(s) for s in out_strides),
+        status,
+    )
+
+
+def clip_args(source, source_strides, n, frames, joints, origin, origin_strides,
+              anchor, anchor_strides, out, out_strides, status):  # fmt: skip
+    """``GPA_CLIP_PARAMS``: `n` clips of `frames` frames of `joints` joints."""
+    return (
+        source,
+        *(_I64(s) for s in source_strides),
+        _I64(n),
+        _I32(frames),
+        _I32(joints),
+        _F64(1.0 / (frames * joints)),
+        _F64(1.0 / joints),
+        origin,
+        *(_I64(s) for s in origin_strides),
+        anchor,
+        *(_I64(s) for s in anchor_strides),
         out,
         *(_I64(s) for s in out_strides),
         status,

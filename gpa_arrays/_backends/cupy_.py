@@ -62,6 +62,7 @@ from .numpy_ import RECORD_WIDTH
 
 __all__ = [
     "DEVICE",
+    "gpa_clip",
     "gpa_poseda",
     "gpa_records",
     "joint_errors",
@@ -403,6 +404,36 @@ def gpa_poseda(source, records, camera, out, root, spec, out2d=None, *, status=T
         source, records, camera, camera_strides, out, root, 1, spec, status, out2d,
         coefficients,
     )  # fmt: skip
+
+
+# --- clips --------------------------------------------------------------------------
+
+
+def gpa_clip(source, origin, anchor, out, *, status=True):
+    """Apply each clip's reference-frame translation (see :func:`numpy_.gpa_clip`).
+
+    Returns a PendingStatus that counts *joints* (the kernel runs one thread
+    per joint), or None with ``status=False`` or no clips; the caller recounts
+    by clip when anything was flagged.
+    """
+    n, frames, joints = source.shape[0], source.shape[1], source.shape[2]
+    count = n * frames * joints
+    if count == 0:
+        return None
+    source, source_strides = _element_strides(source)
+    origin, origin_strides = _element_strides(origin)
+    anchor, anchor_strides = _element_strides(anchor)
+    target, out_strides = _staged(out, out.shape)
+    buffer, pending = _status_buffer(status, count)
+    grid = _cuda.grid_size(count, _config.CUDA_THREADS_PER_BLOCK, _multiprocessors())
+    args = _cuda.clip_args(
+        source, source_strides, n, frames, joints, origin, origin_strides, anchor,
+        anchor_strides, target, out_strides, buffer,
+    )  # fmt: skip
+    _launch("gpa_clip", source.dtype, grid, args)
+    if target is not out:
+        out[...] = target
+    return pending
 
 
 # --- projection ---------------------------------------------------------------------

@@ -769,6 +769,53 @@ def _project_serial(points, camera, per, out, status):
     return _bad_count(status)
 
 
+# --- clips ----------------------------------------------------------------------------
+
+
+@_jit
+def _clip_chunk(source, origin, anchor, out, lo, hi, status):
+    """Clips ``[lo, hi)`` of :func:`gpa_clip`; the origin is read before any write."""
+    frames = source.shape[1]
+    joints = source.shape[2]
+    for i in range(lo, hi):
+        ox = origin[i, 0]
+        oy = origin[i, 1]
+        oz = origin[i, 2]
+        ax = anchor[i, 0]
+        ay = anchor[i, 1]
+        az = anchor[i, 2]
+        # NaN-propagating sum of x - x: zero unless a value is not finite
+        h = ox - ox
+        for t in range(frames):
+            for q in range(joints):
+                x = (source[i, t, q, 0] - ox) + ax
+                y = (source[i, t, q, 1] - oy) + ay
+                z = (source[i, t, q, 2] - oz) + az
+                out[i, t, q, 0] = x
+                out[i, t, q, 1] = y
+                out[i, t, q, 2] = z
+                h = h + ((x - x) + (y - y) + (z - z))
+        if h != h:
+            _flag(status, _P_NONFINITE, i)
+
+
+@_jit_parallel
+def _clip_parallel(source, origin, anchor, out, status):
+    n = source.shape[0]
+    nchunks = status.shape[0]
+    size = (n + nchunks - 1) // nchunks
+    for c in prange(nchunks):
+        _clip_chunk(source, origin, anchor, out, c * size, min(n, c * size + size),
+                    status[c])  # fmt: skip
+    return _bad_count(status)
+
+
+@_jit
+def _clip_serial(source, origin, anchor, out, status):
+    _clip_chunk(source, origin, anchor, out, 0, source.shape[0], status[0])
+    return _bad_count(status)
+
+
 # --- metrics: per-pose similarity fit ---------------------------------------------
 #
 # The rotation that best maps the centred prediction l onto the centred target r
@@ -1392,6 +1439,20 @@ def gpa_poseda(source, records, camera, out, root, spec, out2d=None):
     return _run_gpa(
         source, records, camera, out, root, True, spec, out2d, distortion, False
     )
+
+
+def gpa_clip(source, origin, anchor, out):
+    """Apply each clip's reference-frame translation (see :func:`numpy_.gpa_clip`)."""
+    n = source.shape[0]
+    if n == 0:
+        return None
+    # a clip of T frames is T poses' work
+    work = n * source.shape[1]
+    parallel = _use_parallel(work)
+    statuses = _statuses(min(n, _chunks(work)) if parallel else 1)
+    run = _clip_parallel if parallel else _clip_serial
+    bad = run(source, origin, anchor, out, statuses)
+    return _merge(statuses) if bad else None
 
 
 def project_points(points, camera, per, out):

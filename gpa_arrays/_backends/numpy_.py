@@ -58,6 +58,7 @@ from .._status import (
 )
 
 __all__ = [
+    "gpa_clip",
     "gpa_poseda",
     "gpa_records",
     "joint_errors",
@@ -489,6 +490,42 @@ def gpa_poseda(source, records, camera, out, root, spec, out2d=None):
         distortion = camera[:, 4:9] if camera.shape[1] == 9 else None
         projection = (out2d, camera[:, :4], distortion)
     _place(source, root, z, u, v, out, status, bad_index, projection)
+    return status if status.any() else None
+
+
+@_quiet
+def gpa_clip(source, origin, anchor, out):
+    """Move every frame of each clip by its reference frame's translation.
+
+    ``out[i, t, q] = (source[i, t, q] - origin[i]) + anchor[i]``: the same two
+    roundings as the per-pose placement (:func:`gpa_records` writes
+    ``(source - root) + new_root``), so a one-frame clip gives the per-pose
+    result bit for bit and the root-relative motion of every frame is kept
+    exactly up to those two roundings.
+
+    Parameters
+    ----------
+    source : (N, T, J, 3) float ndarray
+        Clips of camera-space poses, metres; any strides.
+    origin : (N, 3) ndarray of the same dtype
+        Each clip's source root at its reference frame. A copy, not a view of
+        `source`, so that `out` may be `source`.
+    anchor : (N, 3) ndarray of the same dtype
+        Each clip's aligned root at its reference frame (from :func:`gpa_records`
+        on the reference frames).
+    out : (N, T, J, 3) ndarray of the same dtype
+        Written in full; may be `source` itself.
+
+    Returns
+    -------
+    status : (N_CATEGORIES, 2) int64 ndarray or None
+        ``[count, first clip]`` of clips with a non-finite output value
+        (``POSE_NONFINITE``), or ``None``.
+    """
+    np.subtract(source, origin[:, None, None, :], out=out)
+    np.add(out, anchor[:, None, None, :], out=out)
+    status = new_status()
+    _first_and_count(~np.isfinite(out).all(axis=(1, 2, 3)), status, POSE_NONFINITE)
     return status if status.any() else None
 
 

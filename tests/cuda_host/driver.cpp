@@ -28,6 +28,8 @@ GPA_LAUNCHER(launch_gpa_widen_float, gpa_widen<float>, GPA_WIDEN_PARAMS(float), 
 GPA_LAUNCHER(launch_gpa_widen_double, gpa_widen<double>, GPA_WIDEN_PARAMS(double), GPA_WIDEN_ARGS)
 GPA_LAUNCHER(launch_gpa_project_float, gpa_project<float>, GPA_PROJECT_PARAMS(float), GPA_PROJECT_ARGS)
 GPA_LAUNCHER(launch_gpa_project_double, gpa_project<double>, GPA_PROJECT_PARAMS(double), GPA_PROJECT_ARGS)
+GPA_LAUNCHER(launch_gpa_clip_float, gpa_clip<float>, GPA_CLIP_PARAMS(float), GPA_CLIP_ARGS)
+GPA_LAUNCHER(launch_gpa_clip_double, gpa_clip<double>, GPA_CLIP_PARAMS(double), GPA_CLIP_ARGS)
 
 // The extended kernels, for each type and feature set of
 // gpa_arrays._backends._cuda.FEATURE_SETS (the kernel is parenthesised so that

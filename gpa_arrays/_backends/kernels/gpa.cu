@@ -34,6 +34,8 @@
 //                   default kernels are these with F = 0 and keep their shorter
 //                   parameter lists.
 // gpa_project<T>    one point per thread: camera.project.
+// gpa_clip<T>       one joint per thread: the translation of a clip's reference
+//                   frame applied to every frame (clip-consistent GPA).
 // gpa_pair          the pairing alone (pair_indices).
 #include "common.cuh"
 #include "geometry.cuh"
@@ -109,6 +111,20 @@
         out2d, out2d_s0, out2d_s1, out2d_s2, n, joints, root, records, camera,   \
         camera_s0, camera_s1, poseda, GPA_EXTENSION_ARGS, GPA_PAIRING_ARGS,      \
         status
+
+// Clips: out[i, t, q] = (source[i, t, q] - origin[i]) + anchor[i], with origin
+// the source root and anchor the aligned root of clip i's reference frame.
+#define GPA_CLIP_PARAMS(T)                                                       \
+    const T *source, gpa_i64 source_s0, gpa_i64 source_s1, gpa_i64 source_s2,   \
+        gpa_i64 source_s3, gpa_i64 n, int frames, int joints,                   \
+        double inv_per_clip, double inv_joints, const T *origin,                 \
+        gpa_i64 origin_s0, gpa_i64 origin_s1, const T *anchor, gpa_i64 anchor_s0, \
+        gpa_i64 anchor_s1, T *out, gpa_i64 out_s0, gpa_i64 out_s1,              \
+        gpa_i64 out_s2, gpa_i64 out_s3, gpa_u64 *status
+#define GPA_CLIP_ARGS                                                            \
+    source, source_s0, source_s1, source_s2, source_s3, n, frames, joints,       \
+        inv_per_clip, inv_joints, origin, origin_s0, origin_s1, anchor, anchor_s0, anchor_s1, out, out_s0, \
+        out_s1, out_s2, out_s3, status
 
 #define GPA_PROJECT_PARAMS(T)                                                    \
     const T *points, gpa_i64 points_s0, gpa_i64 points_s1, gpa_i64 count,        \
@@ -552,6 +568,38 @@ __global__ void gpa_project(GPA_PROJECT_PARAMS(T)) {
     for (gpa_i64 p = (gpa_i64)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += stride) {
         gpa_project_one(points, points_s0, points_s1, count, camera, camera_s0, camera_s1, columns, per, inv_per,
                         out, out_s0, out_s1, p, status);
+    }
+}
+
+// One thread per joint of one frame of one clip. Each joint is flagged on its
+// own, so the status counts joints, not clips; the host recounts by clip when
+// anything was flagged (the error path only). The origin is a copy made before
+// the launch, so `out` may be `source` (in place) without a race on the
+// reference frame's root.
+template <class T>
+__global__ void gpa_clip(GPA_CLIP_PARAMS(T)) {
+    const gpa_i64 per_clip = (gpa_i64)frames * joints;
+    const gpa_i64 count = n * per_clip;
+    const gpa_i64 stride = (gpa_i64)blockDim.x * gridDim.x;
+    for (gpa_i64 p = (gpa_i64)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += stride) {
+        // clip, frame and joint of point p without 64-bit integer divisions
+        // (exact for fewer than 2**48 points)
+        gpa_u64 i, rest, t, q;
+        gpa_divmod((gpa_u64)p, (gpa_u64)per_clip, inv_per_clip, i, rest);
+        gpa_divmod(rest, (gpa_u64)joints, inv_joints, t, q);
+        const T *src = source + (gpa_i64)i * source_s0 + (gpa_i64)t * source_s1 + (gpa_i64)q * source_s2;
+        const T *o = origin + (gpa_i64)i * origin_s0;
+        const T *a = anchor + (gpa_i64)i * anchor_s0;
+        T *dst = out + (gpa_i64)i * out_s0 + (gpa_i64)t * out_s1 + (gpa_i64)q * out_s2;
+        const T x = gpa_fp<T>::add(gpa_fp<T>::sub(src[0], o[0]), a[0]);
+        const T y = gpa_fp<T>::add(gpa_fp<T>::sub(src[source_s3], o[origin_s1]), a[anchor_s1]);
+        const T z = gpa_fp<T>::add(gpa_fp<T>::sub(src[2 * source_s3], o[2 * origin_s1]), a[2 * anchor_s1]);
+        dst[0] = x;
+        dst[out_s3] = y;
+        dst[2 * out_s3] = z;
+        if (!(gpa_bits<T>::finite(x) && gpa_bits<T>::finite(y) && gpa_bits<T>::finite(z))) {
+            gpa_flag(status, GPA_POSE_NONFINITE, p, count);
+        }
     }
 }
 
