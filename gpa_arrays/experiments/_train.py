@@ -23,13 +23,13 @@ def _align_frames(aug, poses_3d):
 def _align_clips(aug, clips_3d):
     """GPA on a batch of clips (B, F, J, 3): the moved clips' 2D, (B, F, J, 2).
 
-    Per-frame GPA: every frame of every clip is aligned on its own, with its
-    own target pose, so a clip's 2D root and scale jump from frame to frame.
-    Clip-consistent GPA (one translation per clip) replaces this body once
-    :func:`gpa_arrays.gpa` takes (N, T, J, 3) clips: ``return aug(clips_3d)[1]``.
+    Clip-consistent GPA: each clip moves by one translation, the one that puts
+    its centre frame on its paired target pose's root and box scale, so the
+    motion within the clip is kept. (Per-frame GPA, each frame aligned on its
+    own, was ``aug(clips_3d.reshape(B * F, J, 3))``; it makes a clip's 2D
+    root and scale jump from frame to frame.)
     """
-    b, f, j, _ = clips_3d.shape
-    return aug(clips_3d.reshape(b * f, j, 3))[1].reshape(b, f, j, 2)
+    return aug(clips_3d)[1]
 
 
 def _lr(config, step):
