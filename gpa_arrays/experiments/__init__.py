@@ -251,8 +251,7 @@ def format_table(result):
                 if len(gain) > 1:
                     label = f"{LIFTERS[lifter]} {VARIANTS[variant]}"
                     gains.append(
-                        f"  {label:<38}"
-                        f"{-gain.mean():+.1f} ± {gain.std(ddof=1):.1f}"
+                        f"  {label:<38}{-gain.mean():+.1f} ± {gain.std(ddof=1):.1f}"
                     )
         if gains:
             lines.append("MPJPE change, seed by seed (same weights and batches), mm:")
