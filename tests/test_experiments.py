@@ -397,3 +397,29 @@ def test_cli_experiment(capsys):
     assert "go together" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["experiment", "--lifters", "semgcn"])
+
+
+def test_training_clips_move_by_one_translation_each():
+    torch = pytest.importorskip("torch")
+    import gpa_arrays
+    from gpa_arrays.experiments._train import _align_clips
+
+    d = experiments.make_clip_domains(16, 12, 1, seed=2)
+    target = torch.from_numpy(d.target_2d.reshape(-1, 17, 2))
+    cams = torch.from_numpy(np.repeat(d.target_camera, 9, axis=0))
+    clips = torch.from_numpy(d.source_3d)
+    aug = gpa_arrays.GPA(target, cams, seed=0, return_2d=True)
+    moved_2d = _align_clips(aug, clips)
+    assert moved_2d.shape == (16, 9, 17, 2)
+    # replay the call: the 3D moved by one translation per clip, and the 2D
+    # are their projections through the paired target's camera
+    aug.reset()
+    moved_3d, again_2d = aug(clips)
+    torch.testing.assert_close(again_2d, moved_2d, rtol=0, atol=0)
+    shift = (moved_3d - clips).numpy()
+    np.testing.assert_allclose(shift, np.broadcast_to(shift[:, :1, :1], shift.shape),
+                               atol=1e-9)  # fmt: skip
+    index = aug.pair_indices(16, step=0)
+    np.testing.assert_allclose(
+        moved_2d[:, 4, 0].numpy(), d.target_2d.reshape(-1, 17, 2)[index, 0], atol=1e-9
+    )
