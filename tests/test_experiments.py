@@ -397,6 +397,24 @@ def test_cli_experiment(capsys):
     assert "go together" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["experiment", "--lifters", "semgcn"])
+    import torch
+
+    if not torch.cuda.is_available():
+        assert cli.main(["experiment", "--device", "cuda", "--steps", "1"]) == 2
+        assert "torch sees no CUDA device" in capsys.readouterr().err
+
+
+def test_cli_gpu_size_runs_shrunk_on_the_cpu(capsys):
+    # the --gpu-size networks (1024 units and channels), a few steps on tiny data
+    pytest.importorskip("torch")
+    code = cli.main([
+        "experiment", "--gpu-size", "--steps", "2", "--batch-size", "8",
+        "--n-source", "16", "--n-target", "16", "--n-test", "8", "--seeds", "0",
+        "--variants", "none,perspective", "--quiet",
+    ])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "2 steps of 8" in out and "+ GPA (perspective)" in out
 
 
 def test_training_clips_move_by_one_translation_each():
