@@ -59,4 +59,13 @@ html_theme_options = {
     "show_toc_level": 2,
 }
 
-doctest_global_setup = "import numpy as np\nimport gpa_arrays"
+# `torch` is None where torch is not installed: pages with torch examples skip
+# them with ``:skipif: torch is None``.
+doctest_global_setup = """
+import numpy as np
+import gpa_arrays
+try:
+    import torch
+except ImportError:
+    torch = None
+"""

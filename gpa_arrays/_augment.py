@@ -28,8 +28,8 @@ class GPA:
 
     Parameters
     ----------
-    target_2d : (M, Jt, 2) array or Targets
-        Target-domain 2D poses, normalised screen coordinates; any array type
+    target_2d : (M, Jt, 2) or (M, Tt, Jt, 2) array, or Targets
+        Target-domain 2D poses or clips, normalised screen coordinates; any array type
         :func:`gpa` accepts (NumPy, CuPy, torch, DLPack). A Targets object is
         used as it is, on its own device only.
     camera : (4,), (9,), (M, 4) or (M, 9) array, optional
@@ -47,6 +47,10 @@ class GPA:
         As in :func:`gpa`. ``"poseda"`` needs batches of exactly ``M`` poses.
     pairing : {"permutation", "random", "identity"}
         As in :func:`gpa`.
+    reference_frame : int, optional
+        For clip batches, (B, T, J, 3), and target clips, (M, Tt, Jt, 2): the
+        frame aligned, as in :func:`gpa` (default the centre frame). Batches
+        of single poses ignore it.
     depth : {"weak", "perspective"}
         As in :func:`gpa`: the published weak-perspective depth (default) or
         the depth at which the pinhole projection has exactly the target's box
@@ -96,6 +100,7 @@ class GPA:
         seed=None,
         root=0,
         target_root=None,
+        reference_frame=None,
         mode="paired",
         pairing="permutation",
         depth="weak",
@@ -106,6 +111,20 @@ class GPA:
         if mode not in ("paired", "poseda"):
             raise ValueError(f"mode: expected 'paired' or 'poseda', got {mode!r}")
         _api._check_depth(depth, mode)
+        if reference_frame is not None:
+            if mode == "poseda":
+                raise ValueError(
+                    "reference_frame: mode='poseda' aligns (N, J, 3) poses, not clips"
+                )
+            if isinstance(reference_frame, bool):
+                raise TypeError("reference_frame: expected an integer, got bool")
+            try:
+                reference_frame = operator.index(reference_frame)
+            except TypeError:
+                raise TypeError(
+                    "reference_frame: expected an integer frame index or None, got "
+                    f"{type(reference_frame).__name__}"
+                ) from None
         if not isinstance(return_2d, (bool, np.bool_)):
             raise TypeError(
                 f"return_2d: expected a bool, got {type(return_2d).__name__}"
@@ -123,6 +142,7 @@ class GPA:
         self._pairing = pairing
         self._depth = depth
         self._return_2d = bool(return_2d)
+        self._reference_frame = reference_frame  # checked against each clip batch
         self._check = bool(check)
         self._backend = backend
         self._step = 0
@@ -153,6 +173,8 @@ class GPA:
         # not at the first batch.
         with _interop.Call("target_2d", target_2d=target_2d, camera=camera) as call:
             view = _api._as_array(call["target_2d"], "target_2d", call.xp)
+            if view.ndim == 4:  # target clips: their reference frame
+                view = _api._target_frame(view, reference_frame)
             _api._check_target(view)
             self._size = view.shape[0]
             self._target_root = _api._index(
@@ -247,6 +269,7 @@ class GPA:
         self.__dict__.setdefault("_cache", {})
         self.__dict__.setdefault("_depth", "weak")  # pickled before these options
         self.__dict__.setdefault("_return_2d", False)
+        self.__dict__.setdefault("_reference_frame", None)
         self._lock = threading.Lock()
 
     # -- the call ---------------------------------------------------------------------
@@ -256,8 +279,9 @@ class GPA:
 
         Parameters
         ----------
-        source_3d : (N, J, 3) array, metres, camera space
-            NumPy, CuPy, torch (CPU or CUDA) or DLPack; the result has its
+        source_3d : (N, J, 3) or (N, T, J, 3) array, metres, camera space
+            Poses, or clips moved as wholes (see :func:`gpa`). NumPy, CuPy,
+            torch (CPU or CUDA) or DLPack; the result has its
             type, device and dtype (float16 gives float32, integers float64).
         out : (N, J, 3) array, optional
             As in :func:`gpa` (may be `source_3d` itself); with
@@ -282,10 +306,12 @@ class GPA:
                 self._root, self._target_root, "poseda", self._backend, out,
                 self._check, self._depth, self._return_2d,
             )  # fmt: skip
+        # the reference frame applies to clip batches; pose batches ignore it
+        clips = getattr(source_3d, "ndim", 3) == 4
         return _api._gpa(
             source_3d, targets, None, self._pairing, self._seed, step, self._root,
             None, "paired", self._backend, out, self._check, self._depth,
-            self._return_2d,
+            self._return_2d, self._reference_frame if clips else None,
         )  # fmt: skip
 
     def _targets(self, device, dtype):
@@ -311,10 +337,12 @@ class GPA:
             if self._mode == "poseda":
                 hit = (target.astype(dtype), camera.astype(dtype))
             else:
+                clips = getattr(target, "ndim", 3) == 4
                 hit = _api.prepare_targets(
                     target,
                     camera,
                     root=self._target_root,
+                    reference_frame=self._reference_frame if clips else None,
                     backend=self._backend,
                     dtype=dtype,
                     check=self._check,

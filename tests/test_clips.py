@@ -288,3 +288,34 @@ def test_clip_invariants_property(n, frames, joints, frame, seed, dtype):
     eps = np.finfo(dtype).eps
     atol = 4 * eps * max(1.0, float(np.abs(out).max()))
     np.testing.assert_allclose(rel(out, frame), rel(clips, frame), rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_gpa_object_moves_clips(rng, backend):
+    clips, target, camera = make_clips(rng, 16, 5, 20)
+    target_clips = target[:, None] + rng.normal(scale=0.01, size=(20, 3, 17, 2))
+    for targets, frame in ((target, None), (target_clips, 1), (target_clips, None)):
+        aug = gpa_arrays.GPA(
+            targets, camera, seed=4, reference_frame=frame, return_2d=True,
+            backend=backend,
+        )  # fmt: skip
+        for step in range(2):
+            got = aug(clips)
+            want = gpa_arrays._api._gpa(
+                clips, targets, camera, "permutation", 4, step, 0, None, "paired",
+                backend, None, True, "weak", True, frame,
+            )  # fmt: skip
+            for a, b in zip(got, want, strict=True):
+                np.testing.assert_array_equal(a, b)
+        # pose batches ignore the reference frame
+        single = aug(clips[:, 2])
+        assert single[0].shape == (16, 17, 3)
+    with pytest.raises(ValueError, match="reference_frame: mode='poseda'"):
+        gpa_arrays.GPA(target, camera, reference_frame=0, mode="poseda")
+    with pytest.raises(TypeError, match="reference_frame: expected an integer"):
+        gpa_arrays.GPA(target, camera, reference_frame=0.5)
+    with pytest.raises(ValueError, match="reference_frame: expected a frame index"):
+        gpa_arrays.GPA(target_clips, camera, reference_frame=3)
+    aug = gpa_arrays.GPA(target, camera, reference_frame=9)
+    with pytest.raises(ValueError, match="reference_frame: expected a frame index"):
+        aug(clips)
