@@ -423,8 +423,9 @@ def prepare_targets(
 
     Parameters
     ----------
-    target_2d : (M, Jt, 2) array, normalised screen coordinates
-        Target-domain 2D poses (VideoPose3D normalisation: x in [-1, 1]).
+    target_2d : (M, Jt, 2) or (M, Tt, Jt, 2) array, normalised screen coordinates
+        Target-domain 2D poses (VideoPose3D normalisation: x in [-1, 1]), or
+        2D clips, which are reduced to their reference frame.
         NumPy, CuPy, torch (CPU or CUDA) or any DLPack array; the records live
         on its device.
     camera : (4,), (9,), (M, 4) or (M, 9) array, normalised units
