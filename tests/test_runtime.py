@@ -6,6 +6,7 @@ import textwrap
 import threading
 
 import numpy as np
+import pytest
 from conftest import make_case
 
 import gpa_arrays
@@ -54,6 +55,7 @@ def test_numpy_call_imports_no_framework():
 
 
 def test_torch_cpu_call_imports_no_cupy():
+    pytest.importorskip("torch")
     result = run_python("""
         import sys
         import numpy as np
