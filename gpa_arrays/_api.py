@@ -144,6 +144,28 @@ def _target_frame(target, reference_frame):
     return target[:, frame]
 
 
+def _check_prepared(targets, camera, target_root, dtype):
+    """Check a Targets argument against the call's camera, target root and dtype."""
+    if camera is not None:
+        raise TypeError(
+            "camera: must be None with a Targets object (its cameras were used "
+            "when the targets were prepared)"
+        )
+    if (
+        target_root is not None
+        and _index(target_root, targets.n_joints, "target_root") != targets.root
+    ):
+        raise ValueError(
+            f"target_root: the Targets were prepared with root {targets.root}, "
+            f"got {target_root}"
+        )
+    if targets.dtype != dtype:
+        raise TypeError(
+            f"target_2d: Targets of dtype {targets.dtype} cannot align source_3d "
+            f"of result dtype {dtype}; prepare them with dtype={dtype.name}"
+        )
+
+
 def _check_source(source):
     if source.ndim != 3 or source.shape[2] != 3:
         raise ValueError(
@@ -821,24 +843,7 @@ def _align(source, target_2d, camera, pairing, seed, step, root, target_root, mo
                 "target_2d: mode='poseda' reproduces the published arithmetic on raw "
                 "arrays and does not accept a Targets object"
             )
-        if camera is not None:
-            raise TypeError(
-                "camera: must be None with a Targets object (its cameras were used "
-                "when the targets were prepared)"
-            )
-        if (
-            target_root is not None
-            and _index(target_root, targets.n_joints, "target_root") != targets.root
-        ):
-            raise ValueError(
-                f"target_root: the Targets were prepared with root {targets.root}, "
-                f"got {target_root}"
-            )
-        if targets.dtype != dtype:
-            raise TypeError(
-                f"target_2d: Targets of dtype {targets.dtype} cannot align source_3d "
-                f"of result dtype {dtype}; prepare them with dtype={dtype.name}"
-            )
+        _check_prepared(targets, camera, target_root, dtype)
         m = len(targets)
         target = camera = None
     else:
@@ -989,23 +994,7 @@ def _align_clips(source, target_2d, camera, pairing, seed, step, root, target_ro
     # call, so that their records (and cameras) are at hand for the projection.
     if isinstance(target_2d, Targets):
         targets = target_2d
-        if camera is not None:
-            raise TypeError(
-                "camera: must be None with a Targets object (its cameras were used "
-                "when the targets were prepared)"
-            )
-        if targets.dtype != dtype:
-            raise TypeError(
-                f"target_2d: Targets of dtype {targets.dtype} cannot align source_3d "
-                f"of result dtype {dtype}; prepare them with dtype={dtype.name}"
-            )
-        if target_root is not None:
-            t_root = _index(target_root, targets.n_joints, "target_root")
-            if t_root != targets.root:
-                raise ValueError(
-                    f"target_root: the Targets were prepared with root "
-                    f"{targets.root}, got {target_root}"
-                )
+        _check_prepared(targets, camera, target_root, dtype)
     else:
         target = _as_array(target_2d, "target_2d", xp)
         if target.ndim == 4:
@@ -1021,21 +1010,11 @@ def _align_clips(source, target_2d, camera, pairing, seed, step, root, target_ro
     if n == 0:
         return (result, result_2d) if return_2d else result
 
-    src = _as_dtype(source, dtype)
-    # Pass 1: the reference frames, as poses, into a scratch array whose root
-    # joints are the anchors of pass 2.
-    anchor = call.empty((n, joints, 3), dtype)
-    extra = {"perspective": True} if perspective else {}
-    if device:
-        extra["status"] = check or spec.kind == KIND_ARRAY
-    a_status = module.gpa_records(
-        src[:, frame], targets._records, anchor, root, spec, **extra
-    )
-    # Pass 2: every frame moved with its reference frame. The origin is a
-    # copy, not a view: `result` may be `source` (in place).
-    origin = src[:, frame, root].copy()
+    a_status, c_status = _move_clips(
+        module, device, _as_dtype(source, dtype), targets._records, spec, root,
+        frame, perspective, check, result, call.empty((n, joints, 3), dtype),
+    )  # fmt: skip
     extra = {"status": check} if device else {}
-    c_status = module.gpa_clip(src, origin, anchor[:, root], result, **extra)
     # Pass 3: the projections through each clip's paired camera.
     p_status = None
     if return_2d:
@@ -1058,25 +1037,51 @@ def _align_clips(source, target_2d, camera, pairing, seed, step, root, target_ro
             result_2d[...] = flat_2d.reshape(result_2d.shape)
     if device:  # one round trip for every status of the call
         a_status, c_status, p_status = module.read_status(a_status, c_status, p_status)
-    if a_status is not None and not check:
-        a_status = _index_only(a_status)
-    if a_status is not None and a_status[POSE_INDEX, 0]:
-        raise_for_pose_status(a_status, n, m, spec.index)
-    if check and any(x is not None for x in (a_status, c_status, p_status)):
-        _raise_for_clips(a_status, result, result_2d, n, m, xp)
+    _raise_for_clips(
+        a_status, (c_status, p_status), check, spec, result, result_2d, n, m, xp
+    )
     return (result, result_2d) if return_2d else result
 
 
-def _raise_for_clips(status, result, result_2d, n, m, xp, offset=0, total=None):
-    """Raise for what the three passes of a clip call flagged.
+def _move_clips(module, device, src, records, spec, root, frame, perspective, check,
+                result, anchor):  # fmt: skip
+    """Passes 1 and 2 of a clip call; ``(reference-frame status, clip status)``.
 
-    `status` is the reference frames' (degenerate poses, no perspective depth),
-    or None. Non-finite output and joints behind the camera are recounted by
-    clip on the result: the clip kernel counts clips on the host and joints on
-    a GPU, and a clip whose reference frame is non-finite has a non-finite
-    anchor, hence non-finite frames, so one count on the result covers both
-    passes.
+    Pass 1 aligns the reference frames ``src[:, frame]`` as poses into the
+    (N, J, 3) scratch array `anchor`, whose root joints are the anchors of pass
+    2, which moves every frame of each clip with its reference frame. Statuses
+    are pending on a device backend.
     """
+    extra = {"perspective": True} if perspective else {}
+    if device:
+        extra["status"] = check or spec.kind == KIND_ARRAY
+    a_status = module.gpa_records(src[:, frame], records, anchor, root, spec, **extra)
+    # the origin is a copy, not a view: `result` may be `src` (in place)
+    origin = src[:, frame, root].copy()
+    extra = {"status": check} if device else {}
+    c_status = module.gpa_clip(src, origin, anchor[:, root], result, **extra)
+    return a_status, c_status
+
+
+def _raise_for_clips(status, others, check, spec, result, result_2d, n, m, xp,
+                     offset=0, total=None):  # fmt: skip
+    """Raise for what the passes of a clip call flagged (host statuses).
+
+    `status` is the reference frames' (index problems, degenerate poses, no
+    perspective depth), or None; `others` the clip and projection kernels'.
+    Explicit-index problems are raised whatever `check` says. Non-finite output
+    and joints behind the camera are recounted by clip on the result: the clip
+    kernel counts clips on the host and joints on a GPU, and a clip whose
+    reference frame is non-finite has a non-finite anchor, hence non-finite
+    frames, so one count on the result covers every pass.
+    """
+    where = {"offset": offset, "total": total}
+    if status is not None and not check:
+        status = _index_only(status)
+    if status is not None and status[POSE_INDEX, 0]:
+        raise_for_pose_status(status, n, m, spec.index, **where)
+    if not check or (status is None and all(x is None for x in others)):
+        return
     axes = (1, 2, 3)
     bad = ~xp.isfinite(result).all(axis=axes)
     behind = None
@@ -1089,7 +1094,7 @@ def _raise_for_clips(status, result, result_2d, n, m, xp, offset=0, total=None):
             continue
         hits = xp.flatnonzero(mask)
         status[category] = (int(hits.size), int(hits[0]) if hits.size else 0)
-    raise_for_pose_status(status, n, m, offset=offset, total=total)
+    raise_for_pose_status(status, n, m, **where)
 
 
 def _index_only(status):
@@ -1248,18 +1253,15 @@ def _gpa_block(source, records, spec, root, backend, check, out=None, frame=None
 def _gpa_clip_block(source, records, spec, root, module, check, out, frame):
     """:func:`_gpa_block` for a block of clips (the passes of :func:`_align_clips`)."""
     count, joints = source.shape[0], source.shape[2]
-    src = _as_dtype(source, records.dtype)
-    anchor = np.empty((count, joints, 3), dtype=records.dtype)
-    status = module.gpa_records(src[:, frame], records, anchor, root, spec)
-    origin = src[:, frame, root].copy()
-    c_status = module.gpa_clip(src, origin, anchor[:, root], out)
-    where = {"offset": spec.offset, "total": spec.n}
-    if status is not None and not check:
-        status = _index_only(status)
-    if status is not None and status[POSE_INDEX, 0]:
-        raise_for_pose_status(status, count, spec.m, spec.index, **where)
-    if check and (status is not None or c_status is not None):
-        _raise_for_clips(status, out, None, count, spec.m, np, **where)
+    dtype = records.dtype
+    status, c_status = _move_clips(
+        module, False, _as_dtype(source, dtype), records, spec, root, frame, False,
+        check, out, np.empty((count, joints, 3), dtype=dtype),
+    )  # fmt: skip
+    _raise_for_clips(
+        status, (c_status,), check, spec, out, None, count, spec.m, np,
+        offset=spec.offset, total=spec.n,
+    )  # fmt: skip
     return out
 
 

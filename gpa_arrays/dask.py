@@ -190,25 +190,7 @@ def _records(target_2d, camera, root, target_root, dtype, backend, check, scatte
     """``(shared records, M)``: targets reduced once, as one graph dependency."""
     if isinstance(target_2d, Targets):
         targets = target_2d
-        if camera is not None:
-            raise TypeError(
-                "camera: must be None with a Targets object (its cameras were used "
-                "when the targets were prepared)"
-            )
-        if (
-            target_root is not None
-            and _api._index(target_root, targets.n_joints, "target_root")
-            != targets.root
-        ):
-            raise ValueError(
-                f"target_root: the Targets were prepared with root {targets.root}, "
-                f"got {target_root}"
-            )
-        if targets.dtype != dtype:
-            raise TypeError(
-                f"target_2d: Targets of dtype {targets.dtype} cannot align source_3d "
-                f"of result dtype {dtype}; prepare them with dtype={dtype.name}"
-            )
+        _api._check_prepared(targets, camera, target_root, dtype)
         if not isinstance(targets._records, np.ndarray):
             raise TypeError(
                 "target_2d: expected Targets prepared from NumPy arrays, got records "
