@@ -12,11 +12,12 @@ anyway, and report through a status array (:mod:`gpa_arrays._status`).
 
 from __future__ import annotations
 
-import operator
+import warnings
 
 import numpy as np
 
 from . import _backends, _interop
+from ._backends.numpy_ import RECORD_WIDTH
 from ._pairing import KIND_ARRAY, resolve_pairing
 from ._status import (
     POSE_BEHIND,
@@ -27,191 +28,32 @@ from ._status import (
     raise_for_target_status,
 )
 from ._targets import Targets
+from ._validate import (
+    F32,
+    F64,
+    Options,
+    as_array,
+    as_dtype,
+    camera_rows,
+    clips_3d,
+    count,
+    frame_index,
+    joint_index,
+    no_reference_frame,
+    out_array,
+    pairing_argument,
+    poses_2d,
+    poses_3d,
+    prepared,
+    result_dtype,
+    split_out,
+    target_frame,
+)
 
 __all__ = ["backends", "gpa", "pair_indices", "prepare_targets"]
 
-_MODES = ("paired", "poseda")
-_DEPTHS = ("weak", "perspective")
-_CAMERA_COLUMNS = (4, 9)
-
-
-# --- small validators ---------------------------------------------------------------
-
-
-def _as_array(x, name, xp=np):
-    """`x` as an array of module `xp` (arrays pass, Python data is converted)."""
-    if type(x) is np.ndarray or isinstance(x, xp.ndarray):
-        return x
-    if isinstance(x, Targets):
-        raise TypeError(f"{name}: a Targets object is only accepted as target_2d")
-    try:
-        return xp.asarray(x)
-    except Exception as exc:  # pragma: no cover - exotic objects
-        raise TypeError(
-            f"{name}: expected an array, got {type(x).__name__} ({exc})"
-        ) from exc
-
-
-def _as_host_array(x, name):
-    """`x` as a NumPy array (the host-only modules: camera, metrics)."""
-    return _as_array(x, name, np)
-
-
-_F32 = np.dtype(np.float32)
-_F64 = np.dtype(np.float64)
-_RESULT_DTYPES = {_F32: _F32, _F64: _F64, np.dtype(np.float16): _F32}
-
-
-def _result_dtype(dtype, name):
-    """Output dtype for a source of `dtype`.
-
-    float32 and float64 are kept; float16 computes in float32; integers compute
-    in float64; anything else is refused.
-    """
-    result = _RESULT_DTYPES.get(dtype)
-    if result is not None:
-        return result
-    if not dtype.isnative:  # e.g. big-endian data from a file: computed natively
-        return _result_dtype(dtype.newbyteorder("="), name)
-    if dtype.kind in "iu":
-        return _F64
-    raise TypeError(f"{name}: expected a real floating or integer dtype, got {dtype}")
-
-
-def _check_real(array, name):
-    kind = array.dtype.kind
-    if kind not in "fiu":
-        raise TypeError(
-            f"{name}: expected a real floating or integer dtype, got {array.dtype}"
-        )
-
-
-def _as_dtype(array, dtype):
-    return array if array.dtype == dtype else array.astype(dtype)
-
-
-def _index(value, size, name):
-    """Normalise a joint index in ``[-size, size)`` to ``[0, size)``."""
-    if type(value) is int and 0 <= value < size:
-        return value
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected an integer joint index, got bool")
-    try:
-        index = operator.index(value)
-    except TypeError:
-        raise TypeError(
-            f"{name}: expected an integer joint index, got {type(value).__name__}"
-        ) from None
-    if not -size <= index < size:
-        raise ValueError(f"{name}: expected a joint index in [0, {size}), got {index}")
-    return index + size if index < 0 else index
-
-
-def _frame(value, frames, name, what):
-    """Normalise a frame index in ``[-frames, frames)``; None is the centre frame.
-
-    `what` names the clips the index counts in, for the message.
-    """
-    if value is None:
-        return frames // 2
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected an integer frame index, got bool")
-    try:
-        index = operator.index(value)
-    except TypeError:
-        raise TypeError(
-            f"{name}: expected an integer frame index or None, got "
-            f"{type(value).__name__}"
-        ) from None
-    if not -frames <= index < frames:
-        raise ValueError(
-            f"{name}: expected a frame index in [{-frames}, {frames}) for {what} of "
-            f"{frames} frames, got {index}"
-        )
-    return index + frames if index < 0 else index
-
-
-def _target_frame(target, reference_frame):
-    """`target` (M, Jt, 2), or the reference frame of target clips (M, Tt, Jt, 2)."""
-    if target.ndim != 4:
-        return target
-    if target.shape[1] == 0 or target.shape[3] != 2:
-        raise ValueError(
-            "target_2d: expected shape (M, Jt, 2) (poses) or (M, Tt, Jt, 2) "
-            f"(clips of at least one frame), got {target.shape}"
-        )
-    frame = _frame(reference_frame, target.shape[1], "reference_frame", "target clips")
-    return target[:, frame]
-
-
-def _check_prepared(targets, camera, target_root, dtype):
-    """Check a Targets argument against the call's camera, target root and dtype."""
-    if camera is not None:
-        raise TypeError(
-            "camera: must be None with a Targets object (its cameras were used "
-            "when the targets were prepared)"
-        )
-    if (
-        target_root is not None
-        and _index(target_root, targets.n_joints, "target_root") != targets.root
-    ):
-        raise ValueError(
-            f"target_root: the Targets were prepared with root {targets.root}, "
-            f"got {target_root}"
-        )
-    if targets.dtype != dtype:
-        raise TypeError(
-            f"target_2d: Targets of dtype {targets.dtype} cannot align source_3d "
-            f"of result dtype {dtype}; prepare them with dtype={dtype.name}"
-        )
-
-
-def _check_source(source):
-    if source.ndim != 3 or source.shape[2] != 3:
-        raise ValueError(
-            f"source_3d: expected shape (N, J, 3) (poses, joints, xyz), "
-            f"got {source.shape}"
-        )
-    if source.shape[1] == 0:
-        raise ValueError(
-            f"source_3d: expected at least one joint, got shape {source.shape}"
-        )
-
-
-def _check_target(target):
-    if target.ndim != 3 or target.shape[2] != 2:
-        raise ValueError(
-            f"target_2d: expected shape (M, Jt, 2) (poses, joints, xy), "
-            f"got {target.shape}"
-        )
-    if target.shape[1] == 0:
-        raise ValueError(
-            f"target_2d: expected at least one joint, got shape {target.shape}"
-        )
-    _check_real(target, "target_2d")
-
-
-def _check_camera(camera, rows, what, xp=np):
-    """Broadcast a camera argument to ``(rows, C)``; `what` says what rows are."""
-    if camera is None:
-        raise TypeError(
-            "camera: required with a target_2d array (rows [fx, fy, cx, cy, ...] "
-            "in normalised units); pass a Targets object to omit it"
-        )
-    camera = _as_array(camera, "camera", xp)
-    _check_real(camera, "camera")
-    if camera.ndim == 1 and camera.shape[0] in _CAMERA_COLUMNS:
-        return xp.broadcast_to(camera, (rows, camera.shape[0]))
-    if (
-        camera.ndim == 2
-        and camera.shape[1] in _CAMERA_COLUMNS
-        and camera.shape[0] == rows
-    ):
-        return camera
-    raise ValueError(
-        f"camera: expected shape (4,), (9,), ({rows}, 4) or ({rows}, 9) "
-        f"(one row per {what}), got {camera.shape}"
-    )
+#: Marks an argument the caller did not pass (a deprecated alias).
+_UNSET = object()
 
 
 _resolved: dict = {}
@@ -262,35 +104,6 @@ def _resolve_backend(backend, device=_interop.HOST):
     if device is not None:
         _resolved[key] = hit
     return hit
-
-
-def _check_out(out, shape, dtype, source, others):
-    host = type(out) is np.ndarray
-    if not host and not (hasattr(out, "shape") and hasattr(out, "dtype")):
-        raise TypeError(
-            "out: expected an array (NumPy, CuPy, torch or another DLPack array), "
-            f"got {type(out).__name__}"
-        )
-    if out.shape != shape:
-        raise ValueError(f"out: expected shape {shape}, got {out.shape}")
-    if out.dtype != dtype:
-        raise TypeError(f"out: expected dtype {dtype}, got {out.dtype}")
-    if not (out.flags.writeable if host else _interop.writeable(out)):
-        raise ValueError("out: the array is read-only")
-    shares = np.may_share_memory if host else _interop.may_share_memory
-    if out is not source and shares(out, source):
-        same_view = (
-            _interop.data_pointer(out) == _interop.data_pointer(source)
-            and out.strides == source.strides
-        )
-        if not same_view:
-            raise ValueError(
-                "out: overlaps source_3d without being the same view of it; pass "
-                "source_3d itself for in-place operation, or a separate array"
-            )
-    for name, other in others:
-        if shares(out, other):
-            raise ValueError(f"out: overlaps {name}, which the kernel still reads")
 
 
 # --- public functions ----------------------------------------------------------------
@@ -375,8 +188,8 @@ def pair_indices(n, m, *, pairing="permutation", seed=None, backend="auto"):
     >>> bool((idx == gpa_arrays.pair_indices(5, 5, seed=0)).all())
     True
     """
-    n = _count(n, "n")
-    m = _count(m, "m")
+    n = count(n, "n")
+    m = count(m, "m")
     if type(pairing) is str:
         # no array says where to run: the backend does (cupy: the current device)
         return _pair_indices(pairing, n, m, seed, backend, np, None)
@@ -390,51 +203,28 @@ def pair_indices(n, m, *, pairing="permutation", seed=None, backend="auto"):
 
 
 def _pair_indices(pairing, n, m, seed, backend, xp, device):
-    spec = resolve_pairing(_pairing_argument(pairing, xp), n, m, seed)
+    spec = resolve_pairing(pairing_argument(pairing, xp), n, m, seed)
     _, module = _resolve_backend(backend, device)
     index = module.pair_indices(spec)
     if spec.kind == KIND_ARRAY and index.size:
         bad = (index < 0) | (index >= m)
         if bad.any():
-            first = int(bad.argmax())
-            count = int(bad.sum())
-            raise ValueError(
-                f"pairing: {count} of {n} target indices outside [0, {m}); "
-                f"first at position {first} (value {int(index[first])})"
-            )
+            status = new_status()
+            status[POSE_INDEX] = (int(bad.sum()), int(bad.argmax()))
+            raise_for_pose_status(status, n, m, index)
     return index
-
-
-def _pairing_argument(pairing, xp=None):
-    """Lists and tuples of indices become arrays; everything else passes as is."""
-    if isinstance(pairing, (list, tuple)):
-        return (xp or np).asarray(pairing)
-    return pairing
-
-
-def _count(value, name):
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected a non-negative int, got bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(
-            f"{name}: expected a non-negative int, got {type(value).__name__}"
-        ) from None
-    if value < 0:
-        raise ValueError(f"{name}: expected a non-negative int, got {value}")
-    return value
 
 
 def prepare_targets(
     target_2d,
     camera,
     *,
-    root=0,
+    target_root=0,
     reference_frame=None,
     backend="auto",
     dtype=None,
     check=True,
+    root=_UNSET,
 ):
     """Reduce target poses and cameras to compact records, once.
 
@@ -456,8 +246,9 @@ def prepare_targets(
         coefficients of 9-value rows are kept for ``gpa(..., return_2d=True)``;
         the alignment itself uses the pinhole part. On the device of
         `target_2d` (a list is converted there).
-    root : int
-        Root joint of the target poses (e.g. 14 for MPI-INF-3DHP-17).
+    target_root : int
+        Root joint of the target poses (e.g. 14 for MPI-INF-3DHP-17), the
+        argument of the same name of :func:`gpa`.
     reference_frame : int, optional
         For target clips, ``target_2d`` of shape (M, Tt, Jt, 2): the frame of
         each clip that stands for it (its records are that frame's); default
@@ -478,6 +269,9 @@ def prepare_targets(
         distortion coefficient not finite). With ``check=False`` such targets
         give records that produce ``inf``/``nan`` poses. On a CUDA device the
         check reads an 80-byte status back (one synchronisation).
+    root : int
+        Deprecated alias of `target_root` (``root`` means the *source* root
+        everywhere else); warns with ``DeprecationWarning``.
 
     Returns
     -------
@@ -502,65 +296,80 @@ def prepare_targets(
     >>> targets.scale
     array([0.3])
     """
+    if root is not _UNSET:
+        warnings.warn(
+            "prepare_targets(root=) is deprecated: the argument is target_root= (as "
+            "in gpa, where root= is the source's root joint)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        target_root = root
     if isinstance(target_2d, Targets):
         raise TypeError("target_2d: already a Targets object")
     if _interop.plain_host(target_2d, camera):
         return _prepare_targets(
-            target_2d, camera, root, backend, dtype, check, np, _interop.HOST,
+            target_2d, camera, target_root, backend, dtype, check, np, _interop.HOST,
             reference_frame,
         )  # fmt: skip
     with _interop.Call("target_2d", target_2d=target_2d, camera=camera) as call:
         return _prepare_targets(
-            call["target_2d"], call["camera"], root, backend, dtype, check, call.xp,
-            call.device, reference_frame,
+            call["target_2d"], call["camera"], target_root, backend, dtype, check,
+            call.xp, call.device, reference_frame,
         )  # fmt: skip
+
+
+def _records_dtype(dtype, target):
+    """The records' dtype: `dtype` (float32 or float64), or by the target's."""
+    if dtype is None:
+        return target.dtype if target.dtype in (F32, F64) else F64
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from None
+    if dtype not in (F32, F64):
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+    return dtype
 
 
 def _prepare_targets(target_2d, camera, root, backend, dtype, check, xp, device,
                      reference_frame=None):  # fmt: skip
-    target = _as_array(target_2d, "target_2d", xp)
+    target = as_array(target_2d, "target_2d", xp)
     if target.ndim == 4:
-        target = _target_frame(target, reference_frame)
-    elif reference_frame is not None:
-        raise ValueError(
-            "reference_frame: only for target clips of shape (M, Tt, Jt, 2), got "
-            f"target_2d of shape {target.shape}"
-        )
-    _check_target(target)
-    if dtype is None:
-        dtype = target.dtype if target.dtype in (np.float32, np.float64) else np.float64
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
-    root = _index(root, target.shape[1], "root")
-    camera = _check_camera(camera, target.shape[0], "target pose", xp)
+        target = target_frame(target, reference_frame)
+    else:
+        no_reference_frame(reference_frame, target=target.shape)
+    poses_2d(target)
+    dtype = _records_dtype(dtype, target)
+    root = joint_index(root, target.shape[1], "target_root")
+    camera = camera_rows(camera, target.shape[0], "target pose", xp)
     name, module = _resolve_backend(backend, device)
     device = name in _backends.DEVICE_BACKENDS
+    m = target.shape[0]
     records, status = _prepare_records(
         module, device, target, camera, root, dtype, check
     )
-    if not device and check and status is not None:
-        raise_for_target_status(status, target.shape[0])
+    if not device and check:
+        raise_for_target_status(status, m)
     wide = d_status = None
     if camera.shape[1] == 9:
         # record and distortion coefficients side by side, one gathered row for
         # gpa(..., return_2d=True) through distorting cameras
         wide, d_status = _prepare_wide(
-            module, device, records, _as_dtype(camera, dtype), check
+            module, device, records, as_dtype(camera, dtype), check
         )
     if device:
         status, d_status = module.read_status(status, d_status)
-        if check and status is not None:
-            raise_for_target_status(status, target.shape[0])
-    if check and d_status is not None:
-        raise_for_target_status(d_status, target.shape[0])
+        if check:
+            raise_for_target_status(status, m)
+    if check:
+        raise_for_target_status(d_status, m)
     return Targets(records, root, target.shape[1], name, wide)
 
 
 def _prepare_records(module, device, target, camera, root, dtype, check, poseda=False):
     """Records and (host, or pending device) status of a target set."""
-    target = _as_dtype(target, dtype)
-    camera = _as_dtype(camera, dtype)
+    target = as_dtype(target, dtype)
+    camera = as_dtype(camera, dtype)
     prepare = module.prepare_poseda_records if poseda else module.prepare_records
     if device:
         return prepare(target, camera, root, status=check)
@@ -750,50 +559,38 @@ def gpa(
     >>> out.shape
     (4, 17, 3)
     """
-    if (
-        mode in _MODES
-        and depth == "weak"
-        and return_2d is False
-        and _interop.plain_host(source_3d, target_2d, camera, out, pairing)
-    ):  # the common case, without a detour
-        return _align(
-            source_3d, target_2d, camera, pairing, seed, 0, root, target_root,
-            mode, False, False, backend, out, check, _HOST_CALL, reference_frame,
-        )  # fmt: skip
+    options = Options.make(mode, depth, return_2d, check, backend)
     return _gpa(
-        source_3d, target_2d, camera, pairing, seed, 0, root, target_root, mode,
-        backend, out, check, depth, return_2d, reference_frame,
+        source_3d, target_2d, camera, pairing, seed, 0, root, target_root,
+        reference_frame, options, out,
     )  # fmt: skip
 
 
-def _gpa(source_3d, target_2d, camera, pairing, seed, step, root, target_root, mode,
-         backend, out, check, depth="weak", return_2d=False,
-         reference_frame=None):  # fmt: skip
-    """:func:`gpa` with the pairing's `step` (the GPA object advances it)."""
-    if mode not in _MODES:
-        raise ValueError(f"mode: expected 'paired' or 'poseda', got {mode!r}")
-    perspective = False if depth == "weak" else _check_depth(depth, mode)
-    if return_2d is not False and not isinstance(return_2d, (bool, np.bool_)):
-        raise TypeError(f"return_2d: expected a bool, got {type(return_2d).__name__}")
-    return_2d = bool(return_2d)
-    out_3d, out_2d = _split_out(out, return_2d)
+def _gpa(source_3d, target_2d, camera, pairing, seed, step, root, target_root,
+         reference_frame, options, out):  # fmt: skip
+    """:func:`gpa` with validated `options` and the pairing's `step`.
+
+    The one entry of every in-memory alignment (:func:`gpa`, the ``GPA``
+    object): views the caller's arrays as kernel arrays (plain NumPy arguments
+    skip the :class:`_interop.Call` detour), aligns, and wraps the result in the
+    caller's type.
+    """
+    out_3d, out_2d = split_out(out, options.return_2d)
     if _interop.plain_host(source_3d, target_2d, camera, out_3d, out_2d, pairing):
         return _align(
             source_3d, target_2d, camera, pairing, seed, step, root, target_root,
-            mode, perspective, return_2d, backend, out, check, _HOST_CALL,
-            reference_frame,
+            reference_frame, options, out_3d, out_2d, _HOST_CALL,
         )  # fmt: skip
     with _interop.Call(
         "source_3d", source_3d=source_3d, target_2d=target_2d, camera=camera,
         out=out_3d, out_2d=out_2d, pairing=pairing,
     ) as call:  # fmt: skip
-        kernel_out = (call["out"], call["out_2d"]) if return_2d else call["out"]
         result = _align(
             call["source_3d"], call["target_2d"], call["camera"], call["pairing"],
-            seed, step, root, target_root, mode, perspective, return_2d, backend,
-            kernel_out, check, call, reference_frame,
+            seed, step, root, target_root, reference_frame, options, call["out"],
+            call["out_2d"], call,
         )  # fmt: skip
-        if return_2d:
+        if options.return_2d:
             return call.wrap(result[0], out_3d), call.wrap(result[1], out_2d)
         return call.wrap(result, out_3d)
 
@@ -812,140 +609,167 @@ class _HostCall:
 _HOST_CALL = _HostCall()
 
 
-def _align(source, target_2d, camera, pairing, seed, step, root, target_root, mode,
-           perspective, return_2d, backend, out, check, call,
-           reference_frame=None):  # fmt: skip
+def _align(source, target_2d, camera, pairing, seed, step, root, target_root,
+           reference_frame, options, out, out_2d, call):  # fmt: skip
     """Validate kernel arrays (NumPy or CuPy, one device), run the kernels."""
     xp = call.xp
-    source = _as_array(source, "source_3d", xp)
+    source = as_array(source, "source_3d", xp)
     if source.ndim == 4:
         return _align_clips(
-            source, target_2d, camera, pairing, seed, step, root, target_root, mode,
-            perspective, return_2d, backend, out, check, call, reference_frame,
+            source, target_2d, camera, pairing, seed, step, root, target_root,
+            reference_frame, options, out, out_2d, call,
         )  # fmt: skip
-    _check_source(source)
-    dtype = _result_dtype(source.dtype, "source_3d")
+    poses_3d(source)
+    dtype = result_dtype(source.dtype, "source_3d")
     n, j = source.shape[0], source.shape[1]
-    root = _index(root, j, "root")
-    name, module = _resolve_backend(backend, call.device)
+    root = joint_index(root, j, "root")
+    name, module = _resolve_backend(options.backend, call.device)
     device = name in _DEVICE_BACKENDS
+    target, camera, t_root, m = _call_targets(
+        target_2d, camera, root, target_root, reference_frame, source, options,
+        dtype, xp,
+    )  # fmt: skip
+    spec = resolve_pairing(pairing_argument(pairing, xp), n, m, seed, step)
+    reads = (("target_2d", target), ("camera", camera), *_pairing_reads(pairing, spec))
+    result, result_2d = _outputs(out, out_2d, source, dtype, reads, options, call)
+    if n == 0:
+        return (result, result_2d) if options.return_2d else result
+    source = as_dtype(source, dtype)
+    if isinstance(target, Targets):
+        records, wide, t_status, d_status = target._records, target._wide, None, None
+    else:
+        records, wide, t_status, d_status = _call_records(
+            module, device, target, camera, t_root, dtype, options
+        )
+    status = _align_kernel(
+        module, device, source, records, wide, camera, root, spec, dtype, options,
+        result, result_2d,
+    )  # fmt: skip
+    if device:  # one round trip for every status of the call
+        t_status, d_status, status = module.read_status(t_status, d_status, status)
+        if options.check:
+            raise_for_target_status(t_status, m)
+            raise_for_target_status(d_status, m)
+    raise_for_pose_status(status, n, m, spec.index, check=options.check)
+    return (result, result_2d) if options.return_2d else result
 
+
+def _call_targets(target_2d, camera, root, target_root, reference_frame, source,
+                  options, dtype, xp):  # fmt: skip
+    """``(target, camera rows, target root, M)`` of a pose call, validated.
+
+    `target` is the Targets object (camera None) or the (M, Jt, 2) target
+    array (the reference frame of target clips).
+    """
     if isinstance(target_2d, Targets):
-        targets = target_2d
-        if reference_frame is not None:
-            raise ValueError(
-                "reference_frame: only for clips, source_3d of shape (N, T, J, 3); "
-                f"got source_3d of shape {source.shape} and prepared Targets (whose "
-                "reference frame was chosen by prepare_targets)"
-            )
-        if mode == "poseda":
+        no_reference_frame(reference_frame, source.shape, "prepared Targets")
+        if options.poseda:
             raise TypeError(
                 "target_2d: mode='poseda' reproduces the published arithmetic on raw "
                 "arrays and does not accept a Targets object"
             )
-        _check_prepared(targets, camera, target_root, dtype)
-        m = len(targets)
-        target = camera = None
+        prepared(target_2d, camera, target_root, dtype)
+        return target_2d, None, target_2d.root, len(target_2d)
+    target = as_array(target_2d, "target_2d", xp)
+    if target.ndim == 4:
+        target = target_frame(target, reference_frame)
     else:
-        targets = None
-        target = _as_array(target_2d, "target_2d", xp)
-        if target.ndim == 4:
-            target = _target_frame(target, reference_frame)
-        elif reference_frame is not None:
-            raise ValueError(
-                "reference_frame: only for clips, source_3d of shape (N, T, J, 3) "
-                "or target_2d of shape (M, Tt, Jt, 2); got source_3d of shape "
-                f"{source.shape} and target_2d of shape {target.shape}"
-            )
-        _check_target(target)
-        m = target.shape[0]
-        t_root = root if target_root is None else target_root
-        t_root = _index(t_root, target.shape[1], "target_root")
-        if mode == "poseda" and n != m:
-            raise ValueError(
-                "target_2d: mode='poseda' needs as many targets as sources, got "
-                f"{m} targets for {n} sources"
-            )
-        camera = _check_camera(
-            camera, m, "source pose" if mode == "poseda" else "target pose", xp
+        no_reference_frame(reference_frame, source.shape, target.shape)
+    poses_2d(target)
+    m, n = target.shape[0], source.shape[0]
+    t_root = root if target_root is None else target_root
+    t_root = joint_index(t_root, target.shape[1], "target_root")
+    if options.poseda and n != m:
+        raise ValueError(
+            "target_2d: mode='poseda' needs as many targets as sources, got "
+            f"{m} targets for {n} sources"
         )
+    what = "source pose" if options.poseda else "target pose"
+    return target, camera_rows(camera, m, what, xp), t_root, m
 
-    spec = resolve_pairing(_pairing_argument(pairing, xp), n, m, seed, step)
 
-    shape = (n, j, 3)
-    out, out_2d = _split_out(out, return_2d)
+def _pairing_reads(pairing, spec):
+    """The pairing arrays a call reads: the caller's, and the int64 copy if made."""
+    if spec.index is None:
+        return ()
+    if hasattr(pairing, "shape") and pairing is not spec.index:
+        return (("pairing", pairing), ("pairing", spec.index))
+    return (("pairing", spec.index),)
+
+
+def _outputs(out, out_2d, source, dtype, reads, options, call):
+    """``(result, result_2d)``: the validated `out` arrays, or new ones.
+
+    `reads` are the other arrays the kernels read (``(name, array)``); no output
+    may overlap them, and `out` may overlap `source` only as the same view (in
+    place). The 2D output is None without ``return_2d``.
+    """
+    shape = source.shape
     if out is None:
         result = call.empty(shape, dtype)
     else:
-        others = [] if camera is None or mode != "poseda" else [("camera", camera)]
-        _check_out(out, shape, dtype, source, others)
-        result = out
-    result_2d = None
-    if return_2d:
-        result_2d = _out_2d(
-            out_2d, (n, j, 2), dtype, source, target, camera, result, call
-        )
-    if n == 0:
-        return (result, result_2d) if return_2d else result
-    source = _as_dtype(source, dtype)
+        reads = (*reads, ("source_3d", source))
+        result = out_array(out, shape, dtype, reads, inplace=source)
+    if not options.return_2d:
+        return result, None
+    shape_2d = (*shape[:-1], 2)
+    if out_2d is None:
+        return result, call.empty(shape_2d, dtype)
+    reads = (*reads, ("source_3d", source), ("out_3d", result))
+    return result, out_array(out_2d, shape_2d, dtype, reads, label="out_2d")
 
-    # Target problems are reported before pose problems. Host backends raise
-    # them before the pose kernel runs; a device call reads all its statuses in
-    # one round trip after both kernels are queued.
-    poseda = mode == "poseda"
-    t_status = d_status = None
-    wide = None
-    if targets is None:
-        records, t_status = _prepare_records(
-            module, device, target, camera, t_root, dtype, check, poseda
+
+def _call_records(module, device, target, camera, t_root, dtype, options):
+    """``(records, wide records, status, distortion status)`` of a pose call.
+
+    Host backends raise target problems here, before the pose kernel runs; on a
+    device the statuses are pending and read with the pose kernel's. Distortion
+    coefficients of 9-value cameras are checked whenever the call checks (they
+    are data of the call even when no projection uses them); their wide records
+    are built only for ``return_2d``.
+    """
+    m = target.shape[0]
+    check = options.check
+    records, t_status = _prepare_records(
+        module, device, target, camera, t_root, dtype, check, options.poseda
+    )
+    if not device and check:
+        raise_for_target_status(t_status, m)
+    wide = d_status = None
+    if camera.shape[1] == 9 and (check or options.return_2d):
+        # paired: record and distortion in one gathered row; poseda: only the
+        # coefficients' validation (the kernel reads camera row i)
+        wide, d_status = _prepare_wide(
+            module, device, records, as_dtype(camera, dtype), check
         )
-        if not device and check and t_status is not None:
-            raise_for_target_status(t_status, m)
-        if return_2d and camera.shape[1] == 9:
-            # paired: record and distortion in one gathered row; poseda: only
-            # the coefficients' validation (the kernel reads camera row i)
-            wide, d_status = _prepare_wide(
-                module, device, records, _as_dtype(camera, dtype), check
-            )
-            if not device and check and d_status is not None:
-                raise_for_target_status(d_status, m)
-    else:
-        records = targets._records
-        wide = targets._wide
-    camera = _as_dtype(camera, dtype) if poseda else None
-    # The new features' arguments go to the kernels only when used, so the
+        if not device and check:
+            raise_for_target_status(d_status, m)
+    return records, wide, t_status, d_status
+
+
+def _align_kernel(module, device, source, records, wide, camera, root, spec, dtype,
+                  options, result, result_2d):  # fmt: skip
+    """Run the pose kernel of a call; its (host, or pending device) status."""
+    # The optional features' arguments go to the kernels only when used, so the
     # default path keeps its plain signature.
     extra = {}
-    if return_2d:
+    if options.return_2d:
         extra["out2d"] = result_2d
-        if wide is not None and not poseda:
+        if wide is not None and not options.poseda:
             records = wide[:, :8]
             extra["distortion"] = wide[:, 8:]
-    if perspective:
+    if options.perspective:
         extra["perspective"] = True
     if device:
-        extra["status"] = check or spec.kind == KIND_ARRAY
-    if poseda:
-        status = module.gpa_poseda(source, records, camera, result, root, spec, **extra)
-    else:
-        status = module.gpa_records(source, records, result, root, spec, **extra)
-    if device:
-        # one round trip for every status of the call
-        t_status, d_status, status = module.read_status(t_status, d_status, status)
-        if check and t_status is not None:
-            raise_for_target_status(t_status, m)
-        if check and d_status is not None:
-            raise_for_target_status(d_status, m)
-    if status is not None:
-        if not check:
-            status = _index_only(status)
-        raise_for_pose_status(status, n, m, spec.index)
-    return (result, result_2d) if return_2d else result
+        extra["status"] = options.check or spec.kind == KIND_ARRAY
+    if options.poseda:
+        camera = as_dtype(camera, dtype)
+        return module.gpa_poseda(source, records, camera, result, root, spec, **extra)
+    return module.gpa_records(source, records, result, root, spec, **extra)
 
 
 def _align_clips(source, target_2d, camera, pairing, seed, step, root, target_root,
-                 mode, perspective, return_2d, backend, out, check, call,
-                 reference_frame):  # fmt: skip
+                 reference_frame, options, out, out_2d, call):  # fmt: skip
     """:func:`_align` for clips, ``source`` of shape (N, T, J, 3).
 
     Three passes, each a kernel every backend has: GPA on the reference frames
@@ -957,90 +781,97 @@ def _align_clips(source, target_2d, camera, pairing, seed, step, root, target_ro
     output.
     """
     xp = call.xp
-    n, frames, joints = source.shape[0], source.shape[1], source.shape[2]
-    if source.shape[3] != 3 or frames == 0 or joints == 0:
-        raise ValueError(
-            "source_3d: expected shape (N, J, 3) (poses) or (N, T, J, 3) (clips of "
-            f"at least one frame and one joint), got {source.shape}"
-        )
-    if mode == "poseda":
+    clips_3d(source)
+    if options.poseda:
         raise ValueError(
             "mode: 'poseda' reproduces the published per-pose arithmetic and takes "
             f"(N, J, 3) poses, got source_3d of shape {source.shape}; use "
             "mode='paired' for clips"
         )
-    if mode not in _MODES:
-        raise ValueError(f"mode: expected 'paired' or 'poseda', got {mode!r}")
-    dtype = _result_dtype(source.dtype, "source_3d")
-    root = _index(root, joints, "root")
-    frame = _frame(reference_frame, frames, "reference_frame", "source clips")
-    name, module = _resolve_backend(backend, call.device)
+    n, frames, joints = source.shape[0], source.shape[1], source.shape[2]
+    dtype = result_dtype(source.dtype, "source_3d")
+    root = joint_index(root, joints, "root")
+    frame = frame_index(reference_frame, frames, "reference_frame", "source clips")
+    name, module = _resolve_backend(options.backend, call.device)
     device = name in _DEVICE_BACKENDS
-
-    shape = (n, frames, joints, 3)
-    out, out_2d = _split_out(out, return_2d)
-    if out is None:
-        result = call.empty(shape, dtype)
-    else:
-        _check_out(out, shape, dtype, source, [])
-        result = out
-    result_2d = None
-    if return_2d:
-        result_2d = _out_2d(
-            out_2d, (n, frames, joints, 2), dtype, source, None, None, result, call
-        )
-
     # The targets are prepared here rather than inside the reference-frame
     # call, so that their records (and cameras) are at hand for the projection.
     if isinstance(target_2d, Targets):
-        targets = target_2d
-        _check_prepared(targets, camera, target_root, dtype)
+        targets = prepared(target_2d, camera, target_root, dtype)
+        reads = ()
     else:
-        target = _as_array(target_2d, "target_2d", xp)
-        if target.ndim == 4:
-            target = _target_frame(target, reference_frame)
-        _check_target(target)
-        t_root = root if target_root is None else target_root
-        targets = _prepare_targets(
-            target, camera, t_root, backend, dtype, check, xp, call.device
+        target = poses_2d(
+            target_frame(as_array(target_2d, "target_2d", xp), reference_frame)
         )
+        t_root = root if target_root is None else target_root
+        reads = (("target_2d", target), ("camera", camera))
+        targets = _prepare_targets(
+            target, camera, t_root, options.backend, dtype, options.check, xp,
+            call.device,
+        )  # fmt: skip
     m = len(targets)
     # one pairing for every pass (seed=None draws its fresh bits once, here)
-    spec = resolve_pairing(_pairing_argument(pairing, xp), n, m, seed, step)
+    spec = resolve_pairing(pairing_argument(pairing, xp), n, m, seed, step)
+    reads = (*reads, *_pairing_reads(pairing, spec))
+    result, result_2d = _outputs(out, out_2d, source, dtype, reads, options, call)
     if n == 0:
-        return (result, result_2d) if return_2d else result
-
+        return (result, result_2d) if options.return_2d else result
     a_status, c_status = _move_clips(
-        module, device, _as_dtype(source, dtype), targets._records, spec, root,
-        frame, perspective, check, result, call.empty((n, joints, 3), dtype),
+        module, device, as_dtype(source, dtype), targets._records, spec, root,
+        frame, options.perspective, options.check, result,
+        call.empty((n, joints, 3), dtype),
     )  # fmt: skip
-    extra = {"status": check} if device else {}
-    # Pass 3: the projections through each clip's paired camera.
     p_status = None
-    if return_2d:
-        index = module.pair_indices(spec)
-        if targets._wide is None:
-            rows = targets._records[index, 3:7]
-        else:
-            wide = targets._wide[index]
-            rows = xp.concatenate([wide[:, 3:7], wide[:, 8:13]], axis=1)
-        count = n * frames * joints
-        # a C-order out_2d is written in place; any other goes through a copy
-        direct = result_2d.flags.c_contiguous
-        flat_2d = (
-            result_2d.reshape(count, 2) if direct else call.empty((count, 2), dtype)
+    if options.return_2d:
+        records, distortion = _split_wide(
+            targets._records if targets._wide is None else targets._wide
         )
-        p_status = module.project_points(
-            result.reshape(count, 3), rows, frames * joints, flat_2d, **extra
-        )
-        if not direct:
-            result_2d[...] = flat_2d.reshape(result_2d.shape)
+        p_status = _project_clips(
+            module, device, records, distortion, spec, result, result_2d,
+            options.check, call,
+        )  # fmt: skip
     if device:  # one round trip for every status of the call
         a_status, c_status, p_status = module.read_status(a_status, c_status, p_status)
     _raise_for_clips(
-        a_status, (c_status, p_status), check, spec, result, result_2d, n, m, xp
+        a_status, (c_status, p_status), options.check, spec, result, result_2d, n,
+        m, xp,
+    )  # fmt: skip
+    return (result, result_2d) if options.return_2d else result
+
+
+def _project_clips(module, device, records, distortion, spec, result, result_2d,
+                   check, call):  # fmt: skip
+    """Pass 3 of a clip call: project each clip through its paired camera.
+
+    `records` are (M, 8) target records, `distortion` None or the (M, 5)
+    coefficients of 9-value cameras.
+    """
+    xp = call.xp
+    n, frames, joints = result.shape[:3]
+    index = module.pair_indices(spec)
+    rows = records[index, 3:7]
+    if distortion is not None:
+        rows = xp.concatenate([rows, distortion[index, :5]], axis=1)
+    size = n * frames * joints
+    # a C-order out_2d is written in place; any other goes through a copy
+    direct = result_2d.flags.c_contiguous
+    flat_2d = (
+        result_2d.reshape(size, 2) if direct else call.empty((size, 2), result.dtype)
     )
-    return (result, result_2d) if return_2d else result
+    extra = {"status": check} if device else {}
+    status = module.project_points(
+        result.reshape(size, 3), rows, frames * joints, flat_2d, **extra
+    )
+    if not direct:
+        result_2d[...] = flat_2d.reshape(result_2d.shape)
+    return status
+
+
+def _split_wide(records):
+    """``(records, distortion)`` of (M, 8) records or (M, 13) wide records."""
+    if records.shape[1] > RECORD_WIDTH:
+        return records[:, :RECORD_WIDTH], records[:, RECORD_WIDTH:]
+    return records, None
 
 
 def _move_clips(module, device, src, records, spec, root, frame, perspective, check,
@@ -1076,10 +907,8 @@ def _raise_for_clips(status, others, check, spec, result, result_2d, n, m, xp,
     frames, so one count on the result covers every pass.
     """
     where = {"offset": offset, "total": total}
-    if status is not None and not check:
-        status = _index_only(status)
-    if status is not None and status[POSE_INDEX, 0]:
-        raise_for_pose_status(status, n, m, spec.index, **where)
+    # explicit-index problems first, whatever `check` says
+    raise_for_pose_status(status, n, m, spec.index, check=False, **where)
     if not check or (status is None and all(x is None for x in others)):
         return
     axes = (1, 2, 3)
@@ -1097,82 +926,11 @@ def _raise_for_clips(status, others, check, spec, result, result_2d, n, m, xp,
     raise_for_pose_status(status, n, m, **where)
 
 
-def _index_only(status):
-    """`status` with only its explicit-index problems kept.
-
-    Those are reported whatever `check` says: they would read outside the target
-    records.
-    """
-    kept = status.copy()
-    kept[:POSE_INDEX] = 0
-    kept[POSE_INDEX + 1 :] = 0
-    return kept
-
-
-def _check_depth(depth, mode):
-    """Whether `depth` asks for the perspective solve; validates it."""
-    if depth not in _DEPTHS:
-        raise ValueError(f"depth: expected 'weak' or 'perspective', got {depth!r}")
-    if depth == "perspective" and mode == "poseda":
-        raise ValueError(
-            "depth: 'perspective' needs mode='paired' (mode='poseda' reproduces "
-            "the published weak-perspective arithmetic)"
-        )
-    return depth == "perspective"
-
-
-def _split_out(out, return_2d):
-    """``(out_3d, out_2d)`` from the `out` argument."""
-    if not return_2d:
-        if isinstance(out, tuple):
-            raise TypeError(
-                "out: a pair of arrays needs return_2d=True; pass one (N, J, 3) array"
-            )
-        return out, None
-    if out is None:
-        return None, None
-    if not isinstance(out, (tuple, list)) or len(out) != 2:
-        raise TypeError(
-            "out: with return_2d=True expected a pair (out_3d, out_2d) of arrays "
-            f"or None, got {type(out).__name__}"
-        )
-    return out[0], out[1]
-
-
-def _out_2d(out_2d, shape, dtype, source, target, camera, result, call):
-    """The (N, J, 2) array the projections go to, validated or new.
-
-    `out_2d` is a kernel array (the view :class:`_interop.Call` made of the
-    caller's array) or None.
-    """
-    if out_2d is None:
-        return call.empty(shape, dtype)
-    if not isinstance(out_2d, call.xp.ndarray):
-        raise TypeError(
-            "out: expected out_2d to be an array (NumPy, CuPy, torch or another "
-            f"DLPack array) or None, got {type(out_2d).__name__}"
-        )
-    if out_2d.shape != shape:
-        raise ValueError(f"out: expected out_2d of shape {shape}, got {out_2d.shape}")
-    if out_2d.dtype != dtype:
-        raise TypeError(f"out: expected out_2d of dtype {dtype}, got {out_2d.dtype}")
-    if not _interop.writeable(out_2d):
-        raise ValueError("out: out_2d is read-only")
-    for other_name, other in (
-        ("source_3d", source),
-        ("target_2d", target),
-        ("camera", camera),
-        ("out_3d", result),
-    ):
-        if other is not None and _interop.may_share_memory(out_2d, other):
-            raise ValueError(f"out: out_2d overlaps {other_name}")
-    return out_2d
-
-
 # --- chunked entry points (gpa-arrays augment, gpa_arrays.dask) ----------------------
 
 
-def _gpa_block(source, records, spec, root, backend, check, out=None, frame=None):
+def _gpa_block(source, records, spec, root, backend, check, out=None, frame=None, *,
+               perspective=False, out_2d=None):  # fmt: skip
     """Align one block of a larger data set against prepared target records.
 
     The body of a :mod:`gpa_arrays.dask` task and of each step of
@@ -1188,9 +946,10 @@ def _gpa_block(source, records, spec, root, backend, check, out=None, frame=None
     source : (count, J, 3) or (count, T, J, 3) ndarray, metres
         The global source poses (or clips) ``spec.offset .. spec.offset + count
         - 1``; cast to the records' dtype.
-    records : (M, 8) ndarray
+    records : (M, 8) or (M, 13) ndarray
         Target records (``Targets._records``, or :func:`_prepare_block`) of the
-        result dtype.
+        result dtype; wide records (``Targets._wide``) project `out_2d` with
+        their cameras' distortion.
     spec : PairingSpec
         The call's pairing restricted to this block (:meth:`PairingSpec.chunk`).
     root : int
@@ -1203,6 +962,10 @@ def _gpa_block(source, records, spec, root, backend, check, out=None, frame=None
         Written in full; may be `source` itself.
     frame : int, optional
         Reference frame of clips, normalised to ``[0, T)``; clips only.
+    perspective : bool
+        ``depth="perspective"``.
+    out_2d : ndarray of the shape of `source` with 2 coordinates, optional
+        With ``return_2d``: where the projections go, written in full.
 
     Returns
     -------
@@ -1238,34 +1001,48 @@ def _gpa_block(source, records, spec, root, backend, check, out=None, frame=None
     if source.shape[0] == 0:
         return out
     _, module = _resolve_backend(backend)
+    records, distortion = _split_wide(records)
+    source = as_dtype(source, dtype)
     if source.ndim == 4:
-        return _gpa_clip_block(source, records, spec, root, module, check, out, frame)
-    status = module.gpa_records(_as_dtype(source, dtype), records, out, root, spec)
-    if status is not None:
-        if not check:
-            status = _index_only(status)
-        raise_for_pose_status(
-            status, spec.count, spec.m, spec.index, offset=spec.offset, total=spec.n
-        )
+        return _gpa_clip_block(
+            source, records, distortion, spec, root, module, check, out, frame,
+            perspective, out_2d,
+        )  # fmt: skip
+    extra = {"perspective": True} if perspective else {}
+    if out_2d is not None:
+        extra["out2d"] = out_2d
+        if distortion is not None:
+            extra["distortion"] = distortion
+    status = module.gpa_records(source, records, out, root, spec, **extra)
+    raise_for_pose_status(
+        status, spec.count, spec.m, spec.index, offset=spec.offset, total=spec.n,
+        check=check,
+    )  # fmt: skip
     return out
 
 
-def _gpa_clip_block(source, records, spec, root, module, check, out, frame):
+def _gpa_clip_block(source, records, distortion, spec, root, module, check, out,
+                    frame, perspective, out_2d):  # fmt: skip
     """:func:`_gpa_block` for a block of clips (the passes of :func:`_align_clips`)."""
     count, joints = source.shape[0], source.shape[2]
-    dtype = records.dtype
     status, c_status = _move_clips(
-        module, False, _as_dtype(source, dtype), records, spec, root, frame, False,
-        check, out, np.empty((count, joints, 3), dtype=dtype),
+        module, False, source, records, spec, root, frame, perspective, check, out,
+        np.empty((count, joints, 3), dtype=records.dtype),
     )  # fmt: skip
+    p_status = None
+    if out_2d is not None:
+        p_status = _project_clips(
+            module, False, records, distortion, spec, out, out_2d, check, _HOST_CALL
+        )
     _raise_for_clips(
-        status, (c_status,), check, spec, out, None, count, spec.m, np,
+        status, (c_status, p_status), check, spec, out, out_2d, count, spec.m, np,
         offset=spec.offset, total=spec.n,
     )  # fmt: skip
     return out
 
 
-def _prepare_block(target, camera, root, dtype, backend, check, offset, total):
+def _prepare_block(target, camera, root, dtype, backend, check, offset, total,
+                   wide=False):  # fmt: skip
     """Records of one block of a chunked target set (a :mod:`gpa_arrays.dask` task).
 
     Parameters
@@ -1284,17 +1061,27 @@ def _prepare_block(target, camera, root, dtype, backend, check, offset, total):
         Raise on bad targets and cameras, named by global index.
     offset, total : int
         Where the block lies in the whole target set.
+    wide : bool
+        For ``return_2d`` through 9-value cameras: return wide records, the
+        distortion coefficients beside each record.
 
     Returns
     -------
-    (m, 8) ndarray of `dtype`
+    (m, 8) or, wide, (m, 13) ndarray of `dtype`
     """
     _, module = _resolve_backend(backend)
     if camera.ndim == 1:
         camera = np.broadcast_to(camera, (target.shape[0], camera.shape[0]))
-    target = _as_dtype(target, dtype)
-    camera = _as_dtype(camera, dtype)
+    target = as_dtype(target, dtype)
+    camera = as_dtype(camera, dtype)
     records, status = module.prepare_records(target, camera, root)
-    if check and status is not None:
-        raise_for_target_status(status, target.shape[0], offset=offset, total=total)
+    where = {"offset": offset, "total": total}
+    if check:
+        raise_for_target_status(status, target.shape[0], **where)
+    if camera.shape[1] == 9 and (check or wide):
+        wide_records, status = module.prepare_wide_records(records, camera)
+        if check:
+            raise_for_target_status(status, target.shape[0], **where)
+        if wide:
+            return wide_records
     return records

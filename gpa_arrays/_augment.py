@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-import operator
+import sys
 import threading
 
 import numpy as np
 
 from . import _api, _interop
-from ._pairing import resolve_pairing, resolve_seed
+from ._pairing import GOLDEN, mix64, resolve_pairing, resolve_seed
 from ._targets import Targets
+from ._validate import (
+    PAIRINGS,
+    Options,
+    as_array,
+    camera_rows,
+    choice,
+    count,
+    flag,
+    joint_index,
+    optional_frame,
+    poses_2d,
+    prepared,
+    result_dtype,
+    target_frame,
+)
 
 __all__ = ["GPA"]
-
-_PAIRINGS = ("permutation", "random", "identity")
 
 
 class GPA:
@@ -64,6 +77,10 @@ class GPA:
         a GPU, ``check=True`` synchronises once per call (one 48-byte read).
     backend : {"auto", "numba", "numpy", "cupy"}
         As in :func:`gpa`.
+    per_worker : bool
+        Inside a PyTorch ``DataLoader`` worker, pair from a per-worker seed
+        (see Notes). False: every worker uses :attr:`seed`, hence the same
+        pairings as the others.
 
     Notes
     -----
@@ -72,11 +89,13 @@ class GPA:
     This is the one place gpa_arrays moves data between devices; :func:`gpa`
     itself refuses mixed devices.
 
-    The step counter is per object. Data-loader workers (processes) each hold
-    a copy with the same seed and step, hence the same pairings: give each
-    worker its own stream, e.g. ``aug.reset(seed=base_seed + worker_id)`` in a
-    ``worker_init_fn``. Calls from several threads are safe and each takes its
-    own step.
+    The step counter is per object. PyTorch ``DataLoader`` workers (processes)
+    each hold a copy with the same seed and step; with ``per_worker=True``
+    (the default) each worker pairs from its own seed (:attr:`stream_seed`,
+    derived from :attr:`seed` and the worker id, as torch seeds its own
+    generators per worker), so the workers' batches are augmented
+    independently and a run is still reproducible from the seed. Calls from
+    several threads are safe and each takes its own step.
 
     Examples
     --------
@@ -107,62 +126,33 @@ class GPA:
         return_2d=False,
         check=True,
         backend="auto",
+        per_worker=True,
     ):
-        if mode not in ("paired", "poseda"):
-            raise ValueError(f"mode: expected 'paired' or 'poseda', got {mode!r}")
-        _api._check_depth(depth, mode)
-        if reference_frame is not None:
-            if mode == "poseda":
-                raise ValueError(
-                    "reference_frame: mode='poseda' aligns (N, J, 3) poses, not clips"
-                )
-            if isinstance(reference_frame, bool):
-                raise TypeError("reference_frame: expected an integer, got bool")
-            try:
-                reference_frame = operator.index(reference_frame)
-            except TypeError:
-                raise TypeError(
-                    "reference_frame: expected an integer frame index or None, got "
-                    f"{type(reference_frame).__name__}"
-                ) from None
-        if not isinstance(return_2d, (bool, np.bool_)):
-            raise TypeError(
-                f"return_2d: expected a bool, got {type(return_2d).__name__}"
-            )
-        if type(pairing) is not str or pairing not in _PAIRINGS:
+        self._options = Options.make(mode, depth, return_2d, check, backend)
+        if reference_frame is not None and self._options.poseda:
             raise ValueError(
-                "pairing: expected 'permutation', 'random' or 'identity' (a GPA "
-                f"object draws a fresh pairing per call), got {pairing!r}"
+                "reference_frame: mode='poseda' aligns (N, J, 3) poses, not clips"
             )
-        if not isinstance(backend, str):
-            raise TypeError(f"backend: expected a str, got {type(backend).__name__}")
+        self._pairing = choice(
+            pairing,
+            PAIRINGS,
+            "pairing",
+            " (a GPA object draws a fresh pairing per call)",
+        )
         self._seed = resolve_seed(seed)
+        self._per_worker = flag(per_worker, "per_worker")
         self._root = root  # validated against each batch's joint count
-        self._mode = mode
-        self._pairing = pairing
-        self._depth = depth
-        self._return_2d = bool(return_2d)
-        self._reference_frame = reference_frame  # checked against each clip batch
-        self._check = bool(check)
-        self._backend = backend
+        self._reference_frame = optional_frame(reference_frame)
         self._step = 0
         self._lock = threading.Lock()
         self._cache = {}
         if isinstance(target_2d, Targets):
-            if mode == "poseda":
+            if self._options.poseda:
                 raise TypeError(
                     "target_2d: mode='poseda' needs raw target and camera arrays, "
                     "got a Targets object"
                 )
-            if camera is not None:
-                raise TypeError("camera: must be None with a Targets object")
-            if target_root is not None:
-                t_root = _api._index(target_root, target_2d.n_joints, "target_root")
-                if t_root != target_2d.root:
-                    raise ValueError(
-                        "target_root: the Targets were prepared with root "
-                        f"{target_2d.root}, got {target_root}"
-                    )
+            prepared(target_2d, camera, target_root, target_2d.dtype)
             key = (_interop.device_of(target_2d), target_2d.dtype)
             self._cache[key] = target_2d
             self._target = self._camera = None
@@ -172,22 +162,16 @@ class GPA:
         # Validate now, on a zero-copy view, so that errors surface here and
         # not at the first batch.
         with _interop.Call("target_2d", target_2d=target_2d, camera=camera) as call:
-            view = _api._as_array(call["target_2d"], "target_2d", call.xp)
-            if view.ndim == 4:  # target clips: their reference frame
-                view = _api._target_frame(view, reference_frame)
-            _api._check_target(view)
+            view = as_array(call["target_2d"], "target_2d", call.xp)
+            view = poses_2d(target_frame(view, reference_frame))
             self._size = view.shape[0]
-            self._target_root = _api._index(
+            self._target_root = joint_index(
                 root if target_root is None else target_root,
                 view.shape[1],
                 "root" if target_root is None else "target_root",
             )
-            _api._check_camera(
-                call["camera"],
-                self._size,
-                "source pose" if mode == "poseda" else "target pose",
-                call.xp,
-            )
+            what = "source pose" if self._options.poseda else "target pose"
+            camera_rows(call["camera"], self._size, what, call.xp)
         self._target = target_2d
         self._camera = camera
 
@@ -196,6 +180,22 @@ class GPA:
     @property
     def seed(self) -> int:
         """The 64-bit seed of the pairing stream."""
+        return self._seed
+
+    @property
+    def stream_seed(self) -> int:
+        """The seed the next call pairs with.
+
+        :attr:`seed`, except inside a worker process of a PyTorch
+        ``DataLoader`` when the object was built with ``per_worker=True``
+        (the default): there each worker pairs from its own seed, a mix of
+        :attr:`seed` and the worker's id, so the workers' batches get
+        independent pairings that are still reproducible from :attr:`seed`.
+        """
+        if self._per_worker:
+            worker = _worker_id()
+            if worker is not None:
+                return _worker_seed(self._seed, worker)
         return self._seed
 
     @property
@@ -218,9 +218,7 @@ class GPA:
         seed : None, int or numpy.random.Generator, optional
             A new seed; None keeps the current one.
         """
-        step = operator.index(step)
-        if step < 0:
-            raise ValueError(f"step: expected a non-negative int, got {step}")
+        step = count(step, "step")
         with self._lock:
             if seed is not None:
                 self._seed = resolve_seed(seed)
@@ -241,19 +239,20 @@ class GPA:
         (n,) int64 ndarray
             The pairing that call aligns with (computed on the host).
         """
-        step = self._step if step is None else operator.index(step)
-        n = _api._count(n, "n")
-        spec = resolve_pairing(self._pairing, n, self._size, self._seed, step)
+        step = self._step if step is None else count(step, "step")
+        n = count(n, "n")
+        spec = resolve_pairing(self._pairing, n, self._size, self.stream_seed, step)
         _, module = _api._resolve_backend("auto", _interop.HOST)
         return module.pair_indices(spec)
 
     def __repr__(self) -> str:
         # the options added later show only when set, so the default reads as before
-        extra = "" if self._depth == "weak" else f", depth={self._depth!r}"
-        extra += ", return_2d=True" if self._return_2d else ""
+        options = self._options
+        extra = "" if options.depth == "weak" else f", depth={options.depth!r}"
+        extra += ", return_2d=True" if options.return_2d else ""
         return (
             f"GPA(n_targets={self._size}, target_root={self._target_root}, "
-            f"root={self._root}, mode={self._mode!r}, pairing={self._pairing!r}"
+            f"root={self._root}, mode={options.mode!r}, pairing={self._pairing!r}"
             f"{extra}, seed={self._seed}, step={self._step})"
         )
 
@@ -265,11 +264,16 @@ class GPA:
         return state
 
     def __setstate__(self, state):
+        if "_options" not in state:  # pickled before the options object
+            state["_options"] = Options.make(
+                state.pop("_mode"), state.pop("_depth", "weak"),
+                state.pop("_return_2d", False), state.pop("_check"),
+                state.pop("_backend"),
+            )  # fmt: skip
+        state.setdefault("_reference_frame", None)
+        state.setdefault("_per_worker", True)
+        state.setdefault("_cache", {})
         self.__dict__.update(state)
-        self.__dict__.setdefault("_cache", {})
-        self.__dict__.setdefault("_depth", "weak")  # pickled before these options
-        self.__dict__.setdefault("_return_2d", False)
-        self.__dict__.setdefault("_reference_frame", None)
         self._lock = threading.Lock()
 
     # -- the call ---------------------------------------------------------------------
@@ -294,24 +298,24 @@ class GPA:
             in normalised screen coordinates.
         """
         device, dtype = _interop.describe(source_3d)
-        dtype = _api._result_dtype(dtype, "source_3d")
+        dtype = result_dtype(dtype, "source_3d")
         targets = self._targets(device, dtype)
         with self._lock:
             step = self._step
             self._step += 1
-        if self._mode == "poseda":
+        seed = self.stream_seed
+        if self._options.poseda:
             target, camera = targets
             return _api._gpa(
-                source_3d, target, camera, self._pairing, self._seed, step,
-                self._root, self._target_root, "poseda", self._backend, out,
-                self._check, self._depth, self._return_2d,
+                source_3d, target, camera, self._pairing, seed, step, self._root,
+                self._target_root, None, self._options, out,
             )  # fmt: skip
         # the reference frame applies to clip batches; pose batches ignore it
         clips = getattr(source_3d, "ndim", 3) == 4
+        frame = self._reference_frame if clips else None
         return _api._gpa(
-            source_3d, targets, None, self._pairing, self._seed, step, self._root,
-            None, "paired", self._backend, out, self._check, self._depth,
-            self._return_2d, self._reference_frame if clips else None,
+            source_3d, targets, None, self._pairing, seed, step, self._root, None,
+            frame, self._options, out,
         )  # fmt: skip
 
     def _targets(self, device, dtype):
@@ -334,21 +338,46 @@ class GPA:
                 return hit
             target = _interop.transfer(self._target, device)
             camera = _interop.transfer(self._camera, device)
-            if self._mode == "poseda":
+            if self._options.poseda:
                 hit = (target.astype(dtype), camera.astype(dtype))
             else:
                 clips = getattr(target, "ndim", 3) == 4
                 hit = _api.prepare_targets(
                     target,
                     camera,
-                    root=self._target_root,
+                    target_root=self._target_root,
                     reference_frame=self._reference_frame if clips else None,
-                    backend=self._backend,
+                    backend=self._options.backend,
                     dtype=dtype,
-                    check=self._check,
+                    check=self._options.check,
                 )
             if device != _interop.HOST:
                 # later calls may run on other streams: finish the preparation
                 _interop.synchronize(device)
             self._cache[key] = hit
         return hit
+
+
+def _worker_id():
+    """The id of the PyTorch DataLoader worker this process is, or None.
+
+    Asks torch only when it is already imported: a DataLoader worker imported
+    it; any other process has no worker id, and this module never imports torch.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    info = torch.utils.data.get_worker_info()
+    return None if info is None else int(info.id)
+
+
+def _worker_seed(seed, worker):
+    """Worker `worker`'s seed: a bijective 64-bit mix of `seed` and the id.
+
+    Distinct ids give distinct seeds (the mix is a bijection of ``seed +
+    (worker + 1) * GOLDEN`` mod 2**64), and worker seeds look unrelated to each
+    other and to `seed` itself.
+    """
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed) + np.uint64(worker + 1) * GOLDEN
+        return int(mix64(np.uint64(z)))

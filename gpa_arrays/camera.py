@@ -60,15 +60,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import _interop
-from ._api import (
-    _DEVICE_BACKENDS,
-    _HOST_CALL,
-    _as_array,
-    _as_host_array,
-    _resolve_backend,
-    _result_dtype,
-)
-from ._status import POINT_BEHIND, POINT_CAMERA, POINT_NONFINITE
+from ._api import _DEVICE_BACKENDS, _HOST_CALL, _resolve_backend
+from ._status import POINT, POINT_CAMERA, raise_for_status
+from ._validate import as_array, choice, out_array, result_dtype
 
 __all__ = [
     "camera_to_world",
@@ -94,12 +88,12 @@ ROTATION_TOLERANCE = 1e-4
 
 def _float_array(x, name):
     """`x` as a floating ndarray (float32/float64 kept, others float64)."""
-    array = _as_host_array(x, name)
+    array = as_array(x, name)
     if array.dtype.kind not in "fiu":
         raise TypeError(
             f"{name}: expected a real floating or integer dtype, got {array.dtype}"
         )
-    dtype = _result_dtype(array.dtype, name)
+    dtype = result_dtype(array.dtype, name)
     return array if array.dtype == dtype else array.astype(dtype)
 
 
@@ -135,11 +129,6 @@ def _broadcast_error(name, a, b, a_name, b_name):
         f"{name}: batch axes of {a_name} {a} do not match the leading axes of "
         f"{b_name} {b} (per-frame parameters are aligned with the leading axes)"
     )
-
-
-def _check_rule(rule):
-    if rule not in _RULES:
-        raise ValueError(f"rule: expected 'width' or 'poseda', got {rule!r}")
 
 
 def _size(x, name):
@@ -207,7 +196,7 @@ def normalize_screen(xy, w, h, *, rule="width"):
            [ 1.   ,  1.002],
            [ 0.   ,  0.   ]])
     """
-    _check_rule(rule)
+    choice(rule, _RULES, "rule")
     xy = _float_array(xy, "xy")
     _check_last(xy, (2,), "xy", "x, y in pixels")
     w, h = _sizes(w, h, xy.ndim - 1, "xy")
@@ -249,7 +238,7 @@ def image_coordinates(xy, w, h, *, rule="width"):
     array([[  0.,   0.],
            [500., 501.]])
     """
-    _check_rule(rule)
+    choice(rule, _RULES, "rule")
     xy = _float_array(xy, "xy")
     _check_last(xy, (2,), "xy", "normalised x, y")
     w, h = _sizes(w, h, xy.ndim - 1, "xy")
@@ -312,7 +301,7 @@ def normalize_intrinsics(f_px, c_px, w, h, *, distortion=None, rule="width"):
     ... )
     array([2.29 , 2.288, 0.025, 0.029])
     """
-    _check_rule(rule)
+    choice(rule, _RULES, "rule")
     f = _float_array(f_px, "f_px")
     if f.ndim == 0:
         f = f.reshape(1)
@@ -664,14 +653,14 @@ def project(points_3d, camera, *, backend="auto", out=None, check=True):
 def _project(points_3d, camera, backend, out, check, call):
     """:func:`project` on kernel arrays (NumPy, or CuPy on one device)."""
     xp = call.xp
-    points = _as_array(points_3d, "points_3d", xp)
+    points = as_array(points_3d, "points_3d", xp)
     if points.dtype.kind not in "fiu":
         raise TypeError(
             f"points_3d: expected a real floating or integer dtype, got {points.dtype}"
         )
     _check_last(points, (3,), "points_3d", "camera-space x, y, z")
-    dtype = _result_dtype(points.dtype, "points_3d")
-    cam = _as_array(camera, "camera", xp)
+    dtype = result_dtype(points.dtype, "points_3d")
+    cam = as_array(camera, "camera", xp)
     if cam.dtype.kind not in "fiu":
         raise TypeError(
             f"camera: expected a real floating or integer dtype, got {cam.dtype}"
@@ -696,8 +685,8 @@ def _project(points_3d, camera, backend, out, check, call):
     if out is None:
         result = call.empty(shape, dtype)
     else:
-        _check_project_out(out, shape, dtype, points, cam, xp)
-        result = out
+        reads = (("points_3d", points), ("camera", cam))
+        result = out_array(out, shape, dtype, reads)
     if result.size == 0:
         return result
     # points per camera row: the trailing batch axes along which the camera
@@ -728,52 +717,20 @@ def _project(points_3d, camera, backend, out, check, call):
     return result
 
 
-def _check_project_out(out, shape, dtype, points, camera, xp):
-    if not isinstance(out, xp.ndarray):
-        raise TypeError(
-            "out: expected an array (NumPy, CuPy, torch or another DLPack array), "
-            f"got {type(out).__name__}"
-        )
-    if out.shape != shape:
-        raise ValueError(f"out: expected shape {shape}, got {out.shape}")
-    if out.dtype != dtype:
-        raise TypeError(f"out: expected dtype {dtype}, got {out.dtype}")
-    if not _interop.writeable(out):
-        raise ValueError("out: the array is read-only")
-    for name, other in (("points_3d", points), ("camera", camera)):
-        if _interop.may_share_memory(out, other):
-            raise ValueError(f"out: overlaps {name}")
-
-
 def _raise_for_points(status, batch, aligned_shape, split, camera_shape):
-    count, first = (int(v) for v in status[POINT_CAMERA])
-    if count:
+    def locate(category, first):
+        if category.slot != POINT_CAMERA:
+            return tuple(int(i) for i in np.unravel_index(first, batch))
         # kernel row -> index into the caller's camera array
         index = np.unravel_index(first, batch[:split]) if split else ()
         index = [int(i) if aligned_shape[d] > 1 else 0 for d, i in enumerate(index)]
         index += [0] * (len(camera_shape) - 1 - len(index))
         where = tuple(index[: len(camera_shape) - 1])
-        where = where[0] if len(where) == 1 else where
-        raise ValueError(
-            "camera: a row has a focal length that is not positive and finite or "
-            f"a non-finite centre or distortion coefficient; first at index {where}"
-        )
+        return where[0] if len(where) == 1 else where
+
     size = int(np.prod(batch, dtype=np.int64))
-    count, first = (int(v) for v in status[POINT_NONFINITE])
-    if count:
-        raise ValueError(
-            f"points_3d: {count} of {size} points have a non-finite coordinate or "
-            f"projection; first at index {_unravel(first, batch)}"
-        )
-    count, first = (int(v) for v in status[POINT_BEHIND])
-    if count:
-        raise ValueError(
-            f"points_3d: {count} of {size} points lie at or behind the camera plane "
-            "(z <= 0), where the projection is undefined; first at index "
-            f"{_unravel(first, batch)}"
-        )
-
-
-def _unravel(flat, batch):
-    index = np.unravel_index(flat, batch) if batch else ()
-    return tuple(int(i) for i in index)
+    rows = int(np.prod(batch[:split], dtype=np.int64))
+    # camera rows are counted over the kernel's rows, points over the points
+    if status[POINT_CAMERA, 0]:
+        raise_for_status(status, POINT[:1], rows, locate=locate)
+    raise_for_status(status, POINT[1:], size, locate=locate)

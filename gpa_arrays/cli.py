@@ -848,6 +848,7 @@ def _same_file(a, b):
 def _augment(args):
     from . import _api
     from ._pairing import resolve_pairing, resolve_seed
+    from ._validate import frame_index, result_dtype
 
     out_suffix = os.path.splitext(args.output)[1].lower()
     if out_suffix not in (".npy", ".npz"):
@@ -880,12 +881,12 @@ def _augment(args):
     frame = target_frame = None
     try:
         if source.ndim == 4:
-            frame = _api._frame(
+            frame = frame_index(
                 args.reference_frame, source.shape[1], "--reference-frame",
                 "source clips",
             )  # fmt: skip
         if target.ndim == 4:
-            target_frame = _api._frame(
+            target_frame = frame_index(
                 args.reference_frame, target.shape[1], "--reference-frame",
                 "target clips",
             )  # fmt: skip
@@ -923,7 +924,7 @@ def _augment(args):
 
     if args.dtype == "auto":
         try:
-            dtype = _api._result_dtype(_native(source.dtype), "source_3d")
+            dtype = result_dtype(_native(source.dtype), "source_3d")
         except TypeError as exc:
             raise CommandError(f"{args.source}: {exc}") from None
     else:
@@ -1175,7 +1176,9 @@ def _prepare_chunks(target, camera, root, dtype, backend, chunk, frame=None):
         np.copyto(block, rows_2d, casting="unsafe")
         rows = camera if camera.ndim == 1 else camera[offset : offset + count]
         try:
-            part = prepare_targets(block, rows, root=root, backend=backend, dtype=dtype)
+            part = prepare_targets(
+                block, rows, target_root=root, backend=backend, dtype=dtype
+            )
         except ValueError as exc:
             raise ValueError(
                 f"targets [{offset}, {offset + count}) of TARGET: {exc}"

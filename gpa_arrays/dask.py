@@ -51,9 +51,26 @@ import numpy as np
 from dask.base import tokenize
 from dask.sizeof import sizeof
 
-from . import _api
+from . import _api, _interop
 from ._pairing import KIND_ARRAY, MAX_POSES, PairingSpec, resolve_pairing
 from ._targets import Targets
+from ._validate import (
+    Options,
+    as_array,
+    camera_rows,
+    camera_shape,
+    clips_3d,
+    count,
+    frame_index,
+    joint_index,
+    no_reference_frame,
+    pairing_argument,
+    poses_2d,
+    poses_3d,
+    prepared,
+    result_dtype,
+    target_frame,
+)
 
 __all__ = ["gpa", "gpa_npy"]
 
@@ -87,13 +104,9 @@ def _check_source(source_3d):
         )
     source = source_3d
     if source.ndim == 4:
-        if source.shape[3] != 3 or 0 in source.shape[1:3]:
-            raise ValueError(
-                "source_3d: expected shape (N, J, 3) (poses) or (N, T, J, 3) (clips "
-                f"of at least one frame and one joint), got {source.shape}"
-            )
+        clips_3d(source)
     else:
-        _api._check_source(source)
+        poses_3d(source)
     _check_known_chunks(source, "source_3d")
     split = [axis for axis in range(1, source.ndim) if source.numblocks[axis] > 1]
     if split:
@@ -186,51 +199,56 @@ def _share(records, scatter):
 # --- targets -------------------------------------------------------------------------
 
 
-def _records(target_2d, camera, root, target_root, dtype, backend, check, scatter):
-    """``(shared records, M)``: targets reduced once, as one graph dependency."""
+def _records(target_2d, camera, root, target_root, dtype, options, scatter):
+    """``(shared records, M)``: targets reduced once, as one graph dependency.
+
+    With ``return_2d`` and 9-value cameras the records are wide (the distortion
+    coefficients beside each record; see :func:`gpa_arrays._api._gpa_block`).
+    """
     if isinstance(target_2d, Targets):
-        targets = target_2d
-        _api._check_prepared(targets, camera, target_root, dtype)
-        if not isinstance(targets._records, np.ndarray):
+        targets = prepared(target_2d, camera, target_root, dtype)
+        records = targets._records
+        if options.return_2d and targets._wide is not None:
+            records = targets._wide
+        if not isinstance(records, np.ndarray):
             raise TypeError(
                 "target_2d: expected Targets prepared from NumPy arrays, got records "
-                f"of type {type(targets._records).__name__}"
+                f"of type {type(records).__name__}"
             )
-        return _share(targets._records, scatter), len(targets)
+        return _share(records, scatter), len(targets)
     if _is_dask_array(target_2d) or _is_dask_array(camera):
-        return _lazy_records(
-            target_2d, camera, root, target_root, dtype, backend, check
-        )
-    target = _api._as_array(target_2d, "target_2d")
-    _api._check_target(target)
-    m = target.shape[0]
-    t_root = _api._index(
-        root if target_root is None else target_root, target.shape[1], "target_root"
-    )
+        return _lazy_records(target_2d, camera, root, target_root, dtype, options)
+    target = poses_2d(as_array(target_2d, "target_2d"))
+    t_root = root if target_root is None else target_root
     targets = _api._prepare_targets(
-        target, camera, t_root, backend, dtype, check, np, _api._interop.HOST
-    )
-    return _share(targets._records, scatter), m
+        target, camera, t_root, options.backend, dtype, options.check, np,
+        _interop.HOST,
+    )  # fmt: skip
+    records = targets._records
+    if options.return_2d and targets._wide is not None:
+        records = targets._wide
+    return _share(records, scatter), target.shape[0]
 
 
-def _lazy_records(target_2d, camera, root, target_root, dtype, backend, check):
+def _lazy_records(target_2d, camera, root, target_root, dtype, options):
     """Records of Dask targets: one task per target block, one concatenation."""
     target = target_2d
     if not _is_dask_array(target):
-        target = da.from_array(_api._as_array(target, "target_2d"))
-    _api._check_target(target)
+        target = da.from_array(as_array(target, "target_2d"))
+    poses_2d(target)
     _check_known_chunks(target, "target_2d")
     m, jt = target.shape[0], target.shape[1]
     t_root = root if target_root is None else target_root
-    t_root = _api._index(t_root, jt, "target_root")
+    t_root = joint_index(t_root, jt, "target_root")
     # targets are only read by the preparation, so merging their joint axis is
     # invisible to the caller
     target = target.rechunk({1: -1, 2: -1})
     cameras = _camera_blocks(camera, m, target.chunks[0])
     offsets = np.cumsum((0, *target.chunks[0][:-1])).tolist()
     prepare = dask.delayed(_api._prepare_block, pure=True)
+    backend, check, wide = options.backend, options.check, options.return_2d
     parts = [
-        prepare(block, cam, t_root, dtype, backend, check, offset, m)
+        prepare(block, cam, t_root, dtype, backend, check, offset, m, wide)
         for block, cam, offset in zip(
             target.to_delayed().ravel(), cameras, offsets, strict=True
         )
@@ -241,24 +259,15 @@ def _lazy_records(target_2d, camera, root, target_root, dtype, backend, check):
 def _camera_blocks(camera, m, chunks):
     """Camera rows for each target block: blocks of a Dask array, or NumPy rows."""
     if camera is None or not _is_dask_array(camera):
-        camera = _api._check_camera(camera, m, "target pose")
+        camera = camera_rows(camera, m, "target pose")
         if camera.strides[0] == 0:  # one row for all targets
             row = np.ascontiguousarray(camera[0])
             return [row] * len(chunks)
         camera = da.from_array(camera, chunks=(chunks, -1))
-    _api._check_real(camera, "camera")
+    camera_shape(camera, m, "target pose")
     _check_known_chunks(camera, "camera")
-    if camera.ndim == 1 and camera.shape[0] in _api._CAMERA_COLUMNS:
+    if camera.ndim == 1:
         return [camera.rechunk(-1).to_delayed()[0]] * len(chunks)
-    if not (
-        camera.ndim == 2
-        and camera.shape[0] == m
-        and camera.shape[1] in _api._CAMERA_COLUMNS
-    ):
-        raise ValueError(
-            f"camera: expected shape (4,), (9,), ({m}, 4) or ({m}, 9) "
-            f"(one row per target pose), got {camera.shape}"
-        )
     return list(camera.rechunk((chunks, -1)).to_delayed().ravel())
 
 
@@ -271,7 +280,7 @@ def _resolve(pairing, n, m, seed, chunks):
     The spec never carries an index array (it is sent with every task); explicit
     indices travel as a Dask array chunked like the source instead.
     """
-    pairing = _api._pairing_argument(pairing)
+    pairing = pairing_argument(pairing)
     if not _is_dask_array(pairing):
         spec = resolve_pairing(pairing, n, m, seed)
         if spec.kind != KIND_ARRAY:
@@ -300,8 +309,12 @@ def _resolve(pairing, n, m, seed, chunks):
 
 
 def _align_block(source, index, records, spec, root, backend, check, frame,
-                 block_info=None):  # fmt: skip
-    """One task: the block's global offset turns the call's pairing into its own."""
+                 perspective, return_2d, block_info=None):  # fmt: skip
+    """One task: the block's global offset turns the call's pairing into its own.
+
+    With `return_2d` the block is the 3D result and the projections side by
+    side, (count, ..., 5): one array per task, split lazily by :func:`gpa`.
+    """
     offset = block_info[0]["array-location"][0][0]
     count = source.shape[0]
     if not source.flags.aligned:
@@ -313,9 +326,15 @@ def _align_block(source, index, records, spec, root, backend, check, frame,
         # and are reported out of range, never wrapped
         index = index.reshape(count).astype(np.int64, copy=False)
     chunk = spec.chunk(offset, count, index)
-    return _api._gpa_block(
-        source, records.array, chunk, root, backend, check, frame=frame
-    )
+    records = records.array
+    out_2d = None
+    if return_2d:
+        out_2d = np.empty((*source.shape[:-1], 2), dtype=records.dtype)
+    out = _api._gpa_block(
+        source, records, chunk, root, backend, check, frame=frame,
+        perspective=perspective, out_2d=out_2d,
+    )  # fmt: skip
+    return out if out_2d is None else np.concatenate([out, out_2d], axis=-1)
 
 
 def gpa(
@@ -329,6 +348,8 @@ def gpa(
     target_root=None,
     reference_frame=None,
     mode="paired",
+    depth="weak",
+    return_2d=False,
     backend="auto",
     check=True,
     scatter=None,
@@ -375,6 +396,12 @@ def gpa(
         over a chunked data set that row is not the batch the original code saw.
         Apply :func:`gpa_arrays.gpa` with ``mode="poseda"`` per batch instead
         (for example with ``dask.array.Array.map_blocks``).
+    depth : {"weak", "perspective"}
+        As in :func:`gpa_arrays.gpa`.
+    return_2d : bool
+        As in :func:`gpa_arrays.gpa`: also return the aligned poses projected
+        through their paired targets' cameras, a second Dask array computed by
+        the same tasks.
     backend : {"auto", "numba", "numpy"}
         Backend of every task, resolved now (``"auto"`` is the fastest usable on
         the client); all give identical results.
@@ -391,10 +418,11 @@ def gpa(
 
     Returns
     -------
-    (N, J, 3) dask.array.Array
+    (N, J, 3) dask.array.Array, or a pair of it and an (N, J, 2) one
         Lazy; same chunks as `source_3d`; dtype by the rule of
         :func:`gpa_arrays.gpa` (float32 and float64 kept, float16 gives
-        float32, integers float64).
+        float32, integers float64). With ``return_2d=True``, the poses and
+        their projections (clips keep their (N, T, J, ...) shape).
 
     Raises
     ------
@@ -427,9 +455,8 @@ def gpa(
     >>> bool((lazy.compute() == whole).all())
     True
     """
-    if mode not in _api._MODES:
-        raise ValueError(f"mode: expected 'paired' or 'poseda', got {mode!r}")
-    if mode == "poseda":
+    options = Options.make(mode, depth, return_2d, check, backend)
+    if options.poseda:
         raise ValueError(
             "mode: gpa_arrays.dask.gpa supports 'paired' only; 'poseda' takes the "
             "depth focal length from camera row 0 of the whole call, which has no "
@@ -439,49 +466,44 @@ def gpa(
     if scatter not in (None, True, False):
         raise TypeError(f"scatter: expected None, True or False, got {scatter!r}")
     source = _check_source(source_3d)
-    dtype = _api._result_dtype(source.dtype, "source_3d")
+    dtype = result_dtype(source.dtype, "source_3d")
     n, j = source.shape[0], source.shape[-2]
-    root = _api._index(root, j, "root")
+    root = joint_index(root, j, "root")
     frame = None
     if source.ndim == 4:
-        frame = _api._frame(
+        frame = frame_index(
             reference_frame, source.shape[1], "reference_frame", "source clips"
         )
     if getattr(target_2d, "ndim", 3) == 4:
         if not _is_dask_array(target_2d):
-            target_2d = _api._as_array(target_2d, "target_2d")
+            target_2d = as_array(target_2d, "target_2d")
         # the reference frame of each target clip (lazily for a Dask array)
-        target_2d = _api._target_frame(target_2d, reference_frame)
-    elif reference_frame is not None and frame is None:
-        raise ValueError(
-            "reference_frame: only for clips, source_3d of shape (N, T, J, 3) or "
-            f"target_2d of shape (M, Tt, Jt, 2); got source_3d of shape "
-            f"{source.shape}"
+        target_2d = target_frame(target_2d, reference_frame)
+    elif frame is None:
+        no_reference_frame(
+            reference_frame, source.shape, getattr(target_2d, "shape", None)
         )
-    name, _ = _api._resolve_backend(backend)
-    records, m = _records(
-        target_2d, camera, root, target_root, dtype, name, check, scatter
-    )
+    name, _ = _api._resolve_backend(options.backend)
+    options = Options.make(mode, depth, return_2d, check, name)
+    records, m = _records(target_2d, camera, root, target_root, dtype, options, scatter)
     spec, index = _resolve(pairing, n, m, seed, source.chunks[0])
     # the spec's content (the drawn seed included) names the result
-    key = (spec.kind, spec.n, spec.m, spec.seed, spec.step)
+    key = (spec.kind, spec.n, spec.m, spec.seed, spec.step, options)
     if index is not None:
         # a (N, 1, 1) view lines the indices up with the source's pose axis
         index = index[(slice(None),) + (None,) * (source.ndim - 1)]
-    return da.map_blocks(
-        _align_block,
-        source,
-        index,
-        records,
-        spec,
-        root,
-        name,
-        bool(check),
-        frame,
+    width = 5 if options.return_2d else 3
+    result = da.map_blocks(
+        _align_block, source, index, records, spec, root, name, options.check,
+        frame, options.perspective, options.return_2d,
         dtype=dtype,
+        chunks=(*source.chunks[:-1], (width,)),
         meta=np.empty((0,) * source.ndim, dtype=dtype),
-        name="gpa-" + tokenize(source, index, records, key, root, name, check, frame),
-    )
+        name="gpa-" + tokenize(source, index, records, key, root, name, frame),
+    )  # fmt: skip
+    if options.return_2d:
+        return result[..., :3], result[..., 3:]
+    return result
 
 
 # --- .npy files larger than memory -----------------------------------------------
@@ -616,7 +638,7 @@ def gpa_npy(
         As :func:`~gpa_arrays.dask.gpa`, for unreadable files, and for an
         output path that is the source file.
     """
-    chunk = _api._count(chunk_poses, "chunk_poses")
+    chunk = count(chunk_poses, "chunk_poses")
     if chunk == 0:
         raise ValueError("chunk_poses: expected a positive int, got 0")
     source = _NpyFile(source_path, "source_path").to_dask(chunk)

@@ -67,15 +67,14 @@ ValueError
 
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 
 from . import _interop
 from . import skeletons as _skeletons
-from ._api import _DEVICE_BACKENDS, _HOST_CALL, _as_array, _resolve_backend
+from ._api import _DEVICE_BACKENDS, _HOST_CALL, _resolve_backend
 from ._backends.numpy_ import ALIGN_NONE, ALIGN_PROCRUSTES, ALIGN_SCALE
-from ._status import POSE_DEGENERATE, POSE_NONFINITE
+from ._status import METRIC, raise_for_status, unravel
+from ._validate import as_array, choice, joint_index
 
 __all__ = [
     "AUC_THRESHOLDS",
@@ -124,8 +123,8 @@ def _in_caller_type(call, result):
 
 
 def _poses(predicted, target, xp):
-    p = _as_array(predicted, "predicted", xp)
-    t = _as_array(target, "target", xp)
+    p = as_array(predicted, "predicted", xp)
+    t = as_array(target, "target", xp)
     for name, a in (("predicted", p), ("target", t)):
         if a.dtype.kind not in "fiu":
             raise TypeError(
@@ -157,26 +156,6 @@ def _resolve_skeleton(skeleton, n_joints):
     return skel
 
 
-def _joint_index(value, n_joints, skel, name):
-    if isinstance(value, str):
-        if skel is None:
-            raise ValueError(f"{name}: joint names need a skeleton=, got {value!r}")
-        return skel.index(value)
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected a joint index or name, got bool")
-    try:
-        index = operator.index(value)
-    except TypeError:
-        raise TypeError(
-            f"{name}: expected a joint index or name, got {type(value).__name__}"
-        ) from None
-    if not -n_joints <= index < n_joints:
-        raise ValueError(
-            f"{name}: expected a joint index in [0, {n_joints}), got {index}"
-        )
-    return index % n_joints
-
-
 def _joint_subset(joints, n_joints, skel):
     if joints is None:
         return np.arange(n_joints, dtype=np.int64)
@@ -193,26 +172,19 @@ def _joint_subset(joints, n_joints, skel):
     if not items:
         raise ValueError("joints: expected at least one joint, got an empty sequence")
     index = np.array(
-        [_joint_index(j, n_joints, skel, "joints") for j in items], dtype=np.int64
+        [joint_index(j, n_joints, "joints", skel) for j in items], dtype=np.int64
     )
     return index
 
 
-def _check_choice(value, options, name):
-    if value not in options:
-        raise ValueError(
-            f"{name}: expected one of {', '.join(map(repr, options))}, got {value!r}"
-        )
-
-
 def _errors(predicted, target, joints, skeleton, root, unit, align, backend, call):
     """Per-joint errors in mm, shape (..., K), and the leading shape."""
-    _check_choice(unit, tuple(_UNITS), "unit")
+    choice(unit, tuple(_UNITS), "unit")
     p, t = _poses(predicted, target, call.xp)
     n_joints = p.shape[-2]
     skel = _resolve_skeleton(skeleton, n_joints)
     sel = _joint_subset(joints, n_joints, skel)
-    r = -1 if root is None else _joint_index(root, n_joints, skel, "root")
+    r = -1 if root is None else joint_index(root, n_joints, "root", skel)
     name, module = _resolve_backend(backend, call.device)
     lead = p.shape[:-2]
     p = _as_float(p).reshape(-1, n_joints, 3)
@@ -230,23 +202,9 @@ def _errors(predicted, target, joints, skeleton, root, unit, align, backend, cal
 
 def _raise_for_poses(status, lead):
     size = int(np.prod(lead, dtype=np.int64))
-    count, first = (int(v) for v in status[POSE_NONFINITE])
-    if count:
-        raise ValueError(
-            f"predicted, target: {count} of {size} poses have a non-finite "
-            f"coordinate in the scored joints; first at index {_where(first, lead)}"
-        )
-    count, first = (int(v) for v in status[POSE_DEGENERATE])
-    if count:
-        raise ValueError(
-            f"predicted: in {count} of {size} poses all scored joints coincide, so "
-            f"the alignment scale is undefined; first at index {_where(first, lead)}"
-        )
-
-
-def _where(flat, lead):
-    index = tuple(int(i) for i in np.unravel_index(flat, lead)) if lead else ()
-    return index[0] if len(index) == 1 else index
+    raise_for_status(
+        status, METRIC, size, locate=lambda _category, first: unravel(first, lead)
+    )
 
 
 def _reduce(values, reduction):
@@ -263,7 +221,7 @@ def _reduce(values, reduction):
 def _error_metric(
     predicted, target, joints, skeleton, root, reduction, unit, align, backend
 ):
-    _check_choice(reduction, _REDUCTIONS, "reduction")
+    choice(reduction, _REDUCTIONS, "reduction")
 
     def compute(p, t, call):
         errors, _ = _errors(p, t, joints, skeleton, root, unit, align, backend, call)
@@ -382,7 +340,7 @@ def p_mpjpe(
 
 
 def _aligned_errors(p, t, joints, skeleton, root, unit, align, backend, call):
-    _check_choice(align, tuple(_ALIGNS), "align")
+    choice(align, tuple(_ALIGNS), "align")
     return _errors(p, t, joints, skeleton, root, unit, _ALIGNS[align], backend, call)
 
 
@@ -426,7 +384,7 @@ def pck(
     >>> metrics.pck(p, t)
     50.0
     """
-    _check_choice(reduction, _REDUCTIONS, "reduction")
+    choice(reduction, _REDUCTIONS, "reduction")
     threshold = _threshold(threshold, "threshold")
 
     def compute(p, t, call):
@@ -481,7 +439,7 @@ def auc(
     >>> round(metrics.auc(t + [0.072, 0, 0], t) * 31 / 100)
     16
     """
-    _check_choice(reduction, _REDUCTIONS, "reduction")
+    choice(reduction, _REDUCTIONS, "reduction")
     levels = np.asarray(thresholds, dtype=np.float64)
     if levels.ndim != 1 or levels.size == 0:
         raise ValueError(

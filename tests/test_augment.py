@@ -127,7 +127,7 @@ def test_poseda_mode(rng):
 
 def test_from_prepared_targets(case):
     source, target, camera = case
-    targets = gpa_arrays.prepare_targets(target, camera, root=14)
+    targets = gpa_arrays.prepare_targets(target, camera, target_root=14)
     aug = gpa_arrays.GPA(targets, seed=2)
     index = aug.pair_indices(64)
     np.testing.assert_array_equal(
@@ -146,10 +146,10 @@ def test_from_prepared_targets(case):
 def test_argument_errors(case):
     source, target, camera = case
     with pytest.raises(
-        ValueError, match="pairing: expected 'permutation', 'random' or 'identity'"
+        ValueError, match="pairing: expected one of 'permutation', 'random', 'identity' \\(a GPA object"
     ):
         gpa_arrays.GPA(target, camera, pairing=np.arange(150))
-    with pytest.raises(ValueError, match="mode: expected 'paired' or 'poseda'"):
+    with pytest.raises(ValueError, match="mode: expected one of 'paired', 'poseda'"):
         gpa_arrays.GPA(target, camera, mode="published")
     with pytest.raises(TypeError, match="camera: required with a target_2d array"):
         gpa_arrays.GPA(target)
@@ -247,7 +247,7 @@ def test_depth_changes_the_result_and_argument_errors(case):
     weak = gpa_arrays.GPA(target, camera, seed=3)(source)
     persp = gpa_arrays.GPA(target, camera, seed=3, depth="perspective")(source)
     assert weak.shape == persp.shape and not np.allclose(weak, persp)
-    with pytest.raises(ValueError, match="depth: expected 'weak' or 'perspective'"):
+    with pytest.raises(ValueError, match="depth: expected one of 'weak', 'perspective'"):
         gpa_arrays.GPA(target, camera, depth="full")
     with pytest.raises(ValueError, match="depth: 'perspective' needs mode='paired'"):
         gpa_arrays.GPA(target[:64], camera[:64], mode="poseda", depth="perspective")

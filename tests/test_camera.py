@@ -75,7 +75,7 @@ def test_screen_errors():
         camera.normalize_screen(np.zeros((3, 2)), 0, 10)
     with pytest.raises(ValueError, match=r"h: .* got nan at index 1$"):
         camera.normalize_screen(np.zeros((3, 2)), 10, [10, np.nan, 10])
-    with pytest.raises(ValueError, match="rule: expected 'width' or 'poseda'"):
+    with pytest.raises(ValueError, match="rule: expected one of 'width', 'poseda'"):
         camera.image_coordinates(np.zeros((3, 2)), 10, 10, rule="height")
     with pytest.raises(ValueError, match="w: has 2 batch axes"):
         camera.normalize_screen(np.zeros((3, 2)), np.ones((3, 1)), 10)
@@ -361,13 +361,13 @@ def test_project_checks(rng):
     bad = points.copy()
     bad[1, 1, 0] = np.nan
     with pytest.raises(
-        ValueError, match=r"1 of 85 points have a non-finite .* \(1, 1\)"
+        ValueError, match=r"1 of 85 point has a non-finite .* \(1, 1\)"
     ):
         camera.project(bad, cam)
     bad_cam = cam.copy()
     bad_cam[3, 0] = -1
     for backend in CPU_BACKENDS:
-        with pytest.raises(ValueError, match=r"camera: a row .* first at index 3$"):
+        with pytest.raises(ValueError, match=r"camera: 1 of 5 row has .* first at index 3$"):
             camera.project(points, bad_cam, backend=backend)
         unchecked = camera.project(points, bad_cam, backend=backend, check=False)
         np.testing.assert_allclose(

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import gpa_arrays
 from gpa_arrays import camera as gcam
+from gpa_arrays._validate import Options
 
 
 def make_clips(rng, n, frames, m, joints=17, dtype=np.float64, camera_cols=4):
@@ -212,7 +213,7 @@ def test_bad_clips_are_reported_by_clip(rng, backend):
     # a frame far behind the reference reaches the camera plane
     deep = clips.copy()
     deep[9, 0] -= [0, 0, 40.0]
-    with pytest.raises(ValueError, match=r"return_2d: 1 of 20 aligned pose .*index 9"):
+    with pytest.raises(ValueError, match=r"source_3d: 1 of 20 aligned pose .*index 9"):
         gpa_arrays.gpa(deep, target, camera, seed=0, backend=backend, return_2d=True)
     gpa_arrays.gpa(deep, target, camera, seed=0, backend=backend)  # 3D only: fine
 
@@ -237,7 +238,7 @@ def test_argument_errors(rng):
         ValueError, match=r"target_2d: expected shape .*\(M, Tt, Jt, 2\)"
     ):
         gpa_arrays.gpa(clips, np.zeros((4, 3, 17, 3)), camera)
-    with pytest.raises(ValueError, match="reference_frame: only for target clips"):
+    with pytest.raises(ValueError, match="reference_frame: only for clips, target_2d"):
         gpa_arrays.prepare_targets(target, camera, reference_frame=0)
     with pytest.raises(ValueError, match="pairing: expected"):
         gpa_arrays.gpa(clips, target, camera, pairing=np.arange(3))
@@ -301,9 +302,10 @@ def test_gpa_object_moves_clips(rng, backend):
         )  # fmt: skip
         for step in range(2):
             got = aug(clips)
+            options = Options.make("paired", "weak", True, True, backend)
             want = gpa_arrays._api._gpa(
-                clips, targets, camera, "permutation", 4, step, 0, None, "paired",
-                backend, None, True, "weak", True, frame,
+                clips, targets, camera, "permutation", 4, step, 0, None, frame,
+                options, None,
             )  # fmt: skip
             for a, b in zip(got, want, strict=True):
                 np.testing.assert_array_equal(a, b)

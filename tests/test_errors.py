@@ -86,7 +86,7 @@ S, T, C = make_case(np.random.default_rng(0), 10, 10)
             (S, T, C),
             {"mode": "published"},
             ValueError,
-            "mode: expected 'paired' or 'poseda', got 'published'",
+            "mode: expected one of 'paired', 'poseda', got 'published'",
         ),
         (
             (S, T[:9], C[:9]),
@@ -146,13 +146,13 @@ def test_out_overlap_and_readonly():
     cam = buf[500:540].reshape(10, 4)
     cam[:] = C
     with pytest.raises(
-        ValueError, match="out: overlaps camera, which the kernel still reads"
+        ValueError, match="out: overlaps camera, which the kernels read"
     ):
         gpa_arrays.gpa(S, T, cam, out=out, mode="poseda")
 
 
 def test_targets_argument_errors():
-    targets = gpa_arrays.prepare_targets(T, C, root=3)
+    targets = gpa_arrays.prepare_targets(T, C, target_root=3)
     with pytest.raises(TypeError, match="camera: must be None with a Targets object"):
         gpa_arrays.gpa(S, targets, C)
     with pytest.raises(TypeError, match="does not accept a Targets object"):

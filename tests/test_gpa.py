@@ -163,7 +163,7 @@ def test_prepared_targets_equal_one_shot(rng):
 
 def test_targets_object(rng):
     _, target, camera = make_case(rng, 1, 30, target_joints=17, camera_cols=9)
-    t = gpa_arrays.prepare_targets(target, camera, root=14)
+    t = gpa_arrays.prepare_targets(target, camera, target_root=14)
     assert len(t) == 30 and t.root == 14 and t.n_joints == 17
     assert t.dtype == np.float64 and t.records.shape == (30, 8)
     assert "Targets(m=30" in repr(t)

@@ -151,21 +151,21 @@ def test_return_2d_argument_errors(rng):
     with pytest.raises(TypeError, match="out: a pair of arrays needs return_2d=True"):
         gpa_arrays.gpa(s, t, c, out=(np.empty_like(s), None))
     with pytest.raises(
-        ValueError, match=r"out: expected out_2d of shape \(10, 17, 2\)"
+        ValueError, match=r"out_2d: expected shape \(10, 17, 2\)"
     ):
         gpa_arrays.gpa(s, t, c, return_2d=True, out=(None, np.empty((10, 17, 3))))
-    with pytest.raises(TypeError, match="out: expected out_2d of dtype float64"):
+    with pytest.raises(TypeError, match="out_2d: expected dtype float64"):
         gpa_arrays.gpa(
             s, t, c, return_2d=True, out=(None, np.empty((10, 17, 2), np.float32))
         )
     with pytest.raises(
-        TypeError, match=r"out: expected out_2d to be an array .* got list"
+        TypeError, match=r"out_2d: expected an array .* got list"
     ):
         gpa_arrays.gpa(s, t, c, return_2d=True, out=(None, [0]))
     shared = np.empty((10, 17, 5))
-    with pytest.raises(ValueError, match="out: out_2d overlaps out_3d"):
+    with pytest.raises(ValueError, match="out_2d: overlaps out_3d"):
         gpa_arrays.gpa(s, t, c, return_2d=True, out=(shared[..., :3], shared[..., 3:]))
-    with pytest.raises(ValueError, match="depth: expected 'weak' or 'perspective'"):
+    with pytest.raises(ValueError, match="depth: expected one of 'weak', 'perspective'"):
         gpa_arrays.gpa(s, t, c, depth="full")
     with pytest.raises(ValueError, match="depth: 'perspective' needs mode='paired'"):
         gpa_arrays.gpa(s, t, c, depth="perspective", mode="poseda")
@@ -180,7 +180,7 @@ def test_behind_camera_is_reported(backend):
     camera = [1.5, 1.5, 0.0, 0.0]
     aligned = gpa_arrays.gpa(source, target, camera, backend=backend)
     assert aligned[0, 0, 2] == pytest.approx(0.45) and aligned[0, 1, 2] < 0
-    with pytest.raises(ValueError, match=r"return_2d: 1 of 1 aligned pose has a joint"):
+    with pytest.raises(ValueError, match=r"source_3d: 1 of 1 aligned pose has a joint"):
         gpa_arrays.gpa(source, target, camera, return_2d=True, backend=backend)
     _, projected = gpa_arrays.gpa(
         source, target, camera, return_2d=True, check=False, backend=backend
@@ -319,7 +319,7 @@ def test_perspective_without_solution(backend):
     camera = [1.5, 1.5, 0.0, 0.0]
     kw = dict(pairing="identity", depth="perspective", backend=backend)
     with pytest.raises(
-        ValueError, match=r"depth: for 1 of 2 poses no depth .* first at index 0"
+        ValueError, match=r"depth: 1 of 2 poses* ha[sv]e* no depth .* first at index 0"
     ):
         gpa_arrays.gpa(source, target, camera, **kw)
     got = gpa_arrays.gpa(source, target, camera, check=False, **kw)

@@ -262,7 +262,7 @@ def test_return_2d_and_perspective_equal_host(cp, rng, dtype, cols, mode, depth,
     np.testing.assert_array_equal(got[0].get(), want[0])
     np.testing.assert_array_equal(got[1].get(), want[1])
     if mode == "paired":
-        targets = gpa_arrays.prepare_targets(t, c, root=14)
+        targets = gpa_arrays.prepare_targets(t, c, target_root=14)
         assert (targets.distortion is None) == (cols == 4)
         out = (cp.empty_like(s), cp.asfortranarray(cp.empty((n, 17, 2), dtype)))
         again = gpa_arrays.gpa(s, targets, seed=3, depth=depth, return_2d=True, out=out)
@@ -275,7 +275,7 @@ def test_return_2d_errors_on_the_device(cp):
     source = cp.asarray([[[0.0, 0.0, 3.0], [0.3, 0.3, 2.0]]])
     target = cp.asarray([[[0.0, 0.0], [1.0, 1.0]]])
     camera = cp.asarray([1.5, 1.5, 0.0, 0.0])
-    with pytest.raises(ValueError, match=r"return_2d: 1 of 1 aligned pose has a joint"):
+    with pytest.raises(ValueError, match=r"source_3d: 1 of 1 aligned pose has a joint"):
         gpa_arrays.gpa(source, target, camera, return_2d=True)
     aligned, _ = gpa_arrays.gpa(
         source, target, camera, return_2d=True, depth="perspective"
