@@ -147,6 +147,16 @@ METRIC: tuple[Category, ...] = (
 )  # fmt: skip
 
 
+#: :mod:`gpa_arrays.stats`: per-pose statistics and 1-D samples.
+STATS: tuple[Category, ...] = (
+    Category(
+        0, "poses", ("pose", "poses"), ("has", "have"),
+        "a non-finite coordinate or statistic",
+    ),
+)  # fmt: skip
+SAMPLE = Category(0, "values", ("value", "values"), ("is", "are"), "non-finite")
+
+
 def new_status():
     """A zeroed ``(N_CATEGORIES, 2)`` int64 status array.
 
@@ -292,6 +302,18 @@ def raise_for_target_status(status, m, offset=0, total=None):
         The block's place in a chunked call (see :func:`raise_for_status`).
     """
     raise_for_status(status, TARGET, m, offset=offset, block_total=total)
+
+
+def raise_for_mask(mask, category, total, **where):
+    """Raise for the items `mask` flags, as a kernel's status of `category` would.
+
+    For checks made on the host with array operations (NumPy or CuPy `mask`).
+    """
+    if not mask.any():
+        return
+    status = new_status()
+    status[category.slot] = (int(mask.sum()), int(mask.argmax()))
+    raise_for_status(status, (category,), total, **where)
 
 
 def unravel(flat, shape):

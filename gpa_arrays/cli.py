@@ -442,7 +442,7 @@ def demo_statistics(n=100_000, n_target=None, *, seed=0, backend="auto", dtype=N
         ``seconds_data``, ``seconds_gpa``; ``backend``; ``n``, ``n_target``.
     """
     from . import _api, stats, synthetic
-    from ._projection import project_linear
+    from .camera import project
 
     n_target = max(1, (2 * n) // 3) if n_target is None else n_target
     dtype = np.float64 if dtype is None else dtype
@@ -465,7 +465,7 @@ def demo_statistics(n=100_000, n_target=None, *, seed=0, backend="auto", dtype=N
     seconds_gpa = time.perf_counter() - start
     # paired mode: each pose is seen through its paired target's camera
     pair = _api.pair_indices(n, n_target, seed=seed, backend=name)
-    aligned_2d = project_linear(aligned, domains.target_camera[pair])
+    aligned_2d = project(aligned, domains.target_camera[pair][:, None], check=False)
     source = stats.pose_statistics(domains.source_2d, backend=name)
     after = stats.pose_statistics(aligned_2d, backend=name)
     target = stats.pose_statistics(domains.target_2d, backend=name)

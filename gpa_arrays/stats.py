@@ -20,13 +20,17 @@ for :func:`pose_statistics`, bit-identical; a sequential merge for
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-import operator
 from typing import NamedTuple
 
 import numpy as np
 
-from ._projection import project_linear
+from . import _interop
+from . import camera as _camera
+from ._api import _resolve_backend
+from ._status import SAMPLE, STATS, raise_for_mask
+from ._validate import as_array, camera_rows, flag, joint_index, real
 
 __all__ = [
     "PoseStatistics",
@@ -87,50 +91,26 @@ class PoseStatistics(NamedTuple):
         }
 
 
-def _namespace(x):
-    """NumPy, or CuPy for CuPy arrays (decided from the type, never imported)."""
-    module = type(x).__module__.partition(".")[0]
-    if module == "cupy":
-        return importlib.import_module("cupy")
-    return np
-
-
-def _as_array(x, name):
-    xp = _namespace(x)
-    try:
-        array = xp.asarray(x)
-    except Exception as exc:
-        raise TypeError(
-            f"{name}: expected an array, got {type(x).__name__} ({exc})"
-        ) from exc
-    if array.dtype.kind not in "fiu" or array.dtype == np.bool_:
-        raise TypeError(
-            f"{name}: expected a real floating or integer dtype, got {array.dtype}"
-        )
+def _as_array(x, name, xp=np):
+    """`x` as a float array of module `xp` (float16 and integers as float64)."""
+    array = real(as_array(x, name, xp), name)
     if array.dtype.kind != "f" or array.dtype == np.float16:
         array = array.astype(np.float64)
     return array
 
 
-def _module(backend):
-    """The statistics module of a backend (``"auto"``: the fastest usable)."""
-    from ._api import _resolve_backend
+def _stats_module(backend, device):
+    """The statistics kernels of the backend that runs on `device`.
 
-    name, _ = _resolve_backend(backend)
-    return importlib.import_module(f"._backends.{name}_stats", __package__)
-
-
-def _raise_nonfinite(bad, name, what):
-    count = int(bad.sum())
-    if count:
-        first = int(bad.argmax())
-        raise ValueError(
-            f"{name}: {count} of {bad.shape[0]} {what} non-finite; first at index "
-            f"{first}"
-        )
+    The NumPy reference's functions use only their array's own module, so the
+    CUDA backend runs them on CuPy arrays.
+    """
+    name, _ = _resolve_backend(backend, device)
+    module = "numpy" if name == "cupy" else name
+    return importlib.import_module(f"._backends.{module}_stats", __package__)
 
 
-def pose_statistics(poses, camera=None, *, root=0, backend="auto"):
+def pose_statistics(poses, camera=None, *, root=0, backend="auto", check=True):
     """Per-pose 2D box scale and root position.
 
     Parameters
@@ -140,27 +120,35 @@ def pose_statistics(poses, camera=None, *, root=0, backend="auto"):
         metres (then `camera` is required and the poses are projected first).
     camera : (4,), (9,), (N, 4) or (N, 9) float array, optional
         ``[fx, fy, cx, cy, ...]`` normalised intrinsics, one row for all poses
-        or one per pose; only with 3D poses. Projection is linear (pinhole);
-        9-value rows must have zero distortion for now.
+        or one per pose; only with 3D poses, which are projected with
+        :func:`gpa_arrays.camera.project` (pinhole for 4-value rows, the H36M
+        distortion model for 9-value rows).
     root : int
         Root joint index (e.g. 14 for MPI-INF-3DHP-17 poses).
-    backend : {"auto", "numba", "numpy"}
-        Where to compute; the results are identical.
+    backend : {"auto", "numba", "numpy", "cupy"}
+        Where to compute; the results are identical. ``"auto"`` runs CUDA
+        arrays on their device and host arrays with the fastest host backend.
+    check : bool
+        Raise on poses with a non-finite coordinate (and, for 3D poses, on
+        joints at or behind the camera plane). With ``check=False`` such poses
+        get non-finite statistics.
 
     Returns
     -------
     PoseStatistics
         ``scale``, ``root_x``, ``root_y``: (N,) arrays of the poses' dtype
-        (float64 for integer or float16 poses).
+        (float64 for integer or float16 poses), of the type and on the device
+        of `poses` (NumPy, CuPy, torch or another DLPack array).
 
     Raises
     ------
     ValueError
-        Wrong shapes, a root out of range, a camera given with 2D poses or
-        missing with 3D poses, or poses with non-finite coordinates (the count
-        and the first index are named).
+        Wrong shapes, a root out of range, a camera given with 2D poses, or
+        poses with non-finite coordinates (the count and the first index are
+        named).
     TypeError
-        Non-numeric poses.
+        Non-numeric poses, or a camera missing with 3D poses (as in
+        :func:`gpa_arrays.gpa`).
 
     Examples
     --------
@@ -171,51 +159,60 @@ def pose_statistics(poses, camera=None, *, root=0, backend="auto"):
     >>> float(st.scale[0]), float(st.root_x[0]), float(st.root_y[0])
     (0.625, 0.0, 0.0)
     """
-    poses = _as_array(poses, "poses")
+    if _interop.plain_host(poses, camera):
+        return _pose_statistics(poses, camera, root, backend, check, np, _interop.HOST)
+    with _interop.Call("poses", poses=poses, camera=camera) as call:
+        found = _pose_statistics(
+            call["poses"], call["camera"], root, backend, check, call.xp, call.device
+        )
+        return PoseStatistics(*(call.wrap(column) for column in found))
+
+
+def _pose_statistics(poses, camera, root, backend, check, xp, device):
+    poses = _as_array(poses, "poses", xp)
     if poses.ndim != 3 or poses.shape[2] not in (2, 3) or poses.shape[1] == 0:
         raise ValueError(
             f"poses: expected shape (N, J, 2) or (N, J, 3) with J >= 1, got "
             f"{poses.shape}"
         )
-    if isinstance(root, bool):
-        raise TypeError("root: expected an integer joint index, got bool")
-    root = operator.index(root)
-    j = poses.shape[1]
-    if not -j <= root < j:
-        raise ValueError(f"root: expected a joint index in [0, {j}), got {root}")
-    root %= j
+    root = joint_index(root, poses.shape[1], "root")
+    check = flag(check, "check")
     if poses.shape[2] == 3:
         if camera is None:
-            raise ValueError(
+            raise TypeError(
                 "camera: required with 3D poses (they are projected through it)"
             )
-        camera = _as_array(camera, "camera")
-        if camera.shape not in ((4,), (9,), (poses.shape[0], 4), (poses.shape[0], 9)):
-            raise ValueError(
-                f"camera: expected shape (4,), (9,), ({poses.shape[0]}, 4) or "
-                f"({poses.shape[0]}, 9), got {camera.shape}"
-            )
-        poses = project_linear(poses, camera)
+        camera = camera_rows(camera, poses.shape[0], "pose", xp)[:, None]
+        poses = _camera.project(poses, camera, backend=backend, check=check)
     elif camera is not None:
         raise ValueError("camera: only used with 3D poses; got 2D poses and a camera")
-    module = _module(backend)
-    if _namespace(poses) is np:
-        poses = np.ascontiguousarray(poses)
-    rows = module.pose_statistics(poses, root)
-    xp = _namespace(rows)
-    _raise_nonfinite(~xp.isfinite(rows).all(axis=1), "poses", "poses are")
+    module = _stats_module(backend, device)
+    rows = module.pose_statistics(xp.ascontiguousarray(poses), root)
+    if check:
+        raise_for_mask(~xp.isfinite(rows).all(axis=1), STATS[0], rows.shape[0])
     columns = xp.ascontiguousarray(rows.T)
     return PoseStatistics(columns[0], columns[1], columns[2])
 
 
-def _sample(values, name):
-    values = _as_array(values, name)
+def _sample(values, name, xp):
+    values = _as_array(values, name, xp)
     if values.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D sample, got shape {values.shape}")
     if values.shape[0] == 0:
         raise ValueError(f"{name}: expected at least one value, got an empty sample")
-    _raise_nonfinite(~_namespace(values).isfinite(values), name, "values are")
+    raise_for_mask(~xp.isfinite(values), SAMPLE._replace(argument=name), len(values))
     return values
+
+
+@contextlib.contextmanager
+def _samples(**named):
+    """``(xp, views)``: samples of any array type as NumPy or CuPy arrays."""
+    arrays = [v for v in named.values() if hasattr(v, "__dlpack__")]
+    if _interop.plain_host(*named.values()) or len(arrays) != len(named):
+        yield np, named  # NumPy arrays, or Python data converted on the host
+        return
+    with _interop.Call(next(iter(named)), **named) as call:
+        yield call.xp, {name: call[name] for name in named}
 
 
 def summary(values, quantiles=DEFAULT_QUANTILES):
@@ -246,8 +243,11 @@ def summary(values, quantiles=DEFAULT_QUANTILES):
     >>> s.mean, round(s.std, 4), s.quantiles
     (2.5, 1.118, {0.5: 2.5})
     """
-    values = _sample(values, "values")
-    xp = _namespace(values)
+    with _samples(values=values) as (xp, views):
+        return _summary(_sample(views["values"], "values", xp), quantiles, xp)
+
+
+def _summary(values, quantiles, xp):
     levels = [float(q) for q in quantiles]
     if any(not 0.0 <= q <= 1.0 for q in levels):
         raise ValueError(f"quantiles: expected levels in [0, 1], got {levels}")
@@ -299,10 +299,14 @@ def wasserstein(a, b, *, backend="auto"):
     >>> stats.wasserstein([0.0, 1.0], [0.0, 0.0, 1.0, 1.0])
     0.0
     """
-    a = _sample(a, "a")
-    b = _sample(b, "b")
-    module = _module(backend)
-    xp = _namespace(a)
+    with _samples(a=a, b=b) as (xp, views):
+        a = _sample(views["a"], "a", xp)
+        b = _sample(views["b"], "b", xp)
+        device = _interop.HOST if xp is np else _interop.device_of(a)
+        return _wasserstein(a, b, _stats_module(backend, device), xp)
+
+
+def _wasserstein(a, b, module, xp):
     a = xp.sort(a.astype(np.float64, copy=False))
     b = xp.sort(b.astype(np.float64, copy=False))
     return module.wasserstein_sorted(a, b)

@@ -58,7 +58,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._projection import project_linear
+from .camera import project
 
 __all__ = [
     "ACTIONS",
@@ -613,7 +613,7 @@ def wild_view(poses, rng, *, max_tries=20):
         )
         rotation = _camera_rotation(np.zeros(k), pitch, roll)
         cam = _rotate_points(rotation, world[todo] - centre[:, None, :])
-        uv = project_linear(cam, camera[todo])
+        uv = project(cam, camera[todo][:, None], check=False)
         fits = (
             (cam[..., 2].min(axis=1) > 0.5)
             & (np.abs(uv[..., 0]).max(axis=1) <= 1.0 - _FRAME_MARGIN)
@@ -725,8 +725,8 @@ def make_domains(n_source=100_000, n_target=None, *, seed=0, dtype=np.float64):
     rng = np.random.default_rng(target_seq)
     poses, target_action = sample_poses(int(n_target), rng, mix=TARGET_MIX)
     target_3d, target_camera, aspect = wild_view(poses, rng)
-    source_2d = project_linear(source_3d, source_camera)
-    target_2d = project_linear(target_3d, target_camera)
+    source_2d = project(source_3d, source_camera[:, None], check=False)
+    target_2d = project(target_3d, target_camera[:, None], check=False)
     return Domains(
         source_3d=source_3d.astype(dtype, copy=False),
         source_2d=source_2d.astype(dtype, copy=False),

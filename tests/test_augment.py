@@ -146,7 +146,8 @@ def test_from_prepared_targets(case):
 def test_argument_errors(case):
     source, target, camera = case
     with pytest.raises(
-        ValueError, match="pairing: expected one of 'permutation', 'random', 'identity' \\(a GPA object"
+        ValueError,
+        match="pairing: expected one of 'permutation', 'random', 'identity' \\(a GPA object",
     ):
         gpa_arrays.GPA(target, camera, pairing=np.arange(150))
     with pytest.raises(ValueError, match="mode: expected one of 'paired', 'poseda'"):
@@ -247,7 +248,9 @@ def test_depth_changes_the_result_and_argument_errors(case):
     weak = gpa_arrays.GPA(target, camera, seed=3)(source)
     persp = gpa_arrays.GPA(target, camera, seed=3, depth="perspective")(source)
     assert weak.shape == persp.shape and not np.allclose(weak, persp)
-    with pytest.raises(ValueError, match="depth: expected one of 'weak', 'perspective'"):
+    with pytest.raises(
+        ValueError, match="depth: expected one of 'weak', 'perspective'"
+    ):
         gpa_arrays.GPA(target, camera, depth="full")
     with pytest.raises(ValueError, match="depth: 'perspective' needs mode='paired'"):
         gpa_arrays.GPA(target[:64], camera[:64], mode="poseda", depth="perspective")

@@ -360,14 +360,14 @@ def test_project_checks(rng):
         )
     bad = points.copy()
     bad[1, 1, 0] = np.nan
-    with pytest.raises(
-        ValueError, match=r"1 of 85 point has a non-finite .* \(1, 1\)"
-    ):
+    with pytest.raises(ValueError, match=r"1 of 85 point has a non-finite .* \(1, 1\)"):
         camera.project(bad, cam)
     bad_cam = cam.copy()
     bad_cam[3, 0] = -1
     for backend in CPU_BACKENDS:
-        with pytest.raises(ValueError, match=r"camera: 1 of 5 row has .* first at index 3$"):
+        with pytest.raises(
+            ValueError, match=r"camera: 1 of 5 row has .* first at index 3$"
+        ):
             camera.project(points, bad_cam, backend=backend)
         unchecked = camera.project(points, bad_cam, backend=backend, check=False)
         np.testing.assert_allclose(

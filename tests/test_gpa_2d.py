@@ -150,22 +150,20 @@ def test_return_2d_argument_errors(rng):
         gpa_arrays.gpa(s, t, c, return_2d=True, out=np.empty_like(s))
     with pytest.raises(TypeError, match="out: a pair of arrays needs return_2d=True"):
         gpa_arrays.gpa(s, t, c, out=(np.empty_like(s), None))
-    with pytest.raises(
-        ValueError, match=r"out_2d: expected shape \(10, 17, 2\)"
-    ):
+    with pytest.raises(ValueError, match=r"out_2d: expected shape \(10, 17, 2\)"):
         gpa_arrays.gpa(s, t, c, return_2d=True, out=(None, np.empty((10, 17, 3))))
     with pytest.raises(TypeError, match="out_2d: expected dtype float64"):
         gpa_arrays.gpa(
             s, t, c, return_2d=True, out=(None, np.empty((10, 17, 2), np.float32))
         )
-    with pytest.raises(
-        TypeError, match=r"out_2d: expected an array .* got list"
-    ):
+    with pytest.raises(TypeError, match=r"out_2d: expected an array .* got list"):
         gpa_arrays.gpa(s, t, c, return_2d=True, out=(None, [0]))
     shared = np.empty((10, 17, 5))
     with pytest.raises(ValueError, match="out_2d: overlaps out_3d"):
         gpa_arrays.gpa(s, t, c, return_2d=True, out=(shared[..., :3], shared[..., 3:]))
-    with pytest.raises(ValueError, match="depth: expected one of 'weak', 'perspective'"):
+    with pytest.raises(
+        ValueError, match="depth: expected one of 'weak', 'perspective'"
+    ):
         gpa_arrays.gpa(s, t, c, depth="full")
     with pytest.raises(ValueError, match="depth: 'perspective' needs mode='paired'"):
         gpa_arrays.gpa(s, t, c, depth="perspective", mode="poseda")

@@ -5,7 +5,7 @@ import pytest
 
 import gpa_arrays
 from gpa_arrays import stats, synthetic
-from gpa_arrays._projection import project_linear
+from gpa_arrays.camera import project
 
 PARENTS = np.array(synthetic.H36M17_PARENTS)
 CHILDREN = np.arange(1, 17)
@@ -103,10 +103,10 @@ def test_poses_upright_and_in_front_of_cameras(domains):
 def test_every_joint_inside_its_frame(domains):
     d = domains
     np.testing.assert_array_equal(
-        d.source_2d, project_linear(d.source_3d, d.source_camera)
+        d.source_2d, project(d.source_3d, d.source_camera[:, None])
     )
     np.testing.assert_array_equal(
-        d.target_2d, project_linear(d.target_3d, d.target_camera)
+        d.target_2d, project(d.target_3d, d.target_camera[:, None])
     )
     assert np.abs(d.source_2d).max() <= 1.0
     assert (np.abs(d.target_2d[..., 0]) <= 1.0).all()
@@ -171,7 +171,7 @@ def test_ready_for_gpa_and_matches_target_roots(domains):
     d = domains
     out = gpa_arrays.gpa(d.source_3d, d.target_2d, d.target_camera, seed=3)
     pair = gpa_arrays.pair_indices(len(d.source_3d), len(d.target_2d), seed=3)
-    aligned = project_linear(out, d.target_camera[pair])
+    aligned = project(out, d.target_camera[pair][:, None])
     np.testing.assert_allclose(aligned[:, 0], d.target_2d[pair, 0], atol=1e-12)
 
 

@@ -31,7 +31,7 @@ Fork safety
 Numba's default threading layer on Linux is GNU OpenMP, whose thread pool does
 not survive ``fork()``: a child that launches a parallel region after its parent
 did is killed ("fork() called from a process already using GNU OpenMP"). PyTorch
-DataLoader workers and multiprocessing pools fork, so :func:`_use_parallel`
+DataLoader workers and multiprocessing pools fork, so :func:`use_parallel`
 notices a fork that happened after this process started a parallel kernel and
 runs the serial twin of each kernel in that child instead. The serial twins call
 the same chunk functions, so results are identical.
@@ -1266,7 +1266,7 @@ def _after_fork_in_child():
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _use_parallel(n):
+def use_parallel(n):
     """Whether to launch the parallel twin of a kernel for `n` poses.
 
     False for small inputs (waking the workers costs more than the work) and in
@@ -1336,7 +1336,7 @@ def pair_indices(spec):
     if spec.kind == P.KIND_ARRAY:
         out[:] = spec.index
         return out
-    parallel = _use_parallel(spec.count)
+    parallel = use_parallel(spec.count)
     run = _pair_parallel if parallel else _pair_serial
     run(out, *_spec_args(spec), _chunks(spec.count) if parallel else 1)
     return out
@@ -1366,7 +1366,7 @@ def _prepare(target, camera, root, with_camera):
     if m == 0:
         return records, None
     target = np.ascontiguousarray(target)
-    parallel = _use_parallel(m)
+    parallel = use_parallel(m)
     statuses = _statuses(_chunks(m) if parallel else 1)
     run = _prepare_parallel if parallel else _prepare_serial
     two = target.dtype.type(2)
@@ -1399,7 +1399,7 @@ def _run_gpa(
     target_2d = out2d
     if out2d is not None and not out2d.flags.c_contiguous:
         target_2d = np.empty(out2d.shape, dtype=out2d.dtype)
-    parallel = _use_parallel(n)
+    parallel = use_parallel(n)
     statuses = _statuses(_chunks(n) if parallel else 1)
     run = _gpa_parallel if parallel else _gpa_serial
     joints = _joints(source.shape[1])
@@ -1448,7 +1448,7 @@ def gpa_clip(source, origin, anchor, out):
         return None
     # a clip of T frames is T poses' work
     work = n * source.shape[1]
-    parallel = _use_parallel(work)
+    parallel = use_parallel(work)
     statuses = _statuses(min(n, _chunks(work)) if parallel else 1)
     run = _clip_parallel if parallel else _clip_serial
     bad = run(source, origin, anchor, out, statuses)
@@ -1463,7 +1463,7 @@ def project_points(points, camera, per, out):
     points = np.ascontiguousarray(points)
     camera = np.ascontiguousarray(camera)
     target = out if out.flags.c_contiguous else np.empty(out.shape, out.dtype)
-    parallel = _use_parallel(n // 16)  # a point is about a sixteenth of a pose
+    parallel = use_parallel(n // 16)  # a point is about a sixteenth of a pose
     statuses = _statuses(_chunks(n // 16) if parallel else 1)
     run = _project_parallel if parallel else _project_serial
     bad = run(points, camera, per, target, statuses)
@@ -1481,7 +1481,7 @@ def joint_errors(predicted, target, joints, root, align):
     predicted = np.ascontiguousarray(predicted)
     target = np.ascontiguousarray(target)
     joints = np.ascontiguousarray(joints, dtype=np.int64)
-    parallel = _use_parallel(n)
+    parallel = use_parallel(n)
     statuses = _statuses(_chunks(n) if parallel else 1)
     run = _errors_parallel if parallel else _errors_serial
     bad = run(predicted, target, joints, root, align, errors, statuses)
@@ -1499,7 +1499,7 @@ def procrustes_fit(predicted, target, joints):
     predicted = np.ascontiguousarray(predicted)
     target = np.ascontiguousarray(target)
     joints = np.ascontiguousarray(joints, dtype=np.int64)
-    parallel = _use_parallel(n)
+    parallel = use_parallel(n)
     statuses = _statuses(_chunks(n) if parallel else 1)
     run = _fit_parallel if parallel else _fit_serial
     bad = run(predicted, target, joints, scale, rotation, translation, statuses)

@@ -17,34 +17,49 @@ import numpy as np
 from numba import njit, prange
 
 from .. import _config
+from .numba_ import use_parallel
 
 __all__ = ["pose_statistics", "wasserstein_sorted"]
 
 _KW = {"cache": True, "fastmath": _config.FASTMATH, "error_model": "numpy"}
 
 
+@njit(**_KW)
+def _pose_row(poses, root, out, i):
+    j = poses.shape[1]
+    xmin = poses[i, 0, 0]
+    xmax = xmin
+    ymin = poses[i, 0, 1]
+    ymax = ymin
+    # x - x is 0 for finite x and NaN otherwise: a branch-free finiteness
+    # check that lets the min/max loop stay select instructions
+    bad = (xmin - xmin) + (ymin - ymin)
+    for k in range(1, j):
+        x = poses[i, k, 0]
+        y = poses[i, k, 1]
+        xmin = min(xmin, x)
+        xmax = max(xmax, x)
+        ymin = min(ymin, y)
+        ymax = max(ymax, y)
+        bad += (x - x) + (y - y)
+    out[i, 0] = ((xmax - xmin) + (ymax - ymin)) / 2 + bad
+    out[i, 1] = poses[i, root, 0]
+    out[i, 2] = poses[i, root, 1]
+
+
+# The parallel and serial twins (see numba_._TWINS): the launcher picks the
+# serial one for small inputs and in a forked child of a process that started
+# the OpenMP pool, which would kill the child.
 @njit(parallel=True, **_KW)
-def _pose_statistics(poses, root, out):
-    n, j = poses.shape[0], poses.shape[1]
-    for i in prange(n):
-        xmin = poses[i, 0, 0]
-        xmax = xmin
-        ymin = poses[i, 0, 1]
-        ymax = ymin
-        # x - x is 0 for finite x and NaN otherwise: a branch-free finiteness
-        # check that lets the min/max loop stay select instructions
-        bad = (xmin - xmin) + (ymin - ymin)
-        for k in range(1, j):
-            x = poses[i, k, 0]
-            y = poses[i, k, 1]
-            xmin = min(xmin, x)
-            xmax = max(xmax, x)
-            ymin = min(ymin, y)
-            ymax = max(ymax, y)
-            bad += (x - x) + (y - y)
-        out[i, 0] = ((xmax - xmin) + (ymax - ymin)) / 2 + bad
-        out[i, 1] = poses[i, root, 0]
-        out[i, 2] = poses[i, root, 1]
+def _pose_statistics_parallel(poses, root, out):
+    for i in prange(poses.shape[0]):
+        _pose_row(poses, root, out, i)
+
+
+@njit(**_KW)
+def _pose_statistics_serial(poses, root, out):
+    for i in range(poses.shape[0]):
+        _pose_row(poses, root, out, i)
 
 
 @njit(**_KW)
@@ -74,9 +89,13 @@ def _merge_w1(a, b):
 
 def pose_statistics(poses, root):
     """``(N, 3)`` rows ``[scale, root_x, root_y]`` (see ``numpy_stats``)."""
-    out = np.empty((poses.shape[0], 3), dtype=poses.dtype)
-    if poses.shape[0]:
-        _pose_statistics(poses, root, out)
+    n = poses.shape[0]
+    out = np.empty((n, 3), dtype=poses.dtype)
+    if n:
+        kernel = (
+            _pose_statistics_parallel if use_parallel(n) else _pose_statistics_serial
+        )
+        kernel(poses, root, out)
     return out
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import synthetic
-from .._projection import project_linear
+from ..camera import project
 from ..synthetic import _Angles, _bone_lengths, _forward_kinematics, _sample_angles
 
 __all__ = ["ClipDomains", "make_clip_domains"]
@@ -104,7 +104,7 @@ def _view(clips, rng, view):
     # fits in the image.
     pose_3d, camera = view(clips.reshape(n, frames * 17, 3), rng)[:2]
     pose_3d = pose_3d.reshape(n, frames, 17, 3)
-    return pose_3d, camera, project_linear(pose_3d, camera[:, None])
+    return pose_3d, camera, project(pose_3d, camera[:, None], check=False)
 
 
 def make_clip_domains(
