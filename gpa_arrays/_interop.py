@@ -44,6 +44,8 @@ read-only flag, so a JAX array is refused as read-only).
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import sys
 
 import numpy as np
@@ -445,3 +447,37 @@ def transfer(value, device):
     cupy = _cupy(device)
     with cupy.cuda.Device(device):
         return cupy.asarray(view)
+
+
+def in_callers_type(*names):
+    """Decorator: run an array function on views of the caller's arrays.
+
+    The arguments `names` (the first is the lead, whose type the result takes)
+    are viewed as NumPy arrays (host) or CuPy arrays (CUDA) without copies, the
+    function runs on the views, and its array result, or each array of a tuple
+    result, comes back in the lead's type and device (torch, JAX or another
+    DLPack array). Plain NumPy and Python arguments take no detour.
+    """
+
+    def decorate(function):
+        signature = inspect.signature(function)
+
+        @functools.wraps(function)
+        def run(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            arrays = {n: bound.arguments[n] for n in names if n in bound.arguments}
+            if plain_host(*arrays.values()) or all(
+                _classify(n, v).kind in ("data", "numpy") for n, v in arrays.items()
+            ):
+                return function(*args, **kwargs)
+            with Call(names[0], **arrays) as call:
+                for name in arrays:
+                    bound.arguments[name] = call[name]
+                result = function(*bound.args, **bound.kwargs)
+                if isinstance(result, tuple):
+                    return type(result)(*(call.wrap(r) for r in result))
+                return call.wrap(result)
+
+        return run
+
+    return decorate

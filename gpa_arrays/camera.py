@@ -158,6 +158,37 @@ def _sizes(w, h, batch_ndim, against):
 # --- screen coordinates ---------------------------------------------------------------
 
 
+def _screen_map(xy, w, h, rule, what, transform):
+    """Apply ``transform(xy, scale, shift)``, the per-axis affine map of a rule.
+
+    ``rule="width"``: scale ``(w, w)``, shift ``(1, h / w)``; ``"poseda"``:
+    scale ``(w, h)``, shift ``(1, 1)``; both broadcast per frame.
+    """
+    choice(rule, _RULES, "rule")
+    xy = _float_array(xy, "xy")
+    _check_last(xy, (2,), "xy", what)
+    w, h = _sizes(w, h, xy.ndim - 1, "xy")
+    if rule == "width":
+        scale = np.concatenate(np.broadcast_arrays(w, w), axis=-1)
+        shift = np.concatenate(np.broadcast_arrays(np.ones_like(w), h / w), axis=-1)
+    else:
+        scale = np.concatenate(np.broadcast_arrays(w, h), axis=-1)
+        shift = np.ones_like(scale)
+    try:
+        return transform(xy, scale.astype(xy.dtype), shift.astype(xy.dtype))
+    except ValueError:
+        raise _broadcast_error("w, h", w.shape[:-1], xy.shape, "w/h", "xy") from None
+
+
+def _to_normalised(xy, scale, shift):
+    return xy / scale * 2 - shift
+
+
+def _to_pixels(xy, scale, shift):
+    return (xy + shift) * scale / 2
+
+
+@_interop.in_callers_type("xy", "w", "h")
 def normalize_screen(xy, w, h, *, rule="width"):
     """Pixel coordinates to normalised screen coordinates.
 
@@ -196,23 +227,10 @@ def normalize_screen(xy, w, h, *, rule="width"):
            [ 1.   ,  1.002],
            [ 0.   ,  0.   ]])
     """
-    choice(rule, _RULES, "rule")
-    xy = _float_array(xy, "xy")
-    _check_last(xy, (2,), "xy", "x, y in pixels")
-    w, h = _sizes(w, h, xy.ndim - 1, "xy")
-    if rule == "width":
-        scale = np.concatenate(np.broadcast_arrays(w, w), axis=-1)
-        shift = np.concatenate(np.broadcast_arrays(np.ones_like(w), h / w), axis=-1)
-    else:
-        scale = np.concatenate(np.broadcast_arrays(w, h), axis=-1)
-        shift = np.ones_like(scale)
-    try:
-        result = xy / scale.astype(xy.dtype) * 2 - shift.astype(xy.dtype)
-    except ValueError:
-        raise _broadcast_error("w, h", w.shape[:-1], xy.shape, "w/h", "xy") from None
-    return result
+    return _screen_map(xy, w, h, rule, "x, y in pixels", _to_normalised)
 
 
+@_interop.in_callers_type("xy", "w", "h")
 def image_coordinates(xy, w, h, *, rule="width"):
     """Normalised screen coordinates back to pixels.
 
@@ -238,26 +256,13 @@ def image_coordinates(xy, w, h, *, rule="width"):
     array([[  0.,   0.],
            [500., 501.]])
     """
-    choice(rule, _RULES, "rule")
-    xy = _float_array(xy, "xy")
-    _check_last(xy, (2,), "xy", "normalised x, y")
-    w, h = _sizes(w, h, xy.ndim - 1, "xy")
-    if rule == "width":
-        scale = np.concatenate(np.broadcast_arrays(w, w), axis=-1)
-        shift = np.concatenate(np.broadcast_arrays(np.ones_like(w), h / w), axis=-1)
-    else:
-        scale = np.concatenate(np.broadcast_arrays(w, h), axis=-1)
-        shift = np.ones_like(scale)
-    try:
-        result = (xy + shift.astype(xy.dtype)) * scale.astype(xy.dtype) / 2
-    except ValueError:
-        raise _broadcast_error("w, h", w.shape[:-1], xy.shape, "w/h", "xy") from None
-    return result
+    return _screen_map(xy, w, h, rule, "normalised x, y", _to_pixels)
 
 
 # --- intrinsics -----------------------------------------------------------------------
 
 
+@_interop.in_callers_type("f_px", "c_px", "w", "h", "distortion")
 def normalize_intrinsics(f_px, c_px, w, h, *, distortion=None, rule="width"):
     """Pixel intrinsics to the normalised camera rows GPA and projection use.
 
@@ -349,6 +354,7 @@ def normalize_intrinsics(f_px, c_px, w, h, *, distortion=None, rule="width"):
     return rows
 
 
+@_interop.in_callers_type("matrix", "w", "h", "distortion")
 def intrinsics_from_matrix(matrix, w, h, *, distortion=None, rule="width"):
     """Normalised camera rows from 3x3 pixel intrinsic matrices.
 
@@ -425,6 +431,7 @@ def _check_finite(a, name, what):
 # --- extrinsics -----------------------------------------------------------------------
 
 
+@_interop.in_callers_type("quaternion")
 def quaternion_to_matrix(quaternion):
     """Rotation matrices of unit quaternions ``(w, x, y, z)``, scalar first.
 
@@ -512,6 +519,7 @@ def _extrinsics(points, rotation, position):
     return x.astype(dtype, copy=False), r, t
 
 
+@_interop.in_callers_type("points", "rotation", "position")
 def world_to_camera(points, rotation, position):
     """World coordinates to camera coordinates: ``R^T (X - position)``.
 
@@ -560,6 +568,7 @@ def world_to_camera(points, rotation, position):
     )
 
 
+@_interop.in_callers_type("points", "rotation", "position")
 def camera_to_world(points, rotation, position):
     """Camera coordinates to world coordinates: ``R X + position``.
 

@@ -40,6 +40,10 @@ reduction : {"mean", "pose", "joint", "none"}
     ``"mean"``: one number over all poses and joints; ``"pose"``: per pose
     (shape ``...``); ``"joint"``: per scored joint (shape ``(K,)``);
     ``"none"``: per pose and joint (shape ``(..., K)``).
+check : bool
+    Raise ``ValueError`` for poses with a non-finite scored coordinate (and,
+    for the aligned metrics, poses whose scored joints coincide), naming the
+    count and the first pose. ``check=False`` gives such poses NaN errors.
 backend : {"auto", "numba", "numpy", "cupy"}
     ``"numpy"`` is the reference (Procrustes by ``numpy.linalg.svd``);
     ``"numba"`` a fused parallel kernel (Procrustes by Horn's quaternion
@@ -67,6 +71,8 @@ ValueError
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import numpy as np
 
 from . import _interop
@@ -74,11 +80,12 @@ from . import skeletons as _skeletons
 from ._api import _DEVICE_BACKENDS, _HOST_CALL, _resolve_backend
 from ._backends.numpy_ import ALIGN_NONE, ALIGN_PROCRUSTES, ALIGN_SCALE
 from ._status import METRIC, raise_for_status, unravel
-from ._validate import as_array, choice, joint_index
+from ._validate import as_array, choice, flag, joint_index
 
 __all__ = [
     "AUC_THRESHOLDS",
     "PCK_THRESHOLD",
+    "Procrustes",
     "auc",
     "mpjpe",
     "n_mpjpe",
@@ -101,6 +108,19 @@ _ALIGNS = {"none": ALIGN_NONE, "scale": ALIGN_SCALE, "procrustes": ALIGN_PROCRUS
 # --- argument handling --------------------------------------------------------------
 
 
+class Procrustes(NamedTuple):
+    """The similarity fit of :func:`procrustes` and the prediction it aligns."""
+
+    #: (..., J, 3) float64: the aligned prediction, in the unit of the inputs.
+    aligned: Any
+    #: (...,) float64: the scale factor of each pose.
+    scale: Any
+    #: (..., 3, 3) float64: the proper rotation of each pose.
+    rotation: Any
+    #: (..., 3) float64: the translation of each pose.
+    translation: Any
+
+
 def _on_arrays(predicted, target, compute):
     """``compute(p, t, call)`` on kernel arrays; arrays back in the caller's type.
 
@@ -116,7 +136,7 @@ def _on_arrays(predicted, target, compute):
 
 def _in_caller_type(call, result):
     if isinstance(result, tuple):
-        return tuple(_in_caller_type(call, item) for item in result)
+        return type(result)(*(_in_caller_type(call, item) for item in result))
     if isinstance(result, float):
         return result
     return call.wrap(result)
@@ -177,7 +197,8 @@ def _joint_subset(joints, n_joints, skel):
     return index
 
 
-def _errors(predicted, target, joints, skeleton, root, unit, align, backend, call):
+def _errors(predicted, target, joints, skeleton, root, unit, align, backend, call,
+            check=True):  # fmt: skip
     """Per-joint errors in mm, shape (..., K), and the leading shape."""
     choice(unit, tuple(_UNITS), "unit")
     p, t = _poses(predicted, target, call.xp)
@@ -194,7 +215,7 @@ def _errors(predicted, target, joints, skeleton, root, unit, align, backend, cal
         (status,) = module.read_status(pending)
     else:
         errors, status = module.joint_errors(p, t, sel, r, align)
-    if status is not None:
+    if flag(check, "check"):
         _raise_for_poses(status, lead)
     errors *= _UNITS[unit]
     return errors.reshape((*lead, sel.shape[0])), lead
@@ -219,12 +240,14 @@ def _reduce(values, reduction):
 
 
 def _error_metric(
-    predicted, target, joints, skeleton, root, reduction, unit, align, backend
+    predicted, target, joints, skeleton, root, reduction, unit, align, backend, check
 ):
     choice(reduction, _REDUCTIONS, "reduction")
 
     def compute(p, t, call):
-        errors, _ = _errors(p, t, joints, skeleton, root, unit, align, backend, call)
+        errors, _ = _errors(
+            p, t, joints, skeleton, root, unit, align, backend, call, check
+        )
         return _reduce(errors, reduction)
 
     return _on_arrays(predicted, target, compute)
@@ -243,6 +266,7 @@ def mpjpe(
     reduction="mean",
     unit="m",
     backend="auto",
+    check=True,
 ):
     """Mean per-joint position error, millimetres.
 
@@ -266,7 +290,7 @@ def mpjpe(
     """
     return _error_metric(
         predicted, target, joints, skeleton, root, reduction, unit, ALIGN_NONE,
-        backend,
+        backend, check,
     )  # fmt: skip
 
 
@@ -280,6 +304,7 @@ def n_mpjpe(
     reduction="mean",
     unit="m",
     backend="auto",
+    check=True,
 ):
     """MPJPE after the per-pose optimal scaling of the prediction, millimetres.
 
@@ -298,7 +323,7 @@ def n_mpjpe(
     """
     return _error_metric(
         predicted, target, joints, skeleton, root, reduction, unit, ALIGN_SCALE,
-        backend,
+        backend, check,
     )  # fmt: skip
 
 
@@ -311,6 +336,7 @@ def p_mpjpe(
     reduction="mean",
     unit="m",
     backend="auto",
+    check=True,
 ):
     """MPJPE after per-pose similarity Procrustes alignment, millimetres.
 
@@ -335,13 +361,15 @@ def p_mpjpe(
     """
     return _error_metric(
         predicted, target, joints, skeleton, None, reduction, unit,
-        ALIGN_PROCRUSTES, backend,
+        ALIGN_PROCRUSTES, backend, check,
     )  # fmt: skip
 
 
-def _aligned_errors(p, t, joints, skeleton, root, unit, align, backend, call):
+def _aligned_errors(p, t, joints, skeleton, root, unit, align, backend, call, check):
     choice(align, tuple(_ALIGNS), "align")
-    return _errors(p, t, joints, skeleton, root, unit, _ALIGNS[align], backend, call)
+    return _errors(
+        p, t, joints, skeleton, root, unit, _ALIGNS[align], backend, call, check
+    )
 
 
 def pck(
@@ -356,6 +384,7 @@ def pck(
     reduction="mean",
     unit="m",
     backend="auto",
+    check=True,
 ):
     """Percentage of correct keypoints: errors strictly below `threshold` mm.
 
@@ -389,7 +418,7 @@ def pck(
 
     def compute(p, t, call):
         errors, _ = _aligned_errors(
-            p, t, joints, skeleton, root, unit, align, backend, call
+            p, t, joints, skeleton, root, unit, align, backend, call, check
         )
         correct = errors < threshold
         if reduction == "none":
@@ -411,6 +440,7 @@ def auc(
     reduction="mean",
     unit="m",
     backend="auto",
+    check=True,
 ):
     """Area under the PCK curve: mean PCK over `thresholds`, as a percentage.
 
@@ -451,7 +481,7 @@ def auc(
 
     def compute(p, t, call):
         errors, _ = _aligned_errors(
-            p, t, joints, skeleton, root, unit, align, backend, call
+            p, t, joints, skeleton, root, unit, align, backend, call, check
         )
         # count of thresholds above each error: a sorted search instead of a
         # (..., K, T) comparison array
@@ -475,7 +505,9 @@ def _threshold(value, name):
     return value
 
 
-def procrustes(predicted, target, *, joints=None, skeleton=None, backend="auto"):
+def procrustes(
+    predicted, target, *, joints=None, skeleton=None, backend="auto", check=True
+):
     """Per-pose similarity alignment of `predicted` to `target`.
 
     Fits ``target ~ scale * R @ predicted + translation`` (R a proper rotation)
@@ -490,12 +522,11 @@ def procrustes(predicted, target, *, joints=None, skeleton=None, backend="auto")
 
     Returns
     -------
-    aligned : (..., J, 3) float64 array
-        The aligned prediction, in the unit of the inputs (the type and
-        device of `predicted`, as the others).
-    scale : (...,) float64 array
-    rotation : (..., 3, 3) float64 array
-    translation : (..., 3) float64 array
+    Procrustes
+        A named tuple ``(aligned, scale, rotation, translation)``: the aligned
+        prediction, (..., J, 3) float64 in the unit of the inputs; the scale,
+        (...,); the rotation, (..., 3, 3); the translation, (..., 3); each of
+        the type and on the device of `predicted`.
 
     Examples
     --------
@@ -509,11 +540,11 @@ def procrustes(predicted, target, *, joints=None, skeleton=None, backend="auto")
     return _on_arrays(
         predicted,
         target,
-        lambda p, t, call: _procrustes(p, t, joints, skeleton, backend, call),
+        lambda p, t, call: _procrustes(p, t, joints, skeleton, backend, check, call),
     )
 
 
-def _procrustes(predicted, target, joints, skeleton, backend, call):
+def _procrustes(predicted, target, joints, skeleton, backend, check, call):
     p, t = _poses(predicted, target, call.xp)
     n_joints = p.shape[-2]
     skel = _resolve_skeleton(skeleton, n_joints)
@@ -527,13 +558,13 @@ def _procrustes(predicted, target, joints, skeleton, backend, call):
         (status,) = module.read_status(pending)
     else:
         *fit, status = module.procrustes_fit(pf, tf, sel)
-    if status is not None:
+    if flag(check, "check"):
         _raise_for_poses(status, lead)
     scale, rotation, translation = fit
     x = pf.astype(np.float64, copy=False)
     aligned = scale[:, None, None] * call.xp.einsum("nab,nkb->nka", rotation, x)
     aligned += translation[:, None, :]
-    return (
+    return Procrustes(
         aligned.reshape(p.shape),
         scale.reshape(lead),
         rotation.reshape((*lead, 3, 3)),
