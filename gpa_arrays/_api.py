@@ -39,6 +39,7 @@ from ._validate import (
     count,
     frame_index,
     joint_index,
+    narrowed,
     no_reference_frame,
     out_array,
     pairing_argument,
@@ -355,7 +356,11 @@ def _prepare_targets(target_2d, camera, root, backend, dtype, check, xp, device,
         # record and distortion coefficients side by side, one gathered row for
         # gpa(..., return_2d=True) through distorting cameras
         wide, d_status = _prepare_wide(
-            module, device, records, as_dtype(camera, dtype), check
+            module,
+            device,
+            records,
+            narrowed(camera, dtype, "camera", ("row", "rows"), False),
+            check,
         )
     if device:
         status, d_status = module.read_status(status, d_status)
@@ -368,8 +373,8 @@ def _prepare_targets(target_2d, camera, root, backend, dtype, check, xp, device,
 
 def _prepare_records(module, device, target, camera, root, dtype, check, poseda=False):
     """Records and (host, or pending device) status of a target set."""
-    target = as_dtype(target, dtype)
-    camera = as_dtype(camera, dtype)
+    target = narrowed(target, dtype, "target_2d", ("target", "targets"), check)
+    camera = narrowed(camera, dtype, "camera", ("row", "rows"), check)
     prepare = module.prepare_poseda_records if poseda else module.prepare_records
     if device:
         return prepare(target, camera, root, status=check)
@@ -740,7 +745,11 @@ def _call_records(module, device, target, camera, t_root, dtype, options):
         # paired: record and distortion in one gathered row; poseda: only the
         # coefficients' validation (the kernel reads camera row i)
         wide, d_status = _prepare_wide(
-            module, device, records, as_dtype(camera, dtype), check
+            module,
+            device,
+            records,
+            narrowed(camera, dtype, "camera", ("row", "rows"), False),
+            check,
         )
         if not device and check:
             raise_for_target_status(d_status, m)
@@ -763,7 +772,7 @@ def _align_kernel(module, device, source, records, wide, camera, root, spec, dty
     if device:
         extra["status"] = options.check or spec.kind == KIND_ARRAY
     if options.poseda:
-        camera = as_dtype(camera, dtype)
+        camera = narrowed(camera, dtype, "camera", ("row", "rows"), False)
         return module.gpa_poseda(source, records, camera, result, root, spec, **extra)
     return module.gpa_records(source, records, result, root, spec, **extra)
 
@@ -1072,8 +1081,8 @@ def _prepare_block(target, camera, root, dtype, backend, check, offset, total,
     _, module = _resolve_backend(backend)
     if camera.ndim == 1:
         camera = np.broadcast_to(camera, (target.shape[0], camera.shape[0]))
-    target = as_dtype(target, dtype)
-    camera = as_dtype(camera, dtype)
+    target = narrowed(target, dtype, "target_2d", ("target", "targets"), check)
+    camera = narrowed(camera, dtype, "camera", ("row", "rows"), check)
     records, status = module.prepare_records(target, camera, root)
     where = {"offset": offset, "total": total}
     if check:

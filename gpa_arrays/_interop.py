@@ -196,6 +196,16 @@ def plain_host(*values) -> bool:
     return True
 
 
+def module_of(array):
+    """The array module of a kernel array: NumPy, or CuPy for CuPy arrays.
+
+    Decided from the type, so CuPy is never imported to ask.
+    """
+    if type(array).__module__.partition(".")[0] == "cupy":
+        return sys.modules["cupy"]
+    return np
+
+
 def _cupy(device):
     """The CuPy module, if the CUDA backend is usable (else RuntimeError)."""
     from ._backends import load

@@ -58,6 +58,8 @@ import secrets
 
 import numpy as np
 
+from ._status import POSE_INDEX, new_status, raise_for_pose_status
+
 __all__ = [
     "KIND_ARRAY",
     "KIND_IDENTITY",
@@ -372,8 +374,14 @@ def resolve_pairing(pairing, n: int, m: int, seed, step: int = 0) -> PairingSpec
             f"pairing: expected shape ({n},) (one target index per source pose), "
             f"got {index.shape}"
         )
+    if index.dtype == np.uint64 and n:
+        # values above 2**63 - 1 would wrap to negative int64: report them
+        # here, with the value the caller passed
+        huge = index > np.iinfo(np.int64).max
+        if huge.any():
+            status = new_status()
+            status[POSE_INDEX] = (int(huge.sum()), int(huge.argmax()))
+            raise_for_pose_status(status, n, m, index)
     if index.dtype != np.int64:
-        # uint64 values above 2**63 become negative and are reported as out of
-        # range by the kernels' bounds check, never silently wrapped.
         index = index.astype(np.int64)
     return PairingSpec(KIND_ARRAY, n, m, index=index)

@@ -23,6 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import _interop
+from ._status import Category, raise_for_mask
 from ._targets import Targets
 
 MODES = ("paired", "poseda")
@@ -181,6 +182,32 @@ def result_dtype(dtype, name):
 def as_dtype(array, dtype):
     """`array` in `dtype`, copied only when it is not already."""
     return array if array.dtype == dtype else array.astype(dtype)
+
+
+def narrowed(array, dtype, name, noun, check=True):
+    """`array` rounded to `dtype`, refusing finite values that overflow it.
+
+    A float64 target or camera value beyond float32's range becomes ``inf``
+    when a float32 call rounds it; with `check` that is reported as what it is
+    (an overflow of the call's dtype, per item along axis 0), not later as a
+    non-finite input. `noun` names the items (``("target", "targets")``).
+    """
+    if array.dtype == dtype:
+        return array
+    with np.errstate(over="ignore"):
+        rounded = array.astype(dtype)
+    if check and array.dtype.kind == "f" and array.dtype.itemsize > dtype.itemsize:
+        xp = np if isinstance(array, np.ndarray) else _interop.module_of(array)
+        lost = xp.isfinite(array) & ~xp.isfinite(rounded)
+        lost = lost.reshape(lost.shape[0], -1).any(axis=1) if lost.ndim > 1 else lost
+        limit = float(np.finfo(dtype).max)
+        category = Category(
+            0, name, noun, ("has", "have"),
+            f"a finite value beyond the range of {dtype} (|x| > {limit:.4g}), the "
+            "dtype of the call; scale the data or compute in float64",
+        )  # fmt: skip
+        raise_for_mask(lost, category, lost.shape[0])
+    return rounded
 
 
 def poses_3d(source, name="source_3d"):

@@ -163,7 +163,7 @@ def test_random_uniformity():
         (
             {"pairing": np.array([0, 1, 2, 9])},
             ValueError,
-            r"1 of 4 target indices outside \[0, 4\); first at position 3 \(value 9\)",
+            r"1 of 4 target index outside \[0, 4\); first at position 3 \(value 9\)",
         ),
         (
             {"pairing": np.array([0, -1, 2, 3])},
