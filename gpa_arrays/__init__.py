@@ -36,13 +36,9 @@ from ._api import backends, gpa, pair_indices, prepare_targets
 from ._augment import GPA
 from ._targets import Targets
 
-try:
-    from importlib.metadata import PackageNotFoundError, version
-
-    __version__ = version("gpa-arrays")
-except PackageNotFoundError:  # running from a source tree without install
-    __version__ = "0+unknown"
-del PackageNotFoundError, version
+# The one place the version is written: pyproject.toml reads it from here
+# (setuptools' dynamic version, read statically, without importing the package).
+__version__ = "0.1.0.dev0"
 
 _SUBMODULES = ("camera", "cli", "dask", "experiments", "metrics", "plot",
                "skeletons", "stats", "synthetic")  # fmt: skip

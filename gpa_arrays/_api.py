@@ -13,8 +13,10 @@ anyway, and report through a status array (:mod:`gpa_arrays._status`).
 from __future__ import annotations
 
 import warnings
+from typing import Literal
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from . import _backends, _interop
 from ._backends.numpy_ import RECORD_WIDTH
@@ -28,6 +30,7 @@ from ._status import (
     raise_for_target_status,
 )
 from ._targets import Targets
+from ._typing import ArrayLike, BackendName, PairingName, Seed
 from ._validate import (
     F32,
     F64,
@@ -130,7 +133,14 @@ def backends() -> tuple[str, ...]:
     return _backends.available()
 
 
-def pair_indices(n, m, *, pairing="permutation", seed=None, backend="auto"):
+def pair_indices(
+    n: int,
+    m: int,
+    *,
+    pairing: PairingName | ArrayLike = "permutation",
+    seed: Seed = None,
+    backend: BackendName = "auto",
+) -> ArrayLike:
     """The target index each source pose is paired with.
 
     Returns exactly the pairing :func:`gpa` uses for the same arguments: a call
@@ -217,16 +227,16 @@ def _pair_indices(pairing, n, m, seed, backend, xp, device):
 
 
 def prepare_targets(
-    target_2d,
-    camera,
+    target_2d: ArrayLike,
+    camera: ArrayLike,
     *,
-    target_root=0,
-    reference_frame=None,
-    backend="auto",
-    dtype=None,
-    check=True,
-    root=_UNSET,
-):
+    target_root: int = 0,
+    reference_frame: int | None = None,
+    backend: BackendName = "auto",
+    dtype: DTypeLike | None = None,
+    check: bool = True,
+    root: int = _UNSET,  # type: ignore[assignment]  # deprecated alias
+) -> Targets:
     """Reduce target poses and cameras to compact records, once.
 
     Use when many source batches are aligned against the same target set (the
@@ -389,22 +399,22 @@ def _prepare_wide(module, device, records, camera, check):
 
 
 def gpa(
-    source_3d,
-    target_2d,
-    camera=None,
+    source_3d: ArrayLike,
+    target_2d: ArrayLike | Targets,
+    camera: ArrayLike | None = None,
     *,
-    pairing="permutation",
-    seed=None,
-    root=0,
-    target_root=None,
-    reference_frame=None,
-    mode="paired",
-    depth="weak",
-    return_2d=False,
-    backend="auto",
-    out=None,
-    check=True,
-):
+    pairing: PairingName | ArrayLike = "permutation",
+    seed: Seed = None,
+    root: int = 0,
+    target_root: int | None = None,
+    reference_frame: int | None = None,
+    mode: Literal["paired", "poseda"] = "paired",
+    depth: Literal["weak", "perspective"] = "weak",
+    return_2d: bool = False,
+    backend: BackendName = "auto",
+    out: ArrayLike | None = None,
+    check: bool = True,
+) -> ArrayLike:
     """Global Position Alignment: move source poses or clips to target positions.
 
     Each source pose ``i`` is paired with a target pose ``j`` (see `pairing`) and

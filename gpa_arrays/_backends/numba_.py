@@ -40,6 +40,7 @@ the same chunk functions, so results are identical.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numba
 import numpy as np
@@ -86,7 +87,11 @@ __all__ = [
     "project_points",
 ]
 
-_KW = {"cache": True, "fastmath": _config.FASTMATH, "error_model": "numpy"}
+_KW: dict[str, Any] = {
+    "cache": True,
+    "fastmath": _config.FASTMATH,
+    "error_model": "numpy",
+}
 _jit = njit(nogil=True, **_KW)
 _jit_parallel = njit(parallel=True, **_KW)
 
@@ -96,6 +101,7 @@ _jit_parallel = njit(parallel=True, **_KW)
 # The shared pairing arithmetic is registered here so that the very function
 # objects the NumPy reference applies to arrays compile for scalars.
 _INLINE = {"inline": "always", **_KW}
+_fn: Any  # the loops below register functions of different signatures
 for _fn in (P.mix64, P.feistel_round, P.feistel_rounds, P.mulhi64, P.random_index):
     register_jitable(**_INLINE)(_fn)
 register_jitable(**_KW)(P.round_keys)
@@ -115,7 +121,8 @@ for _fn in (
 
 # Not inlined at the IR level (a conditional expression's phi nodes upset
 # Numba's inliner); LLVM inlines it anyway, and scalars cost no reference counts.
-@overload(G.select, jit_options=_KW)
+# (the ignore: _KW is a plain dict, the stubs ask for their TypedDict of options)
+@overload(G.select, jit_options=_KW)  # type: ignore[arg-type]
 def _select_scalar(condition, a, b):
     """``numpy.where`` of scalars is a 0-d array in Numba; a branch is a value."""
 

@@ -13,6 +13,8 @@ agrees to rounding (a few ulps of the sum), not bit for bit.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit, prange
 
@@ -21,7 +23,11 @@ from .numba_ import use_parallel
 
 __all__ = ["pose_statistics", "wasserstein_sorted"]
 
-_KW = {"cache": True, "fastmath": _config.FASTMATH, "error_model": "numpy"}
+_KW: dict[str, Any] = {
+    "cache": True,
+    "fastmath": _config.FASTMATH,
+    "error_model": "numpy",
+}
 
 
 @njit(**_KW)
