@@ -124,17 +124,22 @@ def run(request, *, log, progress):
     """
     output = _check_paths(request)
     gdask = _check_dask(request)
-    try:
-        plan = _plan(request)
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise InputError(_one_line(exc)) from None
     with contextlib.ExitStack() as stack:
+        # created first: an output that cannot be written stops the job here
+        try:
+            target = stack.enter_context(_outofcore.AtomicOutput(output, "-o"))
+        except _outofcore.OutputError as exc:
+            raise InputError(str(exc)) from None
+        try:
+            plan = _plan(request)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            raise InputError(_one_line(exc)) from None
         if gdask is None:
             where = ""
             blocks = _outofcore.local_blocks(plan.run, len(plan.source), request.chunk)
         else:
             blocks, where = _dask_blocks(request, plan, gdask, stack)
-        return _write(request, output, plan, blocks, where, log, progress)
+        return _write(request, target, plan, blocks, where, log, progress)
 
 
 def _one_line(exc):
@@ -530,6 +535,7 @@ def _members(request, plan, blocks):
 
 
 def _write(request, output, plan, blocks, where, log, progress):
+    """Log the summary line, stream the members into `output` and commit it."""
     shape, n = plan.source.shape, len(plan.source)
     chunks = -(-n // request.chunk) if n else 0
     what = "source clips" if len(shape) == 4 else "source poses"
@@ -537,19 +543,20 @@ def _write(request, output, plan, blocks, where, log, progress):
         f"{n:,} {what}, {plan.m:,} targets, seed {plan.seed}, {request.mode} mode, "
         f"{plan.backend} backend, {plan.dtype.name}, {chunks} chunk(s){where}"
     )
+    for path in output.removed:
+        log(f"removed {path}, left by an earlier run that was killed")
     bar = progress(n, chunks)
     try:
-        removed = _outofcore.write(
-            output, _members(request, plan, blocks), name="-o",
-            compress=request.compress, on_block=bar.update,
+        _outofcore.write_into(
+            output, _members(request, plan, blocks), compress=request.compress,
+            on_block=bar.update,
         )  # fmt: skip
+        output.commit()
     except (ValueError, TypeError, _outofcore.WorkerError) as exc:
         raise InputError(_one_line(exc)) from None
     finally:
         bar.close()
-    for path in removed:
-        log(f"removed {path}, left by an earlier run that was killed")
-    npz = output.lower().endswith(".npz")
+    npz = output.path.lower().endswith(".npz")
     return {
         "keys": "aligned_3d, pair_index, seed" if npz else "aligned_3d",
         "shape": shape,

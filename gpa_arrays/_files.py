@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import struct
+import tokenize
 import warnings
 import zipfile
 import zlib
@@ -40,8 +41,9 @@ _READ_FAULTS = (
     EOFError,
     ValueError,
     TypeError,
-    KeyError,
-    SyntaxError,
+    LookupError,
+    SyntaxError,  # the header is a Python literal
+    tokenize.TokenError,
     OverflowError,
     MemoryError,
     NotImplementedError,

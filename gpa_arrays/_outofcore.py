@@ -53,6 +53,7 @@ __all__ = [
     "local_blocks",
     "remove_leftovers",
     "write",
+    "write_into",
 ]
 
 _CATCHABLE = tuple(
@@ -200,10 +201,10 @@ def check_output(path, name, suffixes=None):
     """
     path = os.path.abspath(os.fspath(path))
     shown = f"{name} {path}"
-    if suffixes is not None and os.path.splitext(path)[1].lower() not in suffixes:
-        raise OutputError(f"{shown}: expected a {' or '.join(suffixes)} file name")
     if os.path.isdir(path):
         raise OutputError(f"{shown}: is a directory; expected a file name")
+    if suffixes is not None and os.path.splitext(path)[1].lower() not in suffixes:
+        raise OutputError(f"{shown}: expected a {' or '.join(suffixes)} file name")
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         raise OutputError(f"{shown}: directory {directory} does not exist")
@@ -401,27 +402,36 @@ def write(path, members, *, name, compress=False, on_block=None):
     Raises
     ------
     OutputError
-        Writing failed (a full disk, a file size limit); the output is
-        untouched and no temporary is left.
+        The temporary cannot be created, or writing failed (a full disk, a
+        file size limit); the output is untouched and no temporary is left.
     """
-    npz = os.fspath(path).lower().endswith(".npz")
     with AtomicOutput(path, name) as output:
-        try:
-            with ArrayWriter(output.file, npz, compress) as writer:
-                for k, member in enumerate(members if npz else members[:1]):
-                    with writer.array(member.name, member.shape, member.dtype) as put:
-                        for block in member.blocks:
-                            put(block)
-                            if on_block is not None and k == 0:
-                                on_block(len(block))
-        except OSError as exc:
-            if exc.filename is not None:  # not a write to our file
-                raise
-            raise OutputError(
-                f"{name} {output.path}: cannot write it ({exc.strerror or exc})"
-            ) from None
+        write_into(output, members, compress=compress, on_block=on_block)
         output.commit()
     return output.removed
+
+
+def write_into(output, members, *, compress=False, on_block=None):
+    """:func:`write` into an open :class:`AtomicOutput`, without committing it.
+
+    For callers that open the output before the work, so that an output that
+    cannot be created stops them before it.
+    """
+    npz = output.path.lower().endswith(".npz")
+    try:
+        with ArrayWriter(output.file, npz, compress) as writer:
+            for k, member in enumerate(members if npz else members[:1]):
+                with writer.array(member.name, member.shape, member.dtype) as put:
+                    for block in member.blocks:
+                        put(block)
+                        if on_block is not None and k == 0:
+                            on_block(len(block))
+    except OSError as exc:
+        if exc.filename is not None:  # not a write to our file
+            raise
+        raise OutputError(
+            f"{output.name} {output.path}: cannot write it ({exc.strerror or exc})"
+        ) from None
 
 
 # --- where blocks come from --------------------------------------------------------
