@@ -33,6 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_cli import python_env
 
+import gpa_arrays
 from gpa_arrays import _files, _outofcore, cli, synthetic
 
 N, M = 12_000, 3_000
@@ -493,4 +494,69 @@ def test_write_failure_leaves_no_partial_output(data, tmp_path):
     assert line == (
         f"gpa-arrays augment: error: -o {out}: cannot write it (File too large)"
     ), err
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- the same driver under gpa_arrays.dask.gpa_npy ---------------------------------------
+
+SLOW_GPA_NPY = textwrap.dedent("""
+    import sys, time
+    import dask
+    from gpa_arrays import _api
+    from gpa_arrays import dask as gdask
+    real = _api._gpa_block
+    def slow(*args, **kwargs):
+        time.sleep(0.05)
+        return real(*args, **kwargs)
+    _api._gpa_block = slow
+    dask.config.set(scheduler="threads", num_workers=1)
+    root, out = sys.argv[1:]
+    gdask.gpa_npy(root + "/source.npy", root + "/target.npy", root + "/camera.npy",
+                  out_path=out, chunk_poses=500, seed=1)
+""")
+
+
+@pytest.fixture(scope="module")
+def npy_data(data):
+    pytest.importorskip("dask")
+    root, d = data
+    np.save(root / "target.npy", d.target_2d)
+    np.save(root / "camera.npy", d.target_camera)
+    return root, d
+
+
+def test_gpa_npy_checks_the_output_first_and_removes_leftovers(npy_data, tmp_path):
+    from gpa_arrays import dask as gdask
+
+    root, d = npy_data
+    args = (root / "source.npy", root / "target.npy", root / "camera.npy")
+    (tmp_path / "out.npy").mkdir()
+    with pytest.raises(ValueError, match=r"^out_path .*out.npy: is a directory"):
+        gdask.gpa_npy(*args, out_path=tmp_path / "out.npy")
+    with pytest.raises(ValueError, match=r"out_path .*: directory .* does not exist"):
+        gdask.gpa_npy(*args, out_path=tmp_path / "missing" / "o.npy")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())
+    leftover = tmp_path / f".o.npy.{host}.{dead.pid}.x1y2z3.part"
+    leftover.write_bytes(b"partial")
+    gdask.gpa_npy(*args, out_path=tmp_path / "o.npy", chunk_poses=4000, seed=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.npy", "out.npy"]
+    want = gpa_arrays.gpa(d.source_3d, d.target_2d, d.target_camera, seed=2)
+    np.testing.assert_array_equal(np.load(tmp_path / "o.npy"), want)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_gpa_npy_signal_mid_write_leaves_nothing(npy_data, tmp_path, signum):
+    root, _ = npy_data
+    out = tmp_path / "aligned.npy"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_GPA_NPY, str(root), str(out)],
+        env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for_writing(proc, tmp_path)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    # the process ends by the signal, as it would have without the writer
+    assert proc.returncode == -signum, err
     assert list(tmp_path.iterdir()) == []
