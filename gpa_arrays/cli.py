@@ -19,7 +19,9 @@ Commands
     on a target domain; the built-in synthetic domains by default, or
     Human3.6M -> MPI-INF-3DHP from the files users have.
 
-Errors in the input give one line on stderr and exit status 2.
+Errors in the input, the output path or the arguments give one line on stderr
+and exit status 2 (argument errors end with where ``--help`` is); SIGINT ends a
+command with status 130, SIGTERM and SIGHUP with 128 + the signal number.
 
 File formats of ``augment``
 ---------------------------
@@ -40,11 +42,22 @@ TARGET
 ``--pairing``
     ``permutation`` (default), ``random``, ``identity`` or a ``.npy`` file of
     ``N`` target indices.
+``--source-layout``, ``--target-layout``
+    A :mod:`gpa_arrays.skeletons` name (``h36m_17``, ``h36m_16``,
+    ``mpi_inf_3dhp_17``) or an alias of earlier releases (``h36m-17``,
+    ``h36m-16``, ``3dhp-17``): checks the joint count, sets the root.
 OUT
     ``.npy``: the aligned poses ``(N, J, 3)`` (clips: ``(N, T, J, 3)``).
     ``.npz``: ``aligned_3d`` (the aligned poses), ``pair_index`` (``(N,)``
     int64, the target each source pose or clip was paired with) and ``seed``
     (uint64, the pairing seed, also printed).
+    Written to ``.<name>.<host>.<pid>.<random>.part`` beside OUT and renamed
+    over it when complete: after an error or a signal OUT is absent or
+    untouched and the temporary is gone; one left by SIGKILL is removed by the
+    next run to the same OUT on the same host.
+
+Every input file is checked (header, dtype kind, declared size, shape) before
+any pose is aligned; object arrays are refused, never unpickled.
 
 Memory
 ------
@@ -217,6 +230,7 @@ def _add_augment(commands):
 
 
 def _add_augment_joints(augment):
+    from . import skeletons
     from ._augment_files import LAYOUT_ALIASES, layout_names
 
     aliases = ", ".join(f"{old} = {new}" for old, new in LAYOUT_ALIASES.items())
@@ -228,7 +242,7 @@ def _add_augment_joints(augment):
             default=None,
             metavar="LAYOUT",
             help=f"joint layout of the {who} (gpa_arrays.skeletons name: "
-            f"{', '.join(layout_names()[:3])}; aliases {aliases}); checks {letter}, "
+            f"{', '.join(skeletons.names())}; aliases {aliases}); checks {letter}, "
             f"sets {option}",
         )
     augment.add_argument("--root", type=int, default=None, help="source root joint")
@@ -615,15 +629,18 @@ def _save_figure(fig, path, suffix):
 
 
 def _check_figure_path(path):
+    from ._outofcore import OutputError, check_output
+
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".eps", ".ps"):
         raise CommandError(
             f"--output {path}: expected a .png, .pdf or .svg file name, got "
             f"suffix {suffix or 'none'!r}"
         )
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise CommandError(f"--output {path}: directory {directory} does not exist")
+    try:
+        check_output(path, "--output")
+    except OutputError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _have(module):
