@@ -19,7 +19,9 @@ Commands
     on a target domain; the built-in synthetic domains by default, or
     Human3.6M -> MPI-INF-3DHP from the files users have.
 
-Errors in the input give one line on stderr and exit status 2.
+Errors in the input, the output path or the arguments give one line on stderr
+and exit status 2 (argument errors end with where ``--help`` is); SIGINT ends a
+command with status 130, SIGTERM and SIGHUP with 128 + the signal number.
 
 File formats of ``augment``
 ---------------------------
@@ -40,11 +42,22 @@ TARGET
 ``--pairing``
     ``permutation`` (default), ``random``, ``identity`` or a ``.npy`` file of
     ``N`` target indices.
+``--source-layout``, ``--target-layout``
+    A :mod:`gpa_arrays.skeletons` name (``h36m_17``, ``h36m_16``,
+    ``mpi_inf_3dhp_17``) or an alias of earlier releases (``h36m-17``,
+    ``h36m-16``, ``3dhp-17``): checks the joint count, sets the root.
 OUT
     ``.npy``: the aligned poses ``(N, J, 3)`` (clips: ``(N, T, J, 3)``).
     ``.npz``: ``aligned_3d`` (the aligned poses), ``pair_index`` (``(N,)``
     int64, the target each source pose or clip was paired with) and ``seed``
     (uint64, the pairing seed, also printed).
+    Written to ``.<name>.<host>.<pid>.<random>.part`` beside OUT and renamed
+    over it when complete: after an error or a signal OUT is absent or
+    untouched and the temporary is gone; one left by SIGKILL is removed by the
+    next run to the same OUT on the same host.
+
+Every input file is checked (header, dtype kind, declared size, shape) before
+any pose is aligned; object arrays are refused, never unpickled.
 
 Memory
 ------
@@ -72,14 +85,10 @@ bit for bit, as without Dask. Paired mode only.
 from __future__ import annotations
 
 import argparse
-import collections
-import contextlib
 import inspect
 import os
 import sys
-import tempfile
 import time
-import zipfile
 
 import numpy as np
 
@@ -89,10 +98,6 @@ PROG = "gpa-arrays"
 
 #: Default figure file of ``demo``, in the working directory.
 DEMO_FIGURE = "gpa_distribution.png"
-
-#: Joint layouts ``augment`` knows: (number of joints, root joint).
-#: (To be replaced by ``gpa_arrays.skeletons`` once that module exists.)
-LAYOUTS = {"h36m-17": (17, 0), "h36m-16": (16, 0), "3dhp-17": (17, 14)}
 
 _DEFAULT_CHUNK = 1 << 18
 
@@ -115,24 +120,39 @@ def main(argv=None):
     Returns
     -------
     int
-        0 on success, 2 for bad input, 130 when interrupted.
+        0 on success, 2 for bad input or arguments, 130 when interrupted
+        (SIGINT), 128 + the signal number when terminated (SIGTERM, SIGHUP).
     """
-    parser = _parser()
-    args = parser.parse_args(argv)
+    from ._augment_files import InputError
+    from ._outofcore import Terminated
+
+    args = _parser().parse_args(argv)
     try:
         return args.run(args) or 0
-    except CommandError as exc:
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+    except (CommandError, InputError) as exc:
+        message = " ".join(str(exc).split())  # one line, whatever the exception said
+        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_status
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with errors in one line (the problem, then where help is)."""
+
+    def error(self, message):
+        message = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
 def _parser():
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Global Position Alignment (PoseDA, ICCV 2023) as array kernels.",
     )
@@ -140,7 +160,18 @@ def _parser():
         "--version", action="version", version=f"%(prog)s {__version__}"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_demo(commands)
+    _add_augment(commands)
+    info = commands.add_parser(
+        "info", help="version, backends, devices, optional dependencies"
+    )
+    info.set_defaults(run=_info)
+    _add_bench(commands)
+    _add_experiment(commands)
+    return parser
 
+
+def _add_demo(commands):
     demo = commands.add_parser(
         "demo",
         help="GPA on built-in synthetic data: statistics table and the paper's figure",
@@ -173,6 +204,8 @@ def _parser():
     demo.add_argument("--backend", default="auto", help="auto, numba or numpy")
     demo.set_defaults(run=_demo)
 
+
+def _add_augment(commands):
     augment = commands.add_parser(
         "augment",
         help="GPA on .npy/.npz files, chunked, written atomically",
@@ -190,22 +223,35 @@ def _parser():
     augment.add_argument(
         "--camera", default=None, help="cameras: a .npy file or one row 'fx,fy,cx,cy'"
     )
-    augment.add_argument(
-        "--source-layout",
-        choices=sorted(LAYOUTS),
-        default=None,
-        help="joint layout of the source (checks J, sets --root)",
-    )
-    augment.add_argument(
-        "--target-layout",
-        choices=sorted(LAYOUTS),
-        default=None,
-        help="joint layout of the targets (checks Jt, sets --target-root)",
-    )
+    _add_augment_joints(augment)
+    _add_augment_options(augment)
+    _add_augment_dask(augment)
+    augment.set_defaults(run=_augment)
+
+
+def _add_augment_joints(augment):
+    from . import skeletons
+    from ._augment_files import LAYOUT_ALIASES, layout_names
+
+    aliases = ", ".join(f"{old} = {new}" for old, new in LAYOUT_ALIASES.items())
+    for who, option, letter in (("source", "--root", "J"),
+                                ("target", "--target-root", "Jt")):  # fmt: skip
+        augment.add_argument(
+            f"--{who}-layout",
+            choices=layout_names(),
+            default=None,
+            metavar="LAYOUT",
+            help=f"joint layout of the {who} (gpa_arrays.skeletons name: "
+            f"{', '.join(skeletons.names())}; aliases {aliases}); checks {letter}, "
+            f"sets {option}",
+        )
     augment.add_argument("--root", type=int, default=None, help="source root joint")
     augment.add_argument(
         "--target-root", type=int, default=None, help="target root joint"
     )
+
+
+def _add_augment_options(augment):
     augment.add_argument(
         "--pairing",
         default="permutation",
@@ -246,6 +292,18 @@ def _parser():
     augment.add_argument(
         "--compress", action="store_true", help="deflate the .npz members"
     )
+    progress = augment.add_mutually_exclusive_group()
+    progress.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="always show a progress bar (default: when there is more than one chunk)",
+    )
+    progress.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def _add_augment_dask(augment):
     parallel = augment.add_argument_group(
         'Dask (pip install "gpa-arrays[dask]")',
         "Align the chunks with gpa_arrays.dask; the output is the same, bit for bit.",
@@ -271,22 +329,9 @@ def _parser():
         help="use a running distributed scheduler, e.g. tcp://host:8786 (implies "
         "--dask; its workers must see a .npy SOURCE at the same path)",
     )
-    progress = augment.add_mutually_exclusive_group()
-    progress.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_true",
-        default=None,
-        help="always show a progress bar (default: when there is more than one chunk)",
-    )
-    progress.add_argument("--no-progress", dest="progress", action="store_false")
-    augment.set_defaults(run=_augment)
 
-    info = commands.add_parser(
-        "info", help="version, backends, devices, optional dependencies"
-    )
-    info.set_defaults(run=_info)
 
+def _add_bench(commands):
     bench = commands.add_parser(
         "bench",
         help="side-by-side timing: ours, the published torch function, stream bound",
@@ -296,6 +341,8 @@ def _parser():
     _bench.add_arguments(bench)
     bench.set_defaults(run=_bench_command)
 
+
+def _add_experiment(commands):
     experiment = commands.add_parser(
         "experiment",
         help="cross-domain 2D-to-3D lifting with and without GPA (needs torch)",
@@ -356,7 +403,6 @@ def _parser():
                             help="a 3DHP test .npz (target, test)")  # fmt: skip
     experiment.add_argument("--quiet", action="store_true", help="only the table")
     experiment.set_defaults(run=_experiment)
-    return parser
 
 
 def _positive(text):
@@ -565,118 +611,42 @@ def _demo(args):
             result["source"], result["aligned"], result["target"]
         )
         suffix = os.path.splitext(figure)[1].lstrip(".").lower()
-        with _atomic_file(figure) as handle:
-            fig.savefig(handle, format=suffix, dpi=fig.dpi)
+        _save_figure(fig, figure, suffix)
         print(f"\nfigure: {figure}")
     return 0
 
 
+def _save_figure(fig, path, suffix):
+    """Write the figure through the shared atomic writer."""
+    from ._outofcore import AtomicOutput, OutputError
+
+    try:
+        with AtomicOutput(path, "--output") as output:
+            fig.savefig(output.file, format=suffix, dpi=fig.dpi)
+            output.commit()
+    except OutputError as exc:
+        raise CommandError(str(exc)) from None
+
+
 def _check_figure_path(path):
+    from ._outofcore import OutputError, check_output
+
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".eps", ".ps"):
         raise CommandError(
             f"--output {path}: expected a .png, .pdf or .svg file name, got "
             f"suffix {suffix or 'none'!r}"
         )
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise CommandError(f"--output {path}: directory {directory} does not exist")
+    try:
+        check_output(path, "--output")
+    except OutputError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _have(module):
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
-
-
-# --- atomic output -----------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _atomic_file(path):
-    """A binary file object that becomes `path` only if the block succeeds.
-
-    Writes go to a temporary file in the same directory (so the final rename
-    is atomic on POSIX and Windows), which is flushed, synced and moved over
-    `path` with :func:`os.replace` at the end; on any exception, including
-    KeyboardInterrupt, it is removed and `path` is left as it was.
-    """
-    path = os.path.abspath(path)
-    directory, name = os.path.split(path)
-    try:
-        fd, temporary = tempfile.mkstemp(
-            dir=directory, prefix=f".{name}.", suffix=".part"
-        )
-    except OSError as exc:
-        raise CommandError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp makes the file private (0600); give it the usual mode
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
-class _ArrayWriter:
-    """Writes ``.npy`` arrays into an open file or into ``.npz`` members, in blocks."""
-
-    def __init__(self, handle, npz, compress):
-        self._handle = handle
-        self._zip = None
-        if npz:
-            method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-            self._zip = zipfile.ZipFile(
-                handle, "w", compression=method, allowZip64=True
-            )
-
-    @contextlib.contextmanager
-    def array(self, name, shape, dtype):
-        """Context yielding ``write(block)``; the blocks must fill `shape` in order."""
-        dtype = np.dtype(dtype)
-        expected = int(np.prod(shape)) * dtype.itemsize
-        if self._zip is None:
-            stream = self._handle
-            closing = contextlib.nullcontext(stream)
-        else:
-            closing = self._zip.open(f"{name}.npy", "w", force_zip64=True)
-        with closing as stream:
-            header = {
-                "descr": np.lib.format.dtype_to_descr(dtype),
-                "fortran_order": False,
-                "shape": tuple(shape),
-            }
-            np.lib.format.write_array_header_1_0(stream, header)
-            written = 0
-
-            def write(block):
-                nonlocal written
-                block = np.ascontiguousarray(block, dtype=dtype)
-                if block.size:  # memoryview cannot cast an empty array
-                    stream.write(memoryview(block).cast("B"))
-                written += block.nbytes
-
-            yield write
-            if written != expected:  # a bug, never the user's input
-                raise RuntimeError(
-                    f"{name}: wrote {written} bytes, expected {expected}"
-                )
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        # also on failure: an unclosed ZipFile would try to finish the archive
-        # when garbage-collected, after the file is gone
-        if self._zip is not None:
-            self._zip.close()
 
 
 # --- progress ----------------------------------------------------------------------
@@ -733,513 +703,41 @@ class _Progress:
 # --- augment -----------------------------------------------------------------------
 
 
-def _load(path, key, what):
-    """An array from a ``.npy`` (memory-mapped) or ``.npz`` (key) file."""
-    if not os.path.exists(path):
-        raise CommandError(f"{what} {path}: no such file")
-    suffix = os.path.splitext(path)[1].lower()
-    try:
-        if suffix == ".npy":
-            return np.load(path, mmap_mode="r", allow_pickle=False)
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                if key not in archive.files:
-                    keys = ", ".join(archive.files) or "none"
-                    raise CommandError(
-                        f"{what} {path}: no array {key!r} (keys: {keys})"
-                    )
-                return archive[key]
-    except CommandError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise CommandError(f"{what} {path}: cannot read it ({exc})") from None
-    raise CommandError(f"{what} {path}: expected a .npy or .npz file")
-
-
 def _camera_argument(text):
-    if text.lower().endswith(".npy"):
-        return _load(text, None, "--camera")
+    """``--camera``: a ``.npy`` path, or one row of numbers (checked by the job)."""
+    if text is None or text.lower().endswith(".npy"):
+        return text
     try:
-        row = np.array([float(v) for v in text.split(",")])
+        return np.array([float(v) for v in text.split(",")])
     except ValueError:
         raise CommandError(
             f"--camera {text!r}: expected a .npy file or 4 or 9 comma-separated "
             "numbers fx,fy,cx,cy[,k1,k2,k3,p1,p2]"
         ) from None
-    if row.shape not in ((4,), (9,)):
-        raise CommandError(
-            f"--camera {text!r}: expected 4 or 9 numbers, got {row.shape[0]}"
-        )
-    return row
-
-
-def _check_array(array, name, path, last):
-    """Poses ``(N, J, last)`` or clips ``(N, T, J, last)`` of a real dtype."""
-    if array.dtype.kind not in "fiu" or array.dtype == np.bool_:
-        raise CommandError(
-            f"{path}: {name}: expected a real floating or integer dtype, got "
-            f"{array.dtype}"
-        )
-    if array.ndim not in (3, 4) or array.shape[-1] != last or 0 in array.shape[1:]:
-        expected = {
-            3: "(N, J, 3) (poses, joints, xyz) or (N, T, J, 3) (clips)",
-            2: "(M, Jt, 2) or (M, Tt, Jt, 2)",
-        }[last]
-        raise CommandError(
-            f"{path}: {name}: expected shape {expected}, got {array.shape}"
-        )
-
-
-def _layout_root(layout, joints, root, default, name, path):
-    """The root joint from ``--root``/``--*-layout``, checked against `joints`."""
-    if layout is not None:
-        count, layout_root = LAYOUTS[layout]
-        if joints != count:
-            raise CommandError(
-                f"{path}: {name} has {joints} joints, layout {layout} has {count}"
-            )
-        default = layout_root
-    root = default if root is None else root
-    if not -joints <= root < joints:
-        raise CommandError(f"{path}: {name}: root joint {root} outside [0, {joints})")
-    return root % joints
-
-
-def _native(dtype):
-    return dtype if dtype.isnative else dtype.newbyteorder("=")
-
-
-def _pairing_argument(text, n, m):
-    if text in ("permutation", "random", "identity"):
-        return text
-    if not text.lower().endswith(".npy"):
-        raise CommandError(
-            f"--pairing {text!r}: expected permutation, random, identity or a .npy "
-            "file of target indices"
-        )
-    index = _load(text, None, "--pairing")
-    if index.dtype.kind not in "iu" or index.shape != (n,):
-        raise CommandError(
-            f"--pairing {text}: expected ({n},) integer target indices, got "
-            f"{index.shape} {index.dtype}"
-        )
-    # checked here, in chunks, so that a bad index stops the run before any
-    # output is written
-    for offset in range(0, n, _DEFAULT_CHUNK):
-        block = np.asarray(index[offset : offset + _DEFAULT_CHUNK]).astype(np.int64)
-        bad = (block < 0) | (block >= m)
-        if bad.any():
-            first = int(np.argmax(bad))
-            raise CommandError(
-                f"--pairing {text}: target indices outside [0, {m}); first at "
-                f"position {offset + first} (value {block[first]})"
-            )
-    # in memory (8 bytes per pose), writable, int64: what the kernels take
-    return np.array(index, dtype=np.int64)
-
-
-def _same_file(a, b):
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def _augment(args):
-    from . import _api
-    from ._pairing import resolve_pairing, resolve_seed
-    from ._validate import frame_index, result_dtype
+    from ._augment_files import AugmentRequest, run
 
-    out_suffix = os.path.splitext(args.output)[1].lower()
-    if out_suffix not in (".npy", ".npz"):
-        raise CommandError(f"-o {args.output}: expected a .npy or .npz file name")
-    inputs = [args.source, args.target]
-    inputs += [p for p in (args.camera, args.pairing) if p and p.endswith(".npy")]
-    for path in inputs:
-        if os.path.exists(args.output) and _same_file(path, args.output):
-            raise CommandError(
-                f"-o {args.output}: is an input file; inputs are never overwritten"
-            )
-    if args.depth != "weak":
-        raise CommandError(
-            f"--depth {args.depth}: not supported by the chunked driver yet"
-        )
-    option = _dask_option(args)
-    if option is not None:
-        if args.mode == "poseda":
-            raise CommandError(
-                f"{option}: --mode poseda is not supported with Dask (its depth "
-                "uses camera row 0 of the whole call, so it runs in one piece in "
-                "memory); leave out the Dask options"
-            )
-        gdask = _import_dask(option, args.workers or args.scheduler)
+    fields = AugmentRequest.__dataclass_fields__
+    options = {k: v for k, v in vars(args).items() if k in fields}
+    options["camera"] = _camera_argument(args.camera)
+    request = AugmentRequest(camera_text=args.camera, **options)
 
-    source = _load(args.source, args.source_key, "SOURCE")
-    _check_array(source, "source_3d", args.source, 3)
-    target = _load(args.target, args.target_key, "TARGET")
-    _check_array(target, "target_2d", args.target, 2)
-    frame = target_frame = None
-    try:
-        if source.ndim == 4:
-            frame = frame_index(
-                args.reference_frame, source.shape[1], "--reference-frame",
-                "source clips",
-            )  # fmt: skip
-        if target.ndim == 4:
-            target_frame = frame_index(
-                args.reference_frame, target.shape[1], "--reference-frame",
-                "target clips",
-            )  # fmt: skip
-    except (ValueError, TypeError) as exc:
-        raise CommandError(str(exc)) from None
-    if args.reference_frame is not None and source.ndim == target.ndim == 3:
-        raise CommandError(
-            "--reference-frame: only for clips, (N, T, J, 3) SOURCE or (M, Tt, Jt, "
-            "2) TARGET"
-        )
-    if args.mode == "poseda" and source.ndim == 4:
-        raise CommandError(
-            "--mode poseda: the published per-pose arithmetic takes (N, J, 3) "
-            "poses; clips need the paired mode"
-        )
-    if args.camera is not None:
-        camera = _camera_argument(args.camera)
-    elif args.target.lower().endswith(".npz"):
-        camera = _load(args.target, args.camera_key, "TARGET")
-    else:
-        raise CommandError(
-            f"TARGET {args.target}: a .npy target needs --camera (a .npy file or "
-            "one row fx,fy,cx,cy)"
-        )
-    n, joints = source.shape[0], source.shape[-2]
-    m = target.shape[0]
-    root = _layout_root(
-        args.source_layout, joints, args.root, 0, "source_3d", args.source
-    )
-    # as in gpa(): the target root defaults to the source root
-    target_root = _layout_root(
-        args.target_layout, target.shape[-2], args.target_root, root, "target_2d",
-        args.target,
-    )  # fmt: skip
+    def log(text):
+        print(f"{PROG} augment: {text}", file=sys.stderr)
 
-    if args.dtype == "auto":
-        try:
-            dtype = result_dtype(_native(source.dtype), "source_3d")
-        except TypeError as exc:
-            raise CommandError(f"{args.source}: {exc}") from None
-    else:
-        dtype = np.dtype(args.dtype)
-    seed = resolve_seed(args.seed)
-    pairing = _pairing_argument(args.pairing, n, m)
-    try:
-        name, _ = _api._resolve_backend(args.backend)
-        spec = resolve_pairing(pairing, n, m, seed)
-        if args.mode == "poseda":
-            run = _poseda_in_memory(source, target, camera, seed, pairing, root,
-                                    target_root, dtype, name)  # fmt: skip
-        else:
-            targets = _prepare_chunks(
-                target, camera, target_root, dtype, name, args.chunk, target_frame
-            )
-            run = _paired_chunks(source, targets, spec, root, dtype, name, frame)
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise CommandError(str(exc)) from None
+    def progress(total, chunks):
+        show = chunks > 1 if args.progress is None else args.progress
+        return _Progress(total, show, "aligning")
 
-    chunk = args.chunk
-    with contextlib.ExitStack() as stack:
-        if option is None:
-            where = ""
-            blocks = (run(i, min(chunk, n - i)) for i in range(0, n, chunk))
-        else:
-            client, where = _dask_scheduler(args, stack)
-            if args.source.lower().endswith(".npy"):
-                # read by the workers, by path (a memory map would be pickled
-                # whole into the graph)
-                lazy_source = gdask._NpyFile(
-                    os.path.abspath(args.source), "SOURCE"
-                ).to_dask(chunk)
-            else:
-                import dask.array as da
-
-                lazy_source = da.from_array(
-                    source, chunks=(chunk,) + (-1,) * (source.ndim - 1)
-                )
-            try:
-                # the same records, pairing and dtype as the chunked loop: each
-                # block runs the same kernel call on the same numbers
-                lazy = gdask.gpa(
-                    lazy_source.astype(dtype), targets, pairing=pairing, seed=seed,
-                    root=root, reference_frame=frame, backend=name,
-                )  # fmt: skip
-            except (ValueError, TypeError) as exc:
-                raise CommandError(str(exc)) from None
-            blocks = stack.enter_context(contextlib.closing(_dask_blocks(lazy, client)))
-            where = f", Dask: {where}"
-        _write_aligned(args, blocks, source.shape, m, dtype, seed, spec, name, where)
-    return 0
-
-
-def _write_aligned(args, blocks, shape, m, dtype, seed, spec, name, where):
-    """Write the aligned `blocks` (in pose order) and the pairing to OUT, atomically."""
-    from . import _backends
-
-    out_suffix = os.path.splitext(args.output)[1].lower()
-    n = shape[0]
-    what = "source clips" if len(shape) == 4 else "source poses"
-    chunk = args.chunk
-    chunks = -(-n // chunk) if n else 0
-    show = chunks > 1 if args.progress is None else args.progress
+    done = run(request, log=log, progress=progress)
+    dims = ", ".join(map(str, done["shape"]))
     print(
-        f"{PROG} augment: {n:,} {what}, {m:,} targets, seed {seed}, "
-        f"{args.mode} mode, {name} backend, {dtype.name}, {chunks} chunk(s)"
-        f"{where}",
-        file=sys.stderr,
+        f"wrote {args.output}: {done['keys']} ({dims}) {done['dtype'].name}, "
+        f"seed {done['seed']}"
     )
-    progress = _Progress(n, show, "aligning")
-    try:
-        with (
-            _atomic_file(args.output) as handle,
-            _ArrayWriter(handle, out_suffix == ".npz", args.compress) as writer,
-        ):
-            with writer.array("aligned_3d", tuple(shape), dtype) as write:
-                for block in blocks:
-                    write(block)
-                    progress.update(block.shape[0])
-            if out_suffix == ".npz":
-                module = _backends.load(name)
-                with writer.array("pair_index", (n,), np.int64) as write:
-                    for offset in range(0, n, chunk):
-                        count = min(chunk, n - offset)
-                        write(module.pair_indices(spec.chunk(offset, count)))
-                with writer.array("seed", (), np.uint64) as write:
-                    write(np.uint64(seed))
-    except (ValueError, TypeError) as exc:
-        raise CommandError(str(exc)) from None
-    except OSError as exc:
-        raise CommandError(f"-o {args.output}: {exc}") from None
-    finally:
-        progress.close()
-    keys = "aligned_3d, pair_index, seed" if out_suffix == ".npz" else "aligned_3d"
-    dims = ", ".join(map(str, shape))
-    print(f"wrote {args.output}: {keys} ({dims}) {dtype.name}, seed {seed}")
-
-
-def _dask_option(args):
-    """The Dask option the user gave (for messages), or None without Dask."""
-    if args.workers is not None:
-        return f"--workers {args.workers}"
-    if args.scheduler is not None:
-        return f"--scheduler {args.scheduler}"
-    return "--dask" if args.dask else None
-
-
-def _import_dask(option, needs_distributed):
-    """:mod:`gpa_arrays.dask`, or a CommandError naming the extra to install."""
-    try:
-        import dask.array  # noqa: F401
-
-        from . import dask as gdask
-
-        if needs_distributed:
-            import distributed  # noqa: F401
-    except ImportError as exc:
-        raise CommandError(
-            f"{option} needs Dask and distributed, which are not installed "
-            f'({exc}): pip install "gpa-arrays[dask]"'
-        ) from None
-    return gdask
-
-
-def _dask_scheduler(args, stack):
-    """Start or connect the run's scheduler, closed by `stack`.
-
-    Returns ``(client, words)``: the ``distributed`` client (None for the
-    default scheduler) and a description for the summary line.
-    """
-    import dask
-
-    if args.workers is None and args.scheduler is None:
-        # Dask arrays compute on threads unless the user's Dask config says else
-        return None, f"{dask.config.get('scheduler', None) or 'threads'} scheduler"
-    import logging
-
-    import distributed
-
-    if args.workers is not None:
-        # one task per worker, each task's kernels on its share of the cores;
-        # a NUMBA_NUM_THREADS of the user's own is inherited instead
-        env = {}
-        if "NUMBA_NUM_THREADS" not in os.environ:
-            env["NUMBA_NUM_THREADS"] = str(
-                max(1, (os.cpu_count() or 1) // args.workers)
-            )
-        try:
-            address = stack.enter_context(
-                distributed.LocalCluster(
-                    n_workers=args.workers,
-                    processes=True,
-                    threads_per_worker=1,
-                    dashboard_address="127.0.0.1:0",
-                    silence_logs=logging.ERROR,
-                    env=env,
-                )
-            )
-        except (OSError, TimeoutError, RuntimeError) as exc:
-            raise CommandError(
-                f"--workers {args.workers}: cannot start a local cluster ({exc})"
-            ) from None
-        words = f"local cluster of {args.workers} worker process(es)"
-    else:
-        address = args.scheduler
-        words = f"scheduler {args.scheduler}"
-    try:
-        client = stack.enter_context(distributed.Client(address, set_as_default=False))
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise CommandError(
-            f"{_dask_option(args)}: cannot connect to the scheduler ({exc})"
-        ) from None
-    # the scheduler of gpa_arrays.dask.gpa too (it scatters the targets there)
-    stack.enter_context(dask.config.set(scheduler=client))
-    return client, words
-
-
-def _dask_blocks(lazy, client):
-    """The blocks of `lazy` (chunked along axis 0 only), computed, in order.
-
-    A bounded number are in flight so that memory holds a few blocks per
-    worker thread whatever the number of blocks: a sliding window of futures on
-    a ``distributed`` client, else windows of one :func:`dask.compute` each.
-    """
-    import dask
-
-    count = lazy.numblocks[0]
-    if client is not None:
-        # two per thread: the workers keep busy while this process writes
-        window = 2 * max(1, sum(client.nthreads().values()))
-        pending = collections.deque()
-        try:
-            for index in range(count):
-                pending.append(client.compute(lazy.blocks[index]))
-                if len(pending) >= window:
-                    yield _result(pending.popleft())
-            while pending:
-                yield _result(pending.popleft())
-        finally:
-            for future in pending:
-                future.cancel()
-        return
-    window = dask.config.get("num_workers", None) or os.cpu_count() or 1
-    for first in range(0, count, window):
-        last = min(count, first + window)
-        yield from dask.compute(*(lazy.blocks[i] for i in range(first, last)))
-
-
-def _result(future):
-    from distributed import KilledWorker
-
-    try:
-        return future.result()
-    except KilledWorker as exc:
-        raise CommandError(
-            f"a Dask worker died while aligning ({exc}); if it ran out of memory, "
-            "try a smaller --chunk or fewer --workers"
-        ) from None
-
-
-def _prepare_chunks(target, camera, root, dtype, backend, chunk, frame=None):
-    """:func:`gpa_arrays.prepare_targets` over chunks of a (memory-mapped) target.
-
-    Only the records (64 bytes per float64 target) stay in memory. The records
-    of a target depend on that target and its camera only, so they equal those
-    of one call on the whole array.
-    """
-    from ._api import prepare_targets
-    from ._backends.numpy_ import RECORD_WIDTH
-    from ._targets import Targets
-
-    m, joints = target.shape[0], target.shape[-2]
-    camera = np.asarray(camera)
-    if camera.shape not in ((4,), (9,), (m, 4), (m, 9)):
-        raise ValueError(
-            f"camera: expected shape (4,), (9,), ({m}, 4) or ({m}, 9) (one row per "
-            f"target pose), got {camera.shape}"
-        )
-    buffer = np.empty((min(chunk, m), joints, 2), dtype=dtype)
-    records = []
-    for offset in range(0, m, chunk):
-        count = min(chunk, m - offset)
-        block = buffer[:count]
-        # a writable copy in the records' dtype (see _paired_chunks)
-        rows_2d = target[offset : offset + count]
-        if frame is not None:  # target clips: their reference frame
-            rows_2d = rows_2d[:, frame]
-        np.copyto(block, rows_2d, casting="unsafe")
-        rows = camera if camera.ndim == 1 else camera[offset : offset + count]
-        try:
-            part = prepare_targets(
-                block, rows, target_root=root, backend=backend, dtype=dtype
-            )
-        except ValueError as exc:
-            raise ValueError(
-                f"targets [{offset}, {offset + count}) of TARGET: {exc}"
-            ) from None
-        records.append(part._records)
-    if not records:
-        records.append(np.empty((0, RECORD_WIDTH), dtype=dtype))
-    return Targets(np.concatenate(records), root, joints, backend)
-
-
-def _paired_chunks(source, targets, spec, root, dtype, backend, frame=None):
-    """``run(offset, count)`` -> the aligned poses (or clips) of one chunk.
-
-    Paired mode; `frame` is the reference frame of clips.
-    """
-    from ._api import _gpa_block
-
-    item = source.shape[1:]
-    buffers = {}
-
-    def run(offset, count):
-        if count not in buffers:
-            buffers.clear()
-            buffers[count] = (
-                np.empty((count, *item), dtype=dtype),
-                np.empty((count, *item), dtype=dtype),
-            )
-        block, out = buffers[count]
-        # Copy the chunk into a writable buffer of the output dtype: this reads
-        # the memory-mapped pages once, converts the dtype, and hands the kernel
-        # the same array type as an in-memory call (a read-only memory map would
-        # make Numba compile a separate read-only specialisation).
-        np.copyto(block, source[offset : offset + count], casting="unsafe")
-        try:
-            return _gpa_block(
-                block, targets._records, spec.chunk(offset, count), root, backend,
-                True, out=out, frame=frame,
-            )  # fmt: skip
-        except ValueError as exc:
-            raise ValueError(
-                f"poses [{offset}, {offset + count}) of SOURCE: {exc}"
-            ) from None
-
-    return run
-
-
-def _poseda_in_memory(source, target, camera, seed, pairing, root, target_root,
-                      dtype, backend):  # fmt: skip
-    """``run(offset, count)`` slicing one in-memory ``mode="poseda"`` result."""
-    from ._api import gpa
-
-    result = gpa(
-        np.asarray(source).astype(dtype, copy=False), np.asarray(target),
-        np.asarray(camera), pairing=pairing, seed=seed, root=root,
-        target_root=target_root, mode="poseda", backend=backend,
-    )  # fmt: skip
-
-    def run(offset, count):
-        return result[offset : offset + count]
-
-    return run
+    return 0
 
 
 # --- info, bench -------------------------------------------------------------------

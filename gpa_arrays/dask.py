@@ -40,8 +40,10 @@ over clips, chunks along ``N`` only.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -51,7 +53,7 @@ import numpy as np
 from dask.base import tokenize
 from dask.sizeof import sizeof
 
-from . import _api, _interop
+from . import _api, _files, _interop, _outofcore
 from ._pairing import KIND_ARRAY, MAX_POSES, PairingSpec, resolve_pairing
 from ._targets import Targets
 from ._validate import (
@@ -519,13 +521,16 @@ class _NpyFile:
     __slots__ = ("dtype", "path", "shape")
 
     def __init__(self, path, name):
+        path = os.fspath(path)
+        if path.lower().endswith(".npz"):
+            raise ValueError(f"{name}: expected a .npy file, got {path!r}")
         try:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{name}: cannot map {os.fspath(path)!r}: {exc}") from exc
-        if not isinstance(array, np.ndarray):
-            raise ValueError(f"{name}: expected a .npy file, got {os.fspath(path)!r}")
-        self.path = os.fspath(path)
+            # the header is checked before any data is mapped (dtype, declared
+            # shape against the file's size; never a pickle)
+            array = _files.load_npy(path, name, name)
+        except _files.FileError as exc:
+            raise ValueError(f"{name}: cannot map {path!r}: {exc}") from None
+        self.path = path
         self.shape = array.shape
         self.dtype = array.dtype
 
@@ -548,27 +553,6 @@ class _NpyFile:
             fancy=False,
             meta=np.empty((0,) * self.ndim, dtype=self.dtype),
         )
-
-
-class _NpyWriter:
-    """A ``.npy`` file written block by block, each task mapping it by path."""
-
-    __slots__ = ("dtype", "path", "shape")
-
-    def __init__(self, path, shape, dtype):
-        self.path = os.fspath(path)
-        self.shape = shape
-        self.dtype = dtype
-
-    @property
-    def ndim(self):
-        """Number of axes."""
-        return len(self.shape)
-
-    def __setitem__(self, key, value):
-        array = np.load(self.path, mmap_mode="r+")
-        array[key] = value
-        array.flush()
 
 
 _PAIRING_KINDS = ("permutation", "random", "identity")
@@ -599,13 +583,15 @@ def gpa_npy(
 ):
     """Align the poses of a ``.npy`` file into a new ``.npy`` file, block by block.
 
-    For inputs larger than memory (the command line's ``augment``): the source
-    is memory-mapped and read `chunk_poses` poses at a time, each block is
-    aligned by :func:`~gpa_arrays.dask.gpa` and written into the output file,
-    on the active Dask scheduler (threads by default, or a ``distributed``
-    cluster whose workers see the same file system). Memory use is a few
-    blocks per worker plus the target records. The output equals
-    :func:`gpa_arrays.gpa` on the whole arrays with the same seed, bit for bit.
+    For inputs larger than memory, through the out-of-core driver of the
+    command line's ``augment``: the source is memory-mapped and read
+    `chunk_poses` poses at a time, each block is aligned by
+    :func:`~gpa_arrays.dask.gpa` on the active Dask scheduler (threads by
+    default, or a ``distributed`` cluster whose workers see the input files at
+    the same paths), and the blocks are written into the output file here, in
+    order, as they arrive. Memory use is a few blocks per worker thread plus
+    the target records. The output equals :func:`gpa_arrays.gpa` on the whole
+    arrays with the same seed, bit for bit.
 
     Parameters
     ----------
@@ -617,8 +603,13 @@ def gpa_npy(
         As in :func:`~gpa_arrays.dask.gpa`, or a ``.npy`` file.
     out_path : str or os.PathLike
         Where to write the ``(N, J, 3)`` result (a ``.npy`` file, replaced if it
-        exists). It is written as ``<out_path>.partial`` and renamed when
-        complete; on error the partial file is removed.
+        exists). The aligned blocks come back in order, a bounded number in
+        flight, and are streamed into a temporary file beside `out_path` that
+        is synced and renamed over it when complete (the writer of
+        ``gpa-arrays augment``): on an error, SIGINT, SIGTERM or SIGHUP the
+        temporary is removed and `out_path` is left as it was (SIGTERM and
+        SIGHUP then end the process as they would have); a temporary left by
+        a killed process is removed by the next call to the same `out_path`.
     chunk_poses : int
         Poses per block.
     pairing : {"permutation", "random", "identity"}, array, str or os.PathLike
@@ -636,7 +627,8 @@ def gpa_npy(
     ------
     ValueError, TypeError
         As :func:`~gpa_arrays.dask.gpa`, for unreadable files, and for an
-        output path that is the source file.
+        output path that is the source file, a directory or in a directory
+        that does not exist or cannot be written (checked before any work).
     """
     chunk = count(chunk_poses, "chunk_poses")
     if chunk == 0:
@@ -648,6 +640,7 @@ def gpa_npy(
             f"out_path: {os.fspath(out_path)!r} is the source file; write to "
             "another file (blocks are read while others are written)"
         )
+    output = _outofcore.check_output(out_path, "out_path")
     result = gpa(
         source,
         _lazy_input(target_2d, "target_2d", chunk),
@@ -659,16 +652,14 @@ def gpa_npy(
         backend=backend,
         check=check,
     )
-    partial = out_path.with_name(out_path.name + ".partial")
-    # the header and a sparse body; each task then maps the file by path
-    header = np.lib.format.open_memmap(
-        partial, mode="w+", dtype=result.dtype, shape=result.shape
-    )
-    del header
+    blocks = _outofcore.dask_blocks(result, _default_client())
+    member = _outofcore.Member("aligned_3d", result.shape, result.dtype, blocks)
     try:
-        da.store(result, _NpyWriter(partial, result.shape, result.dtype), lock=False)
-        os.replace(partial, out_path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
+        with contextlib.closing(blocks):  # cancels the blocks in flight on errors
+            _outofcore.write(output, [member], name="out_path")
+    except _outofcore.Terminated as exc:
+        # the temporary is gone and the default handler is back: end the
+        # process as the signal would have without the writer
+        signal.raise_signal(exc.signum)
         raise
     return out_path

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import gpa_arrays
-from gpa_arrays import _api, cli, synthetic
+from gpa_arrays import _api, _files, cli, synthetic
 from gpa_arrays._pairing import resolve_pairing
 
 REPO = Path(gpa_arrays.__file__).resolve().parent.parent
@@ -297,7 +297,7 @@ def test_augment_explicit_pairing_identity_and_poseda(data, tmp_path):
 
 def test_augment_reads_npy_memory_mapped(data):
     root, _ = data
-    array = cli._load(str(root / "source.npy"), None, "SOURCE")
+    array = _files.load(str(root / "source.npy"), None, "SOURCE", "source_3d")
     assert isinstance(array, np.memmap)
     assert not array.flags.writeable
 
@@ -462,7 +462,8 @@ def test_augment_interrupted_leaves_nothing(data, tmp_path, capsys, monkeypatch)
         (["{root}/source.npy", "{root}/target.npy"], "a .npy target needs --camera"),
         (
             ["{root}/source.npy", "{root}/target.npz", "--camera", "1,2,3"],
-            "--camera '1,2,3': expected 4 or 9 numbers, got 3",
+            r"--camera '1,2,3': camera: expected shape \(4,\), \(9,\), \(3000, 4\) "
+            r"or \(3000, 9\) \(one row per target pose\), got \(3,\)",
         ),
         (
             ["{root}/source.npy", "{root}/target.npz", "--camera", "a,b"],
@@ -474,7 +475,7 @@ def test_augment_interrupted_leaves_nothing(data, tmp_path, capsys, monkeypatch)
         ),
         (
             ["{root}/source.npy", "{root}/target.npz", "--root", "17"],
-            r"source_3d: root joint 17 outside \[0, 17\)",
+            r"--root: expected a joint index in \[0, 17\), got 17",
         ),
         (
             ["{root}/source.npy", "{root}/target.npz", "--pairing", "sorted"],
