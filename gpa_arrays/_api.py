@@ -549,7 +549,9 @@ def _prepare_targets(target_2d, camera, root, backend, dtype, check, xp, device,
             module, device, records, _as_dtype(camera, dtype), check
         )
     if device:
-        status, d_status = module.read_status(status, d_status)
+        # wait even unchecked: the records outlive the call, and the next
+        # reader may be another stream
+        status, d_status = module.read_status(status, d_status, wait=True)
         if check and status is not None:
             raise_for_target_status(status, target.shape[0])
     if check and d_status is not None:

@@ -31,6 +31,8 @@ __all__ = [
     "MODULES",
     "NULL",
     "OPTIONS",
+    "Launch",
+    "block_size",
     "clip_args",
     "decode_status",
     "element_strides",
@@ -87,10 +89,12 @@ FEATURE_SETS = (
 
 #: NVRTC options. ``--fmad=false`` keeps ``a * b + c`` two rounded operations
 #: (NVRTC contracts them into one fused multiply-add by default), which the
-#: bit-for-bit agreement with NumPy needs. CuPy appends ``-ftz=true`` to every
-#: RawModule's options; the kernels do not depend on it (see
-#: ``kernels/common.cuh``).
-OPTIONS = ("--fmad=false",)
+#: bit-for-bit agreement with NumPy needs. The language standard is named here
+#: because CuPy adds its own only when none is given, and its default changed
+#: (``-std=c++11`` in CuPy 13, C++17 later): the tests compile with exactly
+#: these options. CuPy appends ``-ftz=true`` to every RawModule's options; the
+#: kernels do not depend on it (see ``kernels/common.cuh``).
+OPTIONS = ("--fmad=false", "-std=c++17")
 
 #: Status buffer entries: ``[count, max(n - first)]`` per category.
 STATUS_SIZE = 2 * N_CATEGORIES
@@ -218,23 +222,71 @@ def grid_size(items, per_block, multiprocessors):
     return int(max(1, min(blocks, multiprocessors * _config.CUDA_BLOCKS_PER_SM)))
 
 
-def gpa_plan(n, joints, itemsize, contiguous, multiprocessors, features=0):
-    """How to launch GPA on `n` poses: ``(kernel, grid, shared bytes, tile)``.
+def block_size(max_threads, configured=None):
+    """Threads per block of a kernel whose registers allow `max_threads`.
+
+    At most ``CUDA_THREADS_PER_BLOCK`` (`configured`) and never more than the
+    kernel's ``max_threads_per_block`` (a launch above it fails with
+    ``CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES``). Where the registers limit how many
+    warps an SM holds, the block is shrunk to divide that limit evenly:
+    ``max_threads_per_block`` is the register-limited warps of one SM, so a
+    kernel allowed 384 threads (about 150 registers) runs two blocks of 192
+    (12 warps per SM) where one block of 256 would leave 8.
+    """
+    configured = _config.CUDA_THREADS_PER_BLOCK if configured is None else configured
+    threads = min(configured, max_threads)
+    warps, limit = threads // 32, max_threads // 32
+    if warps == 0:  # blocks below a warp (the host tests' tiny geometry)
+        return threads
+    blocks = -(-limit // warps)
+    return -(-limit // blocks) * 32
+
+
+class Launch(tuple):
+    """``(kernel, grid, block, shared bytes, poses per tile)`` of a GPA launch."""
+
+    __slots__ = ()
+
+    def __new__(cls, kernel, grid, block, shared, tile):
+        return super().__new__(cls, (kernel, grid, block, shared, tile))
+
+    kernel = property(lambda self: self[0])
+    grid = property(lambda self: self[1])
+    block = property(lambda self: self[2])
+    shared = property(lambda self: self[3])
+    tile = property(lambda self: self[4])
+
+
+def gpa_plan(n, joints, itemsize, contiguous, multiprocessors, features=0,
+             max_threads=None, tile_bytes=None):  # fmt: skip
+    """How to launch GPA on `n` poses: a :class:`Launch`.
 
     ``gpa_tiled`` when source and outputs are all C-contiguous (`contiguous`)
     and a tile holds enough poses, else ``gpa_strided``; ``..._ext`` (the name
     without its template arguments) when `features` asks for more than the
-    default pass. `tile` is the poses per tile (0 for the strided kernel).
+    default pass. `max_threads` maps that name to the kernel's
+    ``max_threads_per_block`` (1024 for every kernel when None), `tile_bytes`
+    is the shared memory a block may use (``CUDA_TILE_BYTES`` when None; the
+    caller clamps it to the device's opt-in limit). A tiled block keeps all its
+    threads although only `tile` of them compute: its shared memory, not its
+    threads, limits the blocks an SM holds (``docs/cuda_resources.inc``), so
+    the idle threads cost no occupancy and speed up the tile copies.
     """
+    limit = max_threads or (lambda kernel: 1024)
     project = bool(features & FEATURE_PROJECT)
     suffix = "_ext" if features else ""
-    poses = tile_poses(joints, itemsize, project=project)
-    if poses and contiguous:
-        grid = grid_size(-(-n // poses), 1, multiprocessors)
-        values = 5 if project else 3
-        return "gpa_tiled" + suffix, grid, poses * values * joints * itemsize, poses
-    grid = grid_size(n, _config.CUDA_THREADS_PER_BLOCK, multiprocessors)
-    return "gpa_strided" + suffix, grid, 0, 0
+    if contiguous:
+        kernel = "gpa_tiled" + suffix
+        threads = block_size(limit(kernel))
+        poses = tile_poses(joints, itemsize, threads, tile_bytes, project)
+        if poses:
+            grid = grid_size(-(-n // poses), 1, multiprocessors)
+            values = 5 if project else 3
+            shared = poses * values * joints * itemsize
+            return Launch(kernel, grid, threads, shared, poses)
+    kernel = "gpa_strided" + suffix
+    threads = block_size(limit(kernel))
+    return Launch(kernel, grid_size(n, threads, multiprocessors), threads, 0, 0)
 
 
 def element_strides(array):

@@ -419,7 +419,9 @@ __device__ __forceinline__ void gpa_tiled_body(const T *source, T *out, T *out2d
     T *tile_2d = tile + tile_poses * values;  // GPA_FEATURE_PROJECT only
     gpa_u64 keys[GPA_KEYS];
     gpa_round_keys(seed, step, keys);
-    const T fx0 = camera[0], fy0 = camera[camera_s1];
+    // the focal lengths of camera row 0 (poseda mode only: in paired mode
+    // `camera` stands for the records, empty when there are no targets)
+    const T fx0 = poseda ? camera[0] : T(0), fy0 = poseda ? camera[camera_s1] : T(0);
     const gpa_i64 tiles = (n + tile_poses - 1) / tile_poses;
     const int tid = threadIdx.x;
     const int threads = blockDim.x;
@@ -455,7 +457,9 @@ __device__ __forceinline__ void gpa_strided_body(const T *source, gpa_i64 source
                                                  GPA_PAIRING_PARAMS, gpa_u64 *status) {
     gpa_u64 keys[GPA_KEYS];
     gpa_round_keys(seed, step, keys);
-    const T fx0 = camera[0], fy0 = camera[camera_s1];
+    // the focal lengths of camera row 0 (poseda mode only: in paired mode
+    // `camera` stands for the records, empty when there are no targets)
+    const T fx0 = poseda ? camera[0] : T(0), fy0 = poseda ? camera[camera_s1] : T(0);
     const gpa_i64 stride = (gpa_i64)blockDim.x * gridDim.x;
     for (gpa_i64 i = (gpa_i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
         gpa_pose<T, FEATURES>(source + i * source_s0, source_s1, source_s2, out + i * out_s0, out_s1, out_s2,
