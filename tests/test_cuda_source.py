@@ -185,8 +185,9 @@ def test_source_is_self_contained():
     } | set(_cuda.PLAIN)
     every = {name for _, names in _cuda.MODULES.values() for name in names}
     assert every == (
-        {f"{k}<{t}>" for k in _cuda.TEMPLATES + _cuda.METRICS for t in types}
+        {f"{k}<{t}>" for k in (*_cuda.TEMPLATES, "gpa_procrustes_fit") for t in types}
         | {f"{k}<{t}, {f}>" for k in _cuda.EXTENDED for t in types for f in (1, 2, 3)}
+        | {f"gpa_joint_errors<{t}, {a}>" for t in types for a in (0, 1, 2)}
         | set(_cuda.PLAIN)
     )
     for kernel in _cuda.KERNELS:
@@ -197,6 +198,10 @@ def test_source_is_self_contained():
             assert name in _cuda.name_expressions(_cuda.module_of(kernel, features))
     with pytest.raises(ValueError, match="no instantiation for features 0"):
         _cuda.kernel_name("gpa_tiled_ext", np.float32)
+    with pytest.raises(ValueError, match="no instantiation for alignment 3"):
+        _cuda.kernel_name("gpa_joint_errors", np.float32, 3)
+    assert _cuda.ALIGNS == (numpy_.ALIGN_NONE, numpy_.ALIGN_SCALE, 2)
+    assert numpy_.ALIGN_PROCRUSTES == 2
 
 
 def test_status_numbering_matches_the_host():
@@ -592,7 +597,7 @@ def test_launches_fit_each_kernels_limits(library, rng, monkeypatch):
     monkeypatch.setattr(_config, "CUDA_THREADS_PER_BLOCK", 512)
     monkeypatch.setattr(_config, "CUDA_TILE_BYTES", 512 * 1024)
     limits = {"gpa_tiled<double>": 256, "gpa_strided<double>": 128,
-              "gpa_joint_errors<double>": 384, "gpa_prepare<double>": 64}  # fmt: skip
+              "gpa_joint_errors<double, 2>": 384, "gpa_prepare<double>": 64}  # fmt: skip
     host = cupy_backend_on_host(library, 1, limits)
     source, target, camera = make_case(rng, 700, 300)
     spec = P.resolve_pairing("permutation", 700, 300, 2)
@@ -613,7 +618,7 @@ def test_launches_fit_each_kernels_limits(library, rng, monkeypatch):
     # tile is the 256 poses the clamped block computes
     assert launches["gpa_tiled<double>"] == (256, 256 * 17 * 3 * 8)
     assert launches["gpa_strided<double>"] == (128, 0)
-    assert launches["gpa_joint_errors<double>"] == (384, 0)
+    assert launches["gpa_joint_errors<double, 2>"] == (384, 0)
     assert launches["gpa_prepare<double>"] == (64, 0)
     assert all(shared <= SHARED_OPTIN for _, shared in launches.values())
     # the stand-in refuses what a device would

@@ -75,6 +75,11 @@ EXTENDED = ("gpa_tiled_ext", "gpa_strided_ext")
 PLAIN = ("gpa_pair",)
 #: The metrics kernels (templates per floating type).
 METRICS = ("gpa_joint_errors", "gpa_procrustes_fit")
+#: Metrics kernels instantiated per floating type and alignment code
+#: (``numpy_.ALIGN_*``: none, scale, Procrustes), passed where the GPA kernels
+#: take their features.
+ALIGNED = ("gpa_joint_errors",)
+ALIGNS = (0, 1, 2)
 KERNELS = TEMPLATES + EXTENDED + PLAIN + METRICS
 
 #: Feature bits of the extended kernels (``kernels/geometry.cuh``): project the
@@ -148,6 +153,10 @@ def kernel_name(kernel: str, dtype=None, features: int = 0) -> str:
     if kernel in PLAIN:
         return kernel
     ctype = CTYPES[np.dtype(dtype)]
+    if kernel in ALIGNED:
+        if features not in ALIGNS:
+            raise ValueError(f"{kernel} has no instantiation for alignment {features}")
+        return f"{kernel}<{ctype}, {features}>"
     if kernel in EXTENDED:
         if features not in FEATURE_SETS:
             raise ValueError(f"{kernel} has no instantiation for features {features}")
@@ -163,7 +172,12 @@ def _module_table():
         table[f"gpa_ext{features}"] = ("gpa.cu", names)
     table["metrics"] = (
         "metrics.cu",
-        tuple(kernel_name(k, t) for k in METRICS for t in CTYPES),
+        tuple(
+            kernel_name(k, t, a)
+            for k in METRICS
+            for t in CTYPES
+            for a in (ALIGNS if k in ALIGNED else (0,))
+        ),
     )
     return table
 
@@ -511,9 +525,12 @@ def clip_args(source, source_strides, n, frames, joints, origin, origin_strides,
 
 
 def joint_errors_args(predicted, predicted_strides, target, target_strides, n,
-                      joints, joints_stride, root, align, errors, errors_strides,
+                      joints, joints_stride, root, errors, errors_strides,
                       status):  # fmt: skip
-    """``GPA_JOINT_ERRORS_PARAMS`` (``kernels/metrics.cu``)."""
+    """``GPA_JOINT_ERRORS_PARAMS`` (``kernels/metrics.cu``).
+
+    The alignment is the kernel's template argument (:func:`kernel_name`).
+    """
     return (
         predicted,
         *(_I64(s) for s in predicted_strides),
@@ -524,7 +541,6 @@ def joint_errors_args(predicted, predicted_strides, target, target_strides, n,
         _I64(joints_stride),
         _I32(joints.shape[0]),
         _I32(root),
-        _I32(align),
         errors,
         *(_I64(s) for s in errors_strides),
         status,

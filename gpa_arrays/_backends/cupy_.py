@@ -225,11 +225,11 @@ def _launch(kernel, dtype, grid, block, args, shared=0, features=0):
     function((grid,), (block,), args, shared_mem=shared)
 
 
-def _launch_items(kernel, dtype, items, args):
+def _launch_items(kernel, dtype, items, args, features=0):
     """Launch a one-item-per-thread kernel over `items` items."""
-    block = _cuda.block_size(_max_threads(kernel, dtype))
+    block = _cuda.block_size(_max_threads(kernel, dtype, features))
     grid = _cuda.grid_size(items, block, _multiprocessors())
-    _launch(kernel, dtype, grid, block, args)
+    _launch(kernel, dtype, grid, block, args, 0, features)
 
 
 # --- pairing ------------------------------------------------------------------------
@@ -546,10 +546,10 @@ def joint_errors(predicted, target, joints, root, align, *, status=True):
     )
     buffer, pending = _status_buffer(status, n)
     args = _cuda.joint_errors_args(
-        p, p_strides, t, t_strides, n, sel, sel_strides[0], root, align, errors,
+        p, p_strides, t, t_strides, n, sel, sel_strides[0], root, errors,
         _cuda.element_strides(errors), buffer,
     )  # fmt: skip
-    _launch_items("gpa_joint_errors", p.dtype, n, args)
+    _launch_items("gpa_joint_errors", p.dtype, n, args, align)
     return errors, pending
 
 
