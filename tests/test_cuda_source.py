@@ -589,6 +589,44 @@ def test_large_tiles_opt_in_to_more_shared_memory(library, rng, monkeypatch):
     assert tiled[3] == 240 * 17 * 3 * 8 > 48 * 1024  # 240 poses, above the default
 
 
+def test_tile_pitch_spreads_a_warps_reads_over_all_banks():
+    for joints in range(1, 65):
+        for values in (3 * joints, 2 * joints):
+            pitch = _cuda.tile_pitch(values)
+            assert pitch in (values, values + 1)
+            # float32: the 32 lanes read words p * pitch; at most 2 per bank
+            banks = np.bincount(np.arange(32) * pitch % 32, minlength=32)
+            assert banks.max() <= 2, (joints, values)
+    assert _cuda.tile_pitch(48) == 49 and _cuda.tile_pitch(51) == 51
+    # J = 16: 16-way conflicts unpadded; the tile holds the padding
+    assert _cuda.tile_poses(16, 4) == 125  # 24,576 // (49 * 4)
+    plan = _cuda.gpa_plan(10_000, 16, 4, True, 132, _cuda.FEATURE_PROJECT)
+    assert plan.shared == plan.tile * (49 + 33) * 4 <= _config.CUDA_TILE_BYTES
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("joints", [14, 16, 24])
+def test_padded_tiles_equal_numpy(host, rng, dtype, joints):
+    # 3 J or 2 J a multiple of 4: the tiles are staged at an odd pitch
+    n = 45
+    source, target, camera = centred_case(rng, n, 31, dtype, joints=joints)
+    spec = P.resolve_pairing("permutation", n, 31, 5)
+    records, _ = numpy_.prepare_records(target, camera, 0)
+    for project in (False, True):
+        want, got = np.empty_like(source), np.empty_like(source)
+        want2d = got2d = None
+        if project:
+            want2d, got2d = (np.empty((n, joints, 2), dtype) for _ in range(2))
+        assert numpy_.gpa_records(source, records, want, 0, spec, want2d) is None
+        pending = host.gpa_records(source, records, got, 0, spec, got2d)
+        assert host.read_status(pending) == [None]
+        assert_bits_equal(got, want)
+        if project:
+            assert_bits_equal(got2d, want2d)
+    kernels = {launch[0].split("<")[0] for launch in host.cupy.counter["launches"]}
+    assert {"gpa_tiled", "gpa_tiled_ext"} <= kernels
+
+
 def test_launches_fit_each_kernels_limits(library, rng, monkeypatch):
     # a configured block above what the registers of the heavy kernels allow,
     # and tiles above the device's opt-in shared memory: every launch is

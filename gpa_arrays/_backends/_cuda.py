@@ -51,6 +51,7 @@ __all__ = [
     "source",
     "strided_args",
     "strided_ext_args",
+    "tile_pitch",
     "tile_poses",
     "tiled_args",
     "tiled_ext_args",
@@ -208,25 +209,37 @@ def name_expressions(module: str = "gpa") -> tuple[str, ...]:
 # --- launch geometry ----------------------------------------------------------------
 
 
+def tile_pitch(values):
+    """Elements between staged poses of `values` elements in a shared tile.
+
+    One more than `values` when it is a multiple of 4: each thread reads its
+    own pose, so the pitch is the stride of a warp's reads, and a multiple of
+    4 would put several of them in one of the 32 shared-memory banks (16 ways
+    for J = 16 float32, 32 for J = 32); an odd pitch spreads them over all
+    banks. ``gpa_tile_pitch`` in ``kernels/gpa.cu`` is the device's twin.
+    """
+    return values + 1 if values % 4 == 0 else values
+
+
 def tile_poses(joints, itemsize, threads=None, tile_bytes=None, project=False):
     """Poses per shared-memory tile of ``gpa_tiled``, or 0 for ``gpa_strided``.
 
-    As many whole poses as fit in ``CUDA_TILE_BYTES``, at most one per thread,
-    rounded down so that a tile spans a multiple of 16 bytes (every tile of a
-    16-byte aligned array then starts aligned and is copied in 16-byte
+    As many whole poses as fit in ``CUDA_TILE_BYTES`` (`tile_bytes`) at their
+    :func:`tile_pitch`, at most one per thread, rounded down so that a tile of
+    the contiguous poses spans a multiple of 16 bytes (every tile of a 16-byte
+    aligned array then starts aligned and, unpadded, is copied in 16-byte
     vectors). With `project` a pose also holds its 2D projection (``2 J``
     values, a second 16-byte multiple after the 3D tile). 0 when fewer than
     ``CUDA_MIN_TILE_POSES`` poses fit.
     """
     threads = _config.CUDA_THREADS_PER_BLOCK if threads is None else threads
     tile_bytes = _config.CUDA_TILE_BYTES if tile_bytes is None else tile_bytes
-    pose_bytes = 3 * joints * itemsize
-    granule = 16 // math.gcd(pose_bytes, 16)
+    granule = 16 // math.gcd(3 * joints * itemsize, 16)
+    staged = tile_pitch(3 * joints) * itemsize
     if project:
-        bytes_2d = 2 * joints * itemsize
-        granule = math.lcm(granule, 16 // math.gcd(bytes_2d, 16))
-        pose_bytes += bytes_2d
-    poses = min(threads, tile_bytes // pose_bytes) // granule * granule
+        granule = math.lcm(granule, 16 // math.gcd(2 * joints * itemsize, 16))
+        staged += tile_pitch(2 * joints) * itemsize
+    poses = min(threads, tile_bytes // staged) // granule * granule
     return poses if poses >= max(_config.CUDA_MIN_TILE_POSES, 1) else 0
 
 
@@ -295,8 +308,10 @@ def gpa_plan(n, joints, itemsize, contiguous, multiprocessors, features=0,
         poses = tile_poses(joints, itemsize, threads, tile_bytes, project)
         if poses:
             grid = grid_size(-(-n // poses), 1, multiprocessors)
-            values = 5 if project else 3
-            shared = poses * values * joints * itemsize
+            values = tile_pitch(3 * joints)
+            if project:
+                values += tile_pitch(2 * joints)
+            shared = poses * values * itemsize
             return Launch(kernel, grid, threads, shared, poses)
     kernel = "gpa_strided" + suffix
     threads = block_size(limit(kernel))
