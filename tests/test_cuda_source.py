@@ -589,6 +589,35 @@ def test_large_tiles_opt_in_to_more_shared_memory(library, rng, monkeypatch):
     assert tiled[3] == 240 * 17 * 3 * 8 > 48 * 1024  # 240 poses, above the default
 
 
+def test_ptxas_table_occupancy_model(monkeypatch):
+    # tools/ptxas_table.py (run by CI) derives launches from registers; its
+    # model must give the driver's limits (CUDA occupancy calculator, sm_80)
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "tools" / "ptxas_table.py"
+    spec = importlib.util.spec_from_file_location("ptxas_table", path)
+    table = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "ptxas_table", table)  # for its dataclasses
+    spec.loader.exec_module(table)
+    sm80, sm90 = table.ARCHES
+    assert [table.max_threads(r, sm80) for r in (32, 64, 72, 128, 150, 255)] == [
+        1024, 1024, 896, 512, 384, 256]  # fmt: skip
+    assert table.blocks_per_sm(32, 256, 0, sm80) == 8  # the warp limit
+    assert table.blocks_per_sm(150, 192, 0, sm80) == 2  # registers
+    assert table.blocks_per_sm(31, 256, 24_480, sm80) == 6  # shared memory
+    assert table.blocks_per_sm(31, 256, 24_480, sm90) == 8
+    assert table.launch("gpa_joint_errors<float, 2>", 150, sm80) == (192, 0)
+    assert table.launch("gpa_tiled<float>", 31, sm80) == (256, 120 * 17 * 3 * 4)
+    found = table.problems(
+        {"gpa_strided<float>": {a.name: table.Resources(150, 0, 0, 0) for a in
+                                table.ARCHES},
+         "gpa_pair": {a.name: table.Resources(16, 8, 8, 8) for a in table.ARCHES}}
+    )  # fmt: skip
+    assert len(found) == 2 and "spills" in found[0] + found[1]
+    if _config.CUDA_THREADS_PER_BLOCK <= 384:  # 150 registers still launch
+        assert all("strided" not in f for f in found)
+
+
 def test_tile_pitch_spreads_a_warps_reads_over_all_banks():
     for joints in range(1, 65):
         for values in (3 * joints, 2 * joints):
@@ -1107,6 +1136,41 @@ def test_metric_kernels_read_mixed_dtypes(tiny, rng):
         for a, b in zip(got[:3], want[:3], strict=True):
             assert_bits_equal(a, b)
         assert tiny.read_status(got[3]) == [None]
+
+
+def test_launchers_read_every_input_in_the_kernels_dtype(tiny, rng):
+    # a kernel reads all its inputs as one type T: the launchers convert
+    # records, cameras and clip anchors to it (as the public API does first),
+    # and refuse outputs of another dtype
+    f32 = np.float32
+    source, target, camera = make_case(rng, 30, 20, camera_cols=9)
+    s32, t32, c32 = (a.astype(f32) for a in (source, target, camera))
+    spec = P.resolve_pairing("permutation", 30, 20, 3)
+    want, _ = tiny.prepare_records(t32, c32, 0)
+    assert_bits_equal(tiny.prepare_records(t32, camera, 0)[0], want)
+    assert_bits_equal(
+        tiny.prepare_wide_records(want, camera)[0],
+        tiny.prepare_wide_records(want, c32)[0],
+    )
+    records = tiny.prepare_records(target, camera, 0)[0]  # float64
+    for call in (
+        lambda r, c, out: tiny.gpa_records(s32, r, out, 0, spec),
+        lambda r, c, out: tiny.gpa_poseda(s32[:20], r, c, out[:20], 0,
+                                          spec.chunk(0, 20)),
+        lambda r, c, out: tiny.gpa_records(s32, r, out, 0, spec,
+                                           np.empty((30, 17, 2), f32)),
+    ):  # fmt: skip
+        want, got = np.zeros_like(s32), np.zeros_like(s32)
+        tiny.read_status(call(records.astype(f32), c32, want))
+        tiny.read_status(call(records, camera, got))
+        assert_bits_equal(got, want)
+    points = source.reshape(-1, 3)[:40].astype(f32)
+    want, got = np.empty((40, 2), f32), np.empty((40, 2), f32)
+    tiny.read_status(tiny.project_points(points, c32[:4], 10, want))
+    tiny.read_status(tiny.project_points(points, camera[:4], 10, got))
+    assert_bits_equal(got, want)
+    with pytest.raises(TypeError, match="out: expected dtype float32, got float64"):
+        tiny.gpa_records(s32, records, np.empty_like(source), 0, spec)
 
 
 def test_metric_kernels_flag_like_numba(tiny, rng):

@@ -217,6 +217,22 @@ def _element_strides(array):
     return array, strides
 
 
+def _as(dtype, array):
+    """`array` in `dtype`: a kernel reads every input as its one type T.
+
+    The public functions convert first (targets and cameras to the source's
+    dtype, both metric arrays to one); this keeps a launch from reading an
+    array of another width even when called otherwise.
+    """
+    return array if array is None or array.dtype == dtype else array.astype(dtype)
+
+
+def _check_outputs(dtype, *outputs):
+    for out in outputs:
+        if out is not None and out.dtype != dtype:
+            raise TypeError(f"out: expected dtype {dtype}, got {out.dtype}")
+
+
 def _launch(kernel, dtype, grid, block, args, shared=0, features=0):
     key = _cuda.module_of(kernel, features)
     function = _function(key, _cuda.kernel_name(kernel, dtype, features))
@@ -262,6 +278,7 @@ def pair_indices(spec):
 
 
 def _prepare(target, camera, root, with_camera, status):
+    camera = _as(target.dtype, camera)
     m, joints = target.shape[0], target.shape[1]
     records = cupy.empty((m, RECORD_WIDTH), dtype=target.dtype)
     if m == 0:
@@ -297,6 +314,7 @@ def prepare_wide_records(records, camera, *, status=True):
     array, the pending status counts ``TARGET_DISTORTION``.
     """
     m = records.shape[0]
+    camera = _as(records.dtype, camera)
     wide = cupy.empty((m, 2 * RECORD_WIDTH), dtype=records.dtype)
     if m == 0:
         return wide, None
@@ -413,6 +431,8 @@ def gpa_records(source, records, out, root, spec, out2d=None, distortion=None,
     """
     if out2d is None:
         distortion = None
+    records, distortion = _as(source.dtype, records), _as(source.dtype, distortion)
+    _check_outputs(source.dtype, out, out2d)
     # paired mode reads no camera: the records stand in, never dereferenced
     # (with no targets they are empty: a null pointer on a device)
     return _run_gpa(
@@ -423,6 +443,8 @@ def gpa_records(source, records, out, root, spec, out2d=None, distortion=None,
 
 def gpa_poseda(source, records, camera, out, root, spec, out2d=None, *, status=True):
     """The published arithmetic (see :func:`numpy_.gpa_poseda`)."""
+    records, camera = _as(source.dtype, records), _as(source.dtype, camera)
+    _check_outputs(source.dtype, out, out2d)
     coefficients = None
     if out2d is not None and camera.shape[1] == 9:
         coefficients = camera[:, 4:9]
@@ -448,6 +470,8 @@ def gpa_clip(source, origin, anchor, out, *, status=True):
     if count == 0:
         return None
     source, source_strides = _element_strides(source)
+    origin, anchor = _as(source.dtype, origin), _as(source.dtype, anchor)
+    _check_outputs(source.dtype, out)
     origin, origin_strides = _element_strides(origin)
     anchor, anchor_strides = _element_strides(anchor)
     target, out_strides = _staged(out, out.shape)
@@ -473,6 +497,8 @@ def project_points(points, camera, per, out, *, status=True):
     count = points.shape[0]
     if count == 0:
         return None
+    camera = _as(points.dtype, camera)
+    _check_outputs(points.dtype, out)
     points, points_strides = _element_strides(points)
     camera, camera_strides = _element_strides(camera)
     target, out_strides = _staged(out, out.shape)
