@@ -477,7 +477,9 @@ def prepare_targets(
         invalid cameras (focal length not finite and positive, centre or
         distortion coefficient not finite). With ``check=False`` such targets
         give records that produce ``inf``/``nan`` poses. On a CUDA device the
-        check reads an 80-byte status back (one synchronisation).
+        call waits for its records once, checked or not, so that the Targets
+        may be used on any stream (the check reads an 80-byte status back in
+        that wait).
 
     Returns
     -------

@@ -17,8 +17,10 @@ Compilation
 
 Launches
     On the current CuPy stream (the public API makes torch's current stream
-    the CuPy stream for torch tensors); ``CUDA_THREADS_PER_BLOCK`` threads per
-    block, grid-stride loops, 64-bit indexing. A call with prepared targets
+    the CuPy stream for torch tensors); at most ``CUDA_THREADS_PER_BLOCK``
+    threads per block, fitted to each kernel's registers
+    (:func:`._cuda.block_size`), tiles within the device's opt-in shared
+    memory; grid-stride loops, 64-bit indexing. A call with prepared targets
     allocates its output (by the caller) and, when checks are on, one 80-byte
     status buffer; nothing else, and it never waits for the device by itself.
     (A one-shot call also allocates its ``(M, 8)`` records, and ``(M, 16)``
