@@ -279,7 +279,9 @@ def prepare_targets(
         invalid cameras (focal length not finite and positive, centre or
         distortion coefficient not finite). With ``check=False`` such targets
         give records that produce ``inf``/``nan`` poses. On a CUDA device the
-        check reads an 80-byte status back (one synchronisation).
+        call waits for its records once, checked or not, so that the Targets
+        may be used on any stream (the check reads an 80-byte status back in
+        that wait).
     root : int
         Deprecated alias of `target_root` (``root`` means the *source* root
         everywhere else); warns with ``DeprecationWarning``.
@@ -373,7 +375,9 @@ def _prepare_targets(target_2d, camera, root, backend, dtype, check, xp, device,
             check,
         )
     if device:
-        status, d_status = module.read_status(status, d_status)
+        # wait even unchecked: the records outlive the call, and the next
+        # reader may be another stream
+        status, d_status = module.read_status(status, d_status, wait=True)
         if check:
             raise_for_target_status(status, m)
     if check:

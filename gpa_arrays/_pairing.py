@@ -342,6 +342,11 @@ def resolve_pairing(pairing, n: int, m: int, seed, step: int = 0) -> PairingSpec
             f"pairing: at most {MAX_POSES} sources and targets are supported, "
             f"got {n} sources and {m} targets"
         )
+    if n > 0 and m == 0:
+        # for every kind: with no target there is no record to read, and the
+        # kernels' explicit-index path would otherwise meet an empty (on a
+        # device, null) records array
+        raise ValueError(f"target_2d: {n} sources need at least one target, got 0")
     if type(pairing) is str:
         kind = _KINDS.get(pairing)
         if kind is None:
@@ -349,8 +354,6 @@ def resolve_pairing(pairing, n: int, m: int, seed, step: int = 0) -> PairingSpec
                 "pairing: expected 'permutation', 'random', 'identity' or an "
                 f"integer array, got {pairing!r}"
             )
-        if n > 0 and m == 0:
-            raise ValueError(f"target_2d: {n} sources need at least one target, got 0")
         if kind == KIND_IDENTITY and n != m:
             raise ValueError(
                 "pairing: 'identity' needs as many targets as sources, "

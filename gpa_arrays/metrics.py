@@ -161,8 +161,15 @@ def _poses(predicted, target, xp):
     return p, t
 
 
-def _as_float(a):
-    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
+def _as_float(p, t):
+    """`p` and `t` in one floating dtype, the one every backend's kernels read.
+
+    float32 when both are float32, float64 otherwise (exact for every input:
+    the metrics compute in float64).
+    """
+    same = p.dtype == t.dtype == np.float32
+    dtype = np.dtype(np.float32 if same else np.float64)
+    return (a if a.dtype == dtype else a.astype(dtype) for a in (p, t))
 
 
 def _resolve_skeleton(skeleton, n_joints):
@@ -208,8 +215,7 @@ def _errors(predicted, target, joints, skeleton, root, unit, align, backend, cal
     r = -1 if root is None else joint_index(root, n_joints, "root", skel)
     name, module = _resolve_backend(backend, call.device)
     lead = p.shape[:-2]
-    p = _as_float(p).reshape(-1, n_joints, 3)
-    t = _as_float(t).reshape(-1, n_joints, 3)
+    p, t = (a.reshape(-1, n_joints, 3) for a in _as_float(p, t))
     if name in _DEVICE_BACKENDS:
         errors, pending = module.joint_errors(p, t, sel, r, align)
         (status,) = module.read_status(pending)
@@ -551,8 +557,7 @@ def _procrustes(predicted, target, joints, skeleton, backend, check, call):
     sel = _joint_subset(joints, n_joints, skel)
     name, module = _resolve_backend(backend, call.device)
     lead = p.shape[:-2]
-    pf = _as_float(p).reshape(-1, n_joints, 3)
-    tf = _as_float(t).reshape(-1, n_joints, 3)
+    pf, tf = (a.reshape(-1, n_joints, 3) for a in _as_float(p, t))
     if name in _DEVICE_BACKENDS:
         *fit, pending = module.procrustes_fit(pf, tf, sel)
         (status,) = module.read_status(pending)

@@ -91,8 +91,20 @@ _CTYPES = {
 
 def _c_argument(value):
     if isinstance(value, np.ndarray):
-        return ctypes.c_void_p(value.ctypes.data)  # address of element 0
+        # address of element 0; null for an empty array, as CuPy and torch
+        # pass one (an empty device allocation has data pointer 0)
+        return ctypes.c_void_p(value.ctypes.data if value.size else None)
     return _CTYPES[value.dtype](value)
+
+
+#: Device limits of the stand-in (an H100's): the opt-in shared memory per
+#: block and the most threads a block may have.
+SHARED_OPTIN = 227 * 1024
+MAX_THREADS = 1024
+
+
+class LaunchError(RuntimeError):
+    """What the driver reports for a launch or attribute a device refuses."""
 
 
 class _DeviceArray(np.ndarray):
@@ -117,21 +129,41 @@ class _Stream:
 
 
 class _Kernel:
-    """A kernel of the host library, called the way CuPy calls a RawKernel."""
+    """A kernel of the host library, called the way CuPy calls a RawKernel.
 
-    def __init__(self, library, name, counter):
+    `max_threads_per_block` is what the driver would derive from the kernel's
+    registers; a launch above it, or above the dynamic shared memory the kernel
+    opted in to, fails as on a device (CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES), and
+    so does an opt-in above the device's limit.
+    """
+
+    def __init__(self, library, name, counter, max_threads_per_block=MAX_THREADS):
         # "gpa_tiled_ext<float, 3>" -> launch_gpa_tiled_ext_float_3
         symbol = "launch_" + "_".join(re.findall(r"\w+", name))
         self.function = getattr(library, symbol)
         self.function.restype = None
         self.name = name
-        self.max_dynamic_shared_size_bytes = 48 * 1024
+        self.max_threads_per_block = max_threads_per_block
+        self._shared = 48 * 1024
         self._counter = counter
+
+    @property
+    def max_dynamic_shared_size_bytes(self):
+        return self._shared
+
+    @max_dynamic_shared_size_bytes.setter
+    def max_dynamic_shared_size_bytes(self, value):
+        if value > SHARED_OPTIN:
+            raise LaunchError(f"{self.name}: {value} bytes of shared memory refused")
+        self._shared = value
 
     def __call__(self, grid, block, args, shared_mem=0):
         (grid,) = grid
         (block,) = block
-        assert shared_mem <= self.max_dynamic_shared_size_bytes
+        if block > self.max_threads_per_block or shared_mem > self._shared:
+            raise LaunchError(
+                f"{self.name}: out of resources ({block} threads, {shared_mem} bytes)"
+            )
         self._counter["launches"].append((self.name, grid, block, shared_mem))
         self.function(
             ctypes.c_uint(grid),
@@ -141,13 +173,15 @@ class _Kernel:
         )
 
 
-def fake_cupy(library, multiprocessors=1):
+def fake_cupy(library, multiprocessors=1, max_threads=None):
     """The parts of CuPy that ``cupy_`` uses, on the host, with the host kernels.
 
     Arrays are NumPy arrays, the "device" is the host, a RawModule's kernels are
     the host-built ones, and ``counter`` records launches, compiled modules,
-    uploads (``asarray``) and synchronisations.
+    uploads (``asarray``) and synchronisations. `max_threads` maps a kernel
+    name expression to its ``max_threads_per_block`` (default 1024).
     """
+    max_threads = max_threads or {}
     counter = {"launches": [], "modules": [], "synchronize": 0}
     stream = _Stream(counter)
 
@@ -158,7 +192,7 @@ def fake_cupy(library, multiprocessors=1):
 
         def get_function(self, name):
             assert name in self.names, name
-            return _Kernel(library, name, counter)
+            return _Kernel(library, name, counter, max_threads.get(name, MAX_THREADS))
 
     def memoize(for_each_device=False):
         assert for_each_device
@@ -173,7 +207,12 @@ def fake_cupy(library, multiprocessors=1):
     cuda = types.SimpleNamespace(
         is_available=lambda: True,
         Device=lambda: types.SimpleNamespace(
-            id=0, attributes={"MultiProcessorCount": multiprocessors}
+            id=0,
+            attributes={
+                "MultiProcessorCount": multiprocessors,
+                "MaxSharedMemoryPerBlockOptin": SHARED_OPTIN,
+            },
+            synchronize=lambda: stream.synchronize(),
         ),
         alloc_pinned_memory=bytearray,
         get_current_stream=lambda: stream,
@@ -193,13 +232,13 @@ def fake_cupy(library, multiprocessors=1):
     )
 
 
-def cupy_backend_on_host(library, multiprocessors=1):
+def cupy_backend_on_host(library, multiprocessors=1, max_threads=None):
     """A fresh copy of ``gpa_arrays._backends.cupy_`` running on the host kernels.
 
     The module's own code runs unchanged; only ``import cupy`` inside it sees
     :func:`fake_cupy`. Its ``cupy.counter`` records what it did.
     """
-    fake = fake_cupy(library, multiprocessors)
+    fake = fake_cupy(library, multiprocessors, max_threads)
     path = Path(_cuda.__file__).parent / "cupy_.py"
     spec = importlib.util.spec_from_file_location(
         "gpa_arrays._backends._cupy_on_host", path

@@ -12,12 +12,23 @@
   statuses (one synchronisation per call, none with ``check=False``).
 """
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import make_case
-from host_cuda import KERNEL_DIR, build, cupy_backend_on_host, missing
+from host_cuda import (
+    KERNEL_DIR,
+    SHARED_OPTIN,
+    LaunchError,
+    build,
+    cupy_backend_on_host,
+    missing,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -83,15 +94,27 @@ def compile_source(nvrtc, source, options, names=()):
         nvrtc.nvrtcDestroyProgram(program)
 
 
-def cupy_options(arch):
-    """The options CuPy's RawModule hands NVRTC (cupy/cuda/compiler.py, v14)."""
-    return (
-        *_cuda.OPTIONS,
-        "-ftz=true",
-        f"-arch={arch}",
-        "--device-as-default-execution-space",
-        "-std=c++17",
-    )
+def cupy_options(arch, cupy_major=14):
+    """The options CuPy's RawModule hands NVRTC (cupy/cuda/compiler.py).
+
+    Ours, then what CuPy adds: ``-ftz=true``, the architecture, (CuPy 14)
+    ``--device-as-default-execution-space``, and a language standard only when
+    ours names none: C++11 in CuPy 13, C++17 in CuPy 14.
+    """
+    options = [*_cuda.OPTIONS, "-ftz=true", f"-arch={arch}"]
+    if cupy_major >= 14:
+        options.append("--device-as-default-execution-space")
+    if not any(o.startswith("-std=") for o in options):
+        options.append("-std=c++11" if cupy_major == 13 else "-std=c++17")
+    return tuple(options)
+
+
+def test_every_cupy_compiles_with_our_language_standard():
+    # the tests compile with cupy_options(); CuPy 13 and 14 would otherwise
+    # pick different standards, and neither would be the one tested
+    for major in (13, 14):
+        standards = [o for o in cupy_options("compute_80", major) if "-std=" in o]
+        assert standards == ["-std=c++17"], major
 
 
 @pytest.mark.parametrize("module", list(_cuda.MODULES))
@@ -162,8 +185,9 @@ def test_source_is_self_contained():
     } | set(_cuda.PLAIN)
     every = {name for _, names in _cuda.MODULES.values() for name in names}
     assert every == (
-        {f"{k}<{t}>" for k in _cuda.TEMPLATES + _cuda.METRICS for t in types}
+        {f"{k}<{t}>" for k in (*_cuda.TEMPLATES, "gpa_procrustes_fit") for t in types}
         | {f"{k}<{t}, {f}>" for k in _cuda.EXTENDED for t in types for f in (1, 2, 3)}
+        | {f"gpa_joint_errors<{t}, {a}>" for t in types for a in (0, 1, 2)}
         | set(_cuda.PLAIN)
     )
     for kernel in _cuda.KERNELS:
@@ -174,6 +198,10 @@ def test_source_is_self_contained():
             assert name in _cuda.name_expressions(_cuda.module_of(kernel, features))
     with pytest.raises(ValueError, match="no instantiation for features 0"):
         _cuda.kernel_name("gpa_tiled_ext", np.float32)
+    with pytest.raises(ValueError, match="no instantiation for alignment 3"):
+        _cuda.kernel_name("gpa_joint_errors", np.float32, 3)
+    assert _cuda.ALIGNS == (numpy_.ALIGN_NONE, numpy_.ALIGN_SCALE, 2)
+    assert numpy_.ALIGN_PROCRUSTES == 2
 
 
 def test_status_numbering_matches_the_host():
@@ -184,7 +212,9 @@ def test_status_numbering_matches_the_host():
     names = [
         name
         for name in dir(_status)
-        if name.split("_")[0] in ("POSE", "TARGET", "POINT") and name.isupper()
+        if name.split("_")[0] in ("POSE", "TARGET", "POINT")
+        and name.isupper()
+        and isinstance(getattr(_status, name), int)  # not the message tables
     ]
     assert len(names) == 12
     for name in names:
@@ -250,21 +280,44 @@ def test_tiles_with_projections_keep_both_parts_aligned(itemsize):
         assert poses * 2 * joints * itemsize % 16 == 0
     assert _cuda.tile_poses(17, 4, project=True) == 72
     plan = _cuda.gpa_plan(10_000, 17, 4, True, 132, _cuda.FEATURE_PROJECT)
-    assert plan[0] == "gpa_tiled_ext" and plan[2] == 72 * 17 * 5 * 4
+    assert plan.kernel == "gpa_tiled_ext" and plan.shared == 72 * 17 * 5 * 4
+    assert plan.block == _config.CUDA_THREADS_PER_BLOCK
     plan = _cuda.gpa_plan(10_000, 17, 4, True, 132, _cuda.FEATURE_PERSPECTIVE)
-    assert plan[0] == "gpa_tiled_ext" and plan[2] == 120 * 17 * 3 * 4
-    assert _cuda.gpa_plan(100, 17, 4, False, 132, 3)[0] == "gpa_strided_ext"
+    assert plan.kernel == "gpa_tiled_ext" and plan.shared == 120 * 17 * 3 * 4
+    assert _cuda.gpa_plan(100, 17, 4, False, 132, 3).kernel == "gpa_strided_ext"
 
 
 def test_grid_is_capped_and_covers_small_inputs():
     assert _cuda.grid_size(1, 256, 132) == 1
     assert _cuda.grid_size(257, 256, 132) == 2
     assert _cuda.grid_size(10**12, 256, 132) == 132 * _config.CUDA_BLOCKS_PER_SM
-    kernel, grid, shared, poses = _cuda.gpa_plan(10_000_000, 17, 4, True, 132)
+    kernel, grid, block, shared, poses = _cuda.gpa_plan(10_000_000, 17, 4, True, 132)
     assert (kernel, poses, shared) == ("gpa_tiled", 120, 120 * 17 * 3 * 4)
-    assert grid == 132 * _config.CUDA_BLOCKS_PER_SM
-    assert _cuda.gpa_plan(100, 17, 4, False, 132)[0] == "gpa_strided"
-    assert _cuda.gpa_plan(100, 5000, 8, True, 132)[0] == "gpa_strided"
+    assert grid == 132 * _config.CUDA_BLOCKS_PER_SM and block == 256
+    assert _cuda.gpa_plan(100, 17, 4, False, 132).kernel == "gpa_strided"
+    assert _cuda.gpa_plan(100, 5000, 8, True, 132).kernel == "gpa_strided"
+
+
+def test_blocks_fit_the_kernels_registers(monkeypatch):
+    monkeypatch.setattr(_config, "CUDA_THREADS_PER_BLOCK", 256)
+    assert _cuda.block_size(1024) == 256  # light kernels: as configured
+    # about 150 registers allow 384 threads: two blocks of 192 fill them
+    assert _cuda.block_size(384) == 192
+    assert _cuda.block_size(896) == 224  # 72 registers: 4 blocks of 7 warps
+    assert _cuda.block_size(128) == 128
+    assert _cuda.block_size(1024, 7) == 7 and _cuda.block_size(5, 7) == 5
+    for limit in range(32, 1025, 32):
+        for configured in (32, 64, 128, 256, 512, 1024):
+            block = _cuda.block_size(limit, configured)
+            assert 32 <= block <= min(limit, configured) and block % 32 == 0
+    # the plan asks each kernel for its limit, and tiles fit the clamped block
+    limits = {"gpa_tiled": 64, "gpa_strided": 96}
+    plan = _cuda.gpa_plan(10_000, 17, 4, True, 132, 0, limits.get, 24576)
+    assert plan.block == 64 and plan.tile == 64 and plan.shared == 64 * 17 * 3 * 4
+    plan = _cuda.gpa_plan(10_000, 17, 4, True, 132, 0, None, 8192)
+    assert plan.tile == 40 and plan.shared == 40 * 17 * 3 * 4 <= 8192
+    plan = _cuda.gpa_plan(10_000, 17, 4, False, 132, 0, limits.get, 8192)
+    assert plan.kernel == "gpa_strided" and plan.block == 96
 
 
 # --- host build of the kernels ------------------------------------------------------
@@ -536,6 +589,172 @@ def test_large_tiles_opt_in_to_more_shared_memory(library, rng, monkeypatch):
     assert_bits_equal(out, want)
     (tiled,) = [x for x in host.cupy.counter["launches"] if x[0] == "gpa_tiled<double>"]
     assert tiled[3] == 240 * 17 * 3 * 8 > 48 * 1024  # 240 poses, above the default
+
+
+def test_ptxas_table_occupancy_model(monkeypatch):
+    # tools/ptxas_table.py (run by CI) derives launches from registers; its
+    # model must give the driver's limits (CUDA occupancy calculator, sm_80)
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "tools" / "ptxas_table.py"
+    spec = importlib.util.spec_from_file_location("ptxas_table", path)
+    table = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "ptxas_table", table)  # for its dataclasses
+    spec.loader.exec_module(table)
+    sm80, sm90 = table.ARCHES
+    assert [table.max_threads(r, sm80) for r in (32, 64, 72, 128, 150, 255)] == [
+        1024, 1024, 896, 512, 384, 256]  # fmt: skip
+    assert table.blocks_per_sm(32, 256, 0, sm80) == 8  # the warp limit
+    assert table.blocks_per_sm(150, 192, 0, sm80) == 2  # registers
+    assert table.blocks_per_sm(31, 256, 24_480, sm80) == 6  # shared memory
+    assert table.blocks_per_sm(31, 256, 24_480, sm90) == 8
+    assert table.launch("gpa_joint_errors<float, 2>", 150, sm80) == (192, 0)
+    assert table.launch("gpa_tiled<float>", 31, sm80) == (256, 120 * 17 * 3 * 4)
+    found = table.problems(
+        {"gpa_strided<float>": {a.name: table.Resources(150, 0, 0, 0) for a in
+                                table.ARCHES},
+         "gpa_pair": {a.name: table.Resources(16, 8, 8, 8) for a in table.ARCHES}}
+    )  # fmt: skip
+    assert len(found) == 2 and "spills" in found[0] + found[1]
+    if _config.CUDA_THREADS_PER_BLOCK <= 384:  # 150 registers still launch
+        assert all("strided" not in f for f in found)
+
+
+def test_tile_pitch_spreads_a_warps_reads_over_all_banks():
+    for joints in range(1, 65):
+        for values in (3 * joints, 2 * joints):
+            pitch = _cuda.tile_pitch(values)
+            assert pitch in (values, values + 1)
+            # float32: the 32 lanes read words p * pitch; at most 2 per bank
+            banks = np.bincount(np.arange(32) * pitch % 32, minlength=32)
+            assert banks.max() <= 2, (joints, values)
+    assert _cuda.tile_pitch(48) == 49 and _cuda.tile_pitch(51) == 51
+    # J = 16: 16-way conflicts unpadded; the tile holds the padding
+    assert _cuda.tile_poses(16, 4) == 125  # 24,576 // (49 * 4)
+    plan = _cuda.gpa_plan(10_000, 16, 4, True, 132, _cuda.FEATURE_PROJECT)
+    assert plan.shared == plan.tile * (49 + 33) * 4 <= _config.CUDA_TILE_BYTES
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("joints", [14, 16, 24])
+def test_padded_tiles_equal_numpy(host, rng, dtype, joints):
+    # 3 J or 2 J a multiple of 4: the tiles are staged at an odd pitch
+    n = 45
+    source, target, camera = centred_case(rng, n, 31, dtype, joints=joints)
+    spec = P.resolve_pairing("permutation", n, 31, 5)
+    records, _ = numpy_.prepare_records(target, camera, 0)
+    for project in (False, True):
+        want, got = np.empty_like(source), np.empty_like(source)
+        want2d = got2d = None
+        if project:
+            want2d, got2d = (np.empty((n, joints, 2), dtype) for _ in range(2))
+        assert numpy_.gpa_records(source, records, want, 0, spec, want2d) is None
+        pending = host.gpa_records(source, records, got, 0, spec, got2d)
+        assert host.read_status(pending) == [None]
+        assert_bits_equal(got, want)
+        if project:
+            assert_bits_equal(got2d, want2d)
+    kernels = {launch[0].split("<")[0] for launch in host.cupy.counter["launches"]}
+    assert {"gpa_tiled", "gpa_tiled_ext"} <= kernels
+
+
+def test_launches_fit_each_kernels_limits(library, rng, monkeypatch):
+    # a configured block above what the registers of the heavy kernels allow,
+    # and tiles above the device's opt-in shared memory: every launch is
+    # clamped to its kernel and device, and tiles are planned from the clamped
+    # values (each would fail on a device: LaunchError here)
+    monkeypatch.setattr(_config, "CUDA_THREADS_PER_BLOCK", 512)
+    monkeypatch.setattr(_config, "CUDA_TILE_BYTES", 512 * 1024)
+    limits = {"gpa_tiled<double>": 256, "gpa_strided<double>": 128,
+              "gpa_joint_errors<double, 2>": 384, "gpa_prepare<double>": 64}  # fmt: skip
+    host = cupy_backend_on_host(library, 1, limits)
+    source, target, camera = make_case(rng, 700, 300)
+    spec = P.resolve_pairing("permutation", 700, 300, 2)
+    want = _reference(source, target, camera, 0, 0, "paired", spec)[0]
+    for view in (source, np.asfortranarray(source)):  # tiled, strided
+        out = np.empty_like(view)
+        _ours(host, view, target, camera, 0, 0, "paired", spec, out)
+        assert_bits_equal(out, want)
+    predicted, truth = _metric_case(rng, 40, np.float64)
+    joints = np.arange(17, dtype=np.int64)
+    got, _ = host.joint_errors(predicted, truth, joints, 0, numpy_.ALIGN_PROCRUSTES)
+    np.testing.assert_allclose(
+        got, numpy_.joint_errors(predicted, truth, joints, 0, 2)[0], rtol=1e-10
+    )
+    launches = {name: (block, shared) for name, _, block, shared in
+                host.cupy.counter["launches"]}  # fmt: skip
+    # 256 threads allowed, 569 poses of 408 bytes fit the opt-in limit: the
+    # tile is the 256 poses the clamped block computes
+    assert launches["gpa_tiled<double>"] == (256, 256 * 17 * 3 * 8)
+    assert launches["gpa_strided<double>"] == (128, 0)
+    assert launches["gpa_joint_errors<double, 2>"] == (384, 0)
+    assert launches["gpa_prepare<double>"] == (64, 0)
+    assert all(shared <= SHARED_OPTIN for _, shared in launches.values())
+    # the stand-in refuses what a device would
+    kernel = host._function("gpa", "gpa_tiled<double>")
+    with pytest.raises(LaunchError):
+        kernel.max_dynamic_shared_size_bytes = SHARED_OPTIN + 1
+    with pytest.raises(LaunchError):
+        kernel((1,), (257,), ())
+
+
+_NO_TARGETS = """
+import ctypes, sys
+import numpy as np
+from host_cuda import cupy_backend_on_host
+from gpa_arrays import _pairing as P
+
+host = cupy_backend_on_host(ctypes.CDLL(sys.argv[1]), 1)
+rng = np.random.default_rng(0)
+source = rng.normal(size=(40, 17, 3))
+source[..., 2] += 5.0
+index = np.arange(40)
+spec = P.PairingSpec(P.KIND_ARRAY, 40, 0, index=index)
+for dtype in (np.float32, np.float64):
+    # no targets: empty records, passed as a null pointer as CuPy does
+    records = host.cupy.empty((0, 8), dtype)
+    for view in (source.astype(dtype), np.asfortranarray(source.astype(dtype))):
+        out = np.empty_like(view)
+        out2d = np.empty((40, 17, 2), dtype)
+        for kw in ({}, {"out2d": out2d}, {"perspective": True}):
+            pending = host.gpa_records(view, records, out, 0, spec, **kw)
+            (status,) = host.read_status(pending)
+            assert np.isnan(out).all() and status[2].tolist() == [40, 0]
+print("read no record")
+"""
+
+
+def test_no_targets_reads_no_record(library):
+    # N > 0, M = 0 never reaches a backend through the public API (below);
+    # the kernels themselves must not read the (null) records either: in
+    # paired mode they stand in for the camera, whose row 0 only poseda reads.
+    # A null read kills the process, so the launches run in a child.
+    tests = Path(__file__).parent
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(tests.parent), str(tests)])
+    result = subprocess.run(
+        [sys.executable, "-c", _NO_TARGETS, library._name],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    assert result.stdout.strip() == "read no record"
+
+
+def test_api_refuses_no_targets_for_every_pairing_before_the_backend(device_api, rng):
+    source, target, camera = make_case(rng, 6, 6)
+    message = "target_2d: 6 sources need at least one target, got 0"
+    for backend in ("auto", "numpy", "numba"):  # auto: the host-built CUDA
+        for pairing in ("permutation", "random", np.zeros(6, np.int64)):
+            with pytest.raises(ValueError, match=message):
+                gpa_arrays.gpa(source, target[:0], camera[:0], pairing=pairing,
+                               backend=backend)  # fmt: skip
+            targets = gpa_arrays.prepare_targets(target[:0], camera[:0])
+            with pytest.raises(ValueError, match=message):
+                gpa_arrays.gpa(source, targets, pairing=pairing, backend=backend)
+    assert not any(
+        name.startswith(("gpa_tiled", "gpa_strided"))
+        for name, *_ in device_api.cupy.counter["launches"]
+    )
 
 
 def test_gpa_kernel_without_status_counts_nothing(tiny, rng):
@@ -899,6 +1118,63 @@ def test_metric_kernels_equal_numba(tiny, rng, dtype):
     assert tiny.cupy.counter["modules"][-1][2] == _cuda.name_expressions("metrics")
 
 
+def test_metric_kernels_read_mixed_dtypes(tiny, rng):
+    # the kernel is chosen by the prediction's dtype: the launcher gives the
+    # target the same one (a float64 target read as float32 gave errors of
+    # 566,717.6 mm for 17.32, and out-of-bounds reads on a device)
+    from gpa_arrays._backends import numba_
+
+    predicted, target = _metric_case(rng, 30, np.float64)
+    joints = np.arange(17, dtype=np.int64)
+    for p_dtype, t_dtype in ((np.float32, np.float64), (np.float64, np.float32)):
+        p, t = predicted.astype(p_dtype), target.astype(t_dtype)
+        for align in (numpy_.ALIGN_NONE, numpy_.ALIGN_SCALE, numpy_.ALIGN_PROCRUSTES):
+            want, want_status = numba_.joint_errors(p, t, joints, 0, align)
+            got, pending = tiny.joint_errors(p, t, joints, 0, align)
+            assert tiny.read_status(pending) == [None] and want_status is None
+            assert_bits_equal(got, want)
+        want = numba_.procrustes_fit(p, t, joints)
+        got = tiny.procrustes_fit(p, t, joints)
+        for a, b in zip(got[:3], want[:3], strict=True):
+            assert_bits_equal(a, b)
+        assert tiny.read_status(got[3]) == [None]
+
+
+def test_launchers_read_every_input_in_the_kernels_dtype(tiny, rng):
+    # a kernel reads all its inputs as one type T: the launchers convert
+    # records, cameras and clip anchors to it (as the public API does first),
+    # and refuse outputs of another dtype
+    f32 = np.float32
+    source, target, camera = make_case(rng, 30, 20, camera_cols=9)
+    s32, t32, c32 = (a.astype(f32) for a in (source, target, camera))
+    spec = P.resolve_pairing("permutation", 30, 20, 3)
+    want, _ = tiny.prepare_records(t32, c32, 0)
+    assert_bits_equal(tiny.prepare_records(t32, camera, 0)[0], want)
+    assert_bits_equal(
+        tiny.prepare_wide_records(want, camera)[0],
+        tiny.prepare_wide_records(want, c32)[0],
+    )
+    records = tiny.prepare_records(target, camera, 0)[0]  # float64
+    for call in (
+        lambda r, c, out: tiny.gpa_records(s32, r, out, 0, spec),
+        lambda r, c, out: tiny.gpa_poseda(s32[:20], r, c, out[:20], 0,
+                                          spec.chunk(0, 20)),
+        lambda r, c, out: tiny.gpa_records(s32, r, out, 0, spec,
+                                           np.empty((30, 17, 2), f32)),
+    ):  # fmt: skip
+        want, got = np.zeros_like(s32), np.zeros_like(s32)
+        tiny.read_status(call(records.astype(f32), c32, want))
+        tiny.read_status(call(records, camera, got))
+        assert_bits_equal(got, want)
+    points = source.reshape(-1, 3)[:40].astype(f32)
+    want, got = np.empty((40, 2), f32), np.empty((40, 2), f32)
+    tiny.read_status(tiny.project_points(points, c32[:4], 10, want))
+    tiny.read_status(tiny.project_points(points, camera[:4], 10, got))
+    assert_bits_equal(got, want)
+    with pytest.raises(TypeError, match="out: expected dtype float32, got float64"):
+        tiny.gpa_records(s32, records, np.empty_like(source), 0, spec)
+
+
 def test_metric_kernels_flag_like_numba(tiny, rng):
     from gpa_arrays._backends import numba_
 
@@ -1089,9 +1365,22 @@ def test_api_device_path_project_and_metrics(device_api, rng):
     got = metrics.procrustes(predicted, target)
     for a, b in zip(got, want, strict=True):
         assert_bits_equal(a, b)
+    # mixed dtypes: one rule for every backend (both read as float64)
+    for p, t in ((predicted.astype(np.float32), target), (predicted, target.astype(
+            np.float32)), (predicted.astype(np.float32), target.astype(np.int32))):  # fmt: skip
+        for backend in ("numba", "numpy"):
+            want = metrics.mpjpe(p, t, reduction="none", backend=backend)
+            np.testing.assert_allclose(
+                metrics.mpjpe(p, t, reduction="none"), want, rtol=1e-12
+            )
+        want = metrics.procrustes(p, t, backend="numba")
+        for a, b in zip(metrics.procrustes(p, t), want, strict=True):
+            assert_bits_equal(a, b)
     flat = predicted.copy()
     flat[2, 3] = 1.0
-    with pytest.raises(ValueError, match=r"in 1 of 24 poses all scored .*\(2, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"1 of 24 pose has all scored joints at one point.*\(2, 3\)"
+    ):
         metrics.p_mpjpe(flat, target)
     # the joint subset is uploaded once per subset, not once per call
     uploads = len(device_api._joint_cache.arrays)

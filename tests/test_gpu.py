@@ -386,7 +386,7 @@ def test_metrics_on_the_device(cp, rng, dtype, small_blocks):
         metrics.mpjpe(p, target)
     flat = predicted.copy()
     flat[5] = 1.0
-    with pytest.raises(ValueError, match=r"all scored joints coincide.* index 5"):
+    with pytest.raises(ValueError, match=r"all scored joints at one point.* index 5"):
         metrics.p_mpjpe(cp.asarray(flat), t)
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
@@ -416,3 +416,109 @@ def test_clips_equal_host(cp, rng, dtype, small_blocks):
     bad[[4, 70], 0, 3, 2] = np.nan
     with pytest.raises(ValueError, match=r"2 of 150 poses give non-finite .*index 4"):
         gpa_arrays.gpa(*on_device(cp, bad, target, camera), seed=2)
+
+
+# --- issue 16: streams, mixed dtypes, no targets, launch limits ---------------------
+
+_SPIN = r"""
+extern "C" __global__ void gpa_test_spin(long long cycles) {
+    const long long start = clock64();
+    while (clock64() - start < cycles) {
+    }
+}
+"""
+
+
+def _keep_busy(cp, stream, seconds=0.25):
+    """Queue a kernel that holds `stream` for about `seconds`: what is queued
+    behind it lands late, so a reader on another stream that is not ordered
+    after it reads too early."""
+    spin = cp.RawKernel(_SPIN, "gpa_test_spin")
+    rate = cp.cuda.Device().attributes["ClockRate"] * 1000  # kHz
+    with stream:
+        spin((1,), (1,), (np.int64(seconds * rate),))
+
+
+def test_prepared_targets_and_joint_subsets_cross_streams(cp, rng):
+    from gpa_arrays import metrics
+
+    source, target, camera = make_case(rng, 4000, 3000, dtype=np.float32)
+    s, t, c = on_device(cp, source, target, camera)
+    cp.cuda.Device().synchronize()  # uploaded on the legacy default stream
+    want = gpa_arrays.gpa(source, target, camera, seed=9)
+    producer = cp.cuda.Stream(non_blocking=True)
+    consumer = cp.cuda.Stream(non_blocking=True)
+    for check in (False, True):
+        _keep_busy(cp, producer)
+        with producer:
+            targets = gpa_arrays.prepare_targets(t, c, check=check)
+        with consumer:  # does not wait for the producer by itself
+            got = gpa_arrays.gpa(s, targets, seed=9, check=False)
+        consumer.synchronize()
+        np.testing.assert_array_equal(got.get(), want, err_msg=f"check={check}")
+    # a joint subset uploaded (and cached) on a busy stream, then read from
+    # another: the cached copy has landed before any stream reads it
+    predicted = source[:500, :, :] * np.float32(1.01)
+    p, q = on_device(cp, predicted, source[:500])
+    cp.cuda.Device().synchronize()
+    joints = [0, 3, 5, 9, 12, 16]
+    want = metrics.mpjpe(predicted, source[:500], joints=joints, reduction="none",
+                         backend="numba")  # fmt: skip
+    _keep_busy(cp, producer)
+    with producer:
+        first = metrics.mpjpe(p, q, joints=joints, reduction="none")
+    _keep_busy(cp, producer)
+    with consumer:
+        second = metrics.mpjpe(p, q, joints=joints, reduction="none")
+    for got in (first, second):
+        np.testing.assert_array_equal(cp.asnumpy(got), want)
+
+
+def test_metrics_mix_dtypes_on_the_device(cp, rng):
+    from gpa_arrays import metrics
+
+    target = rng.normal(scale=0.3, size=(80, 17, 3))
+    predicted = 0.9 * target + rng.normal(scale=0.03, size=target.shape)
+    for p_dtype, t_dtype in ((np.float32, np.float64), (np.float64, np.float32)):
+        p, t = predicted.astype(p_dtype), target.astype(t_dtype)
+        for metric in (metrics.mpjpe, metrics.n_mpjpe, metrics.p_mpjpe):
+            want = metric(p, t, reduction="none", backend="numba")
+            got = metric(cp.asarray(p), cp.asarray(t), reduction="none")
+            np.testing.assert_array_equal(got.get(), want)
+
+
+def test_no_targets_is_refused_on_the_device(cp, rng):
+    source, target, camera = make_case(rng, 6, 6)
+    s, t, c = on_device(cp, source, target[:0], camera[:0])
+    for pairing in ("permutation", cp.zeros(6, dtype=cp.int64)):
+        with pytest.raises(ValueError, match="6 sources need at least one target"):
+            gpa_arrays.gpa(s, t, c, pairing=pairing)
+    # the device is still usable (no illegal address poisoned the context)
+    got = gpa_arrays.gpa(*on_device(cp, source, target, camera), seed=1)
+    np.testing.assert_array_equal(got.get(), gpa_arrays.gpa(source, target, camera,
+                                                            seed=1))  # fmt: skip
+
+
+@pytest.mark.parametrize("threads", [512, 1024])
+def test_launches_are_clamped_to_each_kernel(cp, rng, monkeypatch, threads):
+    # above what the heavy kernels' registers allow, and tiles above the
+    # device's opt-in shared memory: every launch is clamped, none fails
+    from gpa_arrays import metrics
+
+    monkeypatch.setattr(_config, "CUDA_THREADS_PER_BLOCK", threads)
+    monkeypatch.setattr(_config, "CUDA_TILE_BYTES", 1 << 20)
+    source, target, camera = make_case(rng, 3000, 900)
+    centred = source.copy()
+    centred[:, 0] = centred[:, 1:].mean(axis=1)  # every perspective depth exists
+    s, t, c = on_device(cp, centred, target, camera)
+    for kw in ({}, {"return_2d": True, "depth": "perspective"}):
+        want = gpa_arrays.gpa(centred, target, camera, seed=3, backend="numba", **kw)
+        for view in (s, cp.asfortranarray(s)):  # tiled and strided kernels
+            got = gpa_arrays.gpa(view, t, c, seed=3, **kw)
+            for a, b in zip(got, want, strict=True) if kw else [(got, want)]:
+                np.testing.assert_array_equal(cp.asnumpy(a), b)
+    predicted = source + rng.normal(scale=0.01, size=source.shape)
+    p, q = on_device(cp, predicted, source)
+    for metric in (metrics.mpjpe, metrics.p_mpjpe):
+        want = metric(predicted, source, reduction="none", backend="numba")
+        np.testing.assert_array_equal(metric(p, q, reduction="none").get(), want)

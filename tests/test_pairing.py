@@ -203,6 +203,25 @@ def test_size_errors():
     assert gpa_arrays.pair_indices(0, 0).shape == (0,)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_no_targets_is_refused_for_every_pairing_kind(backend, rng):
+    # before any backend, with one message: an index array used to reach the
+    # kernels (IndexError on NumPy, an index error on Numba, a null read on CUDA)
+    message = "target_2d: 5 sources need at least one target, got 0"
+    for pairing in ("permutation", "random", "identity", np.zeros(5, np.int64)):
+        with pytest.raises(ValueError, match=message):
+            P.resolve_pairing(pairing, 5, 0, 1)
+        with pytest.raises(ValueError, match=message):
+            gpa_arrays.pair_indices(5, 0, pairing=pairing, backend=backend)
+        source = rng.normal(size=(5, 4, 3))
+        source[..., 2] += 5.0
+        with pytest.raises(ValueError, match=message):
+            gpa_arrays.gpa(source, np.zeros((0, 4, 2)), np.zeros((0, 4)),
+                           pairing=pairing, backend=backend)  # fmt: skip
+    # no sources and no targets stays a valid, empty call
+    assert P.resolve_pairing(np.zeros(0, np.int64), 0, 0, 1).count == 0
+
+
 def test_feistel_pass_is_a_bijection_on_the_rectangle():
     keys = np.empty(P.ROUNDS + 1, dtype=np.uint64)
     with np.errstate(over="ignore"):

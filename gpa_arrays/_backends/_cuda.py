@@ -31,6 +31,8 @@ __all__ = [
     "MODULES",
     "NULL",
     "OPTIONS",
+    "Launch",
+    "block_size",
     "clip_args",
     "decode_status",
     "element_strides",
@@ -49,6 +51,7 @@ __all__ = [
     "source",
     "strided_args",
     "strided_ext_args",
+    "tile_pitch",
     "tile_poses",
     "tiled_args",
     "tiled_ext_args",
@@ -73,6 +76,11 @@ EXTENDED = ("gpa_tiled_ext", "gpa_strided_ext")
 PLAIN = ("gpa_pair",)
 #: The metrics kernels (templates per floating type).
 METRICS = ("gpa_joint_errors", "gpa_procrustes_fit")
+#: Metrics kernels instantiated per floating type and alignment code
+#: (``numpy_.ALIGN_*``: none, scale, Procrustes), passed where the GPA kernels
+#: take their features.
+ALIGNED = ("gpa_joint_errors",)
+ALIGNS = (0, 1, 2)
 KERNELS = TEMPLATES + EXTENDED + PLAIN + METRICS
 
 #: Feature bits of the extended kernels (``kernels/geometry.cuh``): project the
@@ -87,10 +95,12 @@ FEATURE_SETS = (
 
 #: NVRTC options. ``--fmad=false`` keeps ``a * b + c`` two rounded operations
 #: (NVRTC contracts them into one fused multiply-add by default), which the
-#: bit-for-bit agreement with NumPy needs. CuPy appends ``-ftz=true`` to every
-#: RawModule's options; the kernels do not depend on it (see
-#: ``kernels/common.cuh``).
-OPTIONS = ("--fmad=false",)
+#: bit-for-bit agreement with NumPy needs. The language standard is named here
+#: because CuPy adds its own only when none is given, and its default changed
+#: (``-std=c++11`` in CuPy 13, C++17 later): the tests compile with exactly
+#: these options. CuPy appends ``-ftz=true`` to every RawModule's options; the
+#: kernels do not depend on it (see ``kernels/common.cuh``).
+OPTIONS = ("--fmad=false", "-std=c++17")
 
 #: Status buffer entries: ``[count, max(n - first)]`` per category.
 STATUS_SIZE = 2 * N_CATEGORIES
@@ -144,6 +154,10 @@ def kernel_name(kernel: str, dtype=None, features: int = 0) -> str:
     if kernel in PLAIN:
         return kernel
     ctype = CTYPES[np.dtype(dtype)]
+    if kernel in ALIGNED:
+        if features not in ALIGNS:
+            raise ValueError(f"{kernel} has no instantiation for alignment {features}")
+        return f"{kernel}<{ctype}, {features}>"
     if kernel in EXTENDED:
         if features not in FEATURE_SETS:
             raise ValueError(f"{kernel} has no instantiation for features {features}")
@@ -159,7 +173,12 @@ def _module_table():
         table[f"gpa_ext{features}"] = ("gpa.cu", names)
     table["metrics"] = (
         "metrics.cu",
-        tuple(kernel_name(k, t) for k in METRICS for t in CTYPES),
+        tuple(
+            kernel_name(k, t, a)
+            for k in METRICS
+            for t in CTYPES
+            for a in (ALIGNS if k in ALIGNED else (0,))
+        ),
     )
     return table
 
@@ -190,25 +209,37 @@ def name_expressions(module: str = "gpa") -> tuple[str, ...]:
 # --- launch geometry ----------------------------------------------------------------
 
 
+def tile_pitch(values):
+    """Elements between staged poses of `values` elements in a shared tile.
+
+    One more than `values` when it is a multiple of 4: each thread reads its
+    own pose, so the pitch is the stride of a warp's reads, and a multiple of
+    4 would put several of them in one of the 32 shared-memory banks (16 ways
+    for J = 16 float32, 32 for J = 32); an odd pitch spreads them over all
+    banks. ``gpa_tile_pitch`` in ``kernels/gpa.cu`` is the device's twin.
+    """
+    return values + 1 if values % 4 == 0 else values
+
+
 def tile_poses(joints, itemsize, threads=None, tile_bytes=None, project=False):
     """Poses per shared-memory tile of ``gpa_tiled``, or 0 for ``gpa_strided``.
 
-    As many whole poses as fit in ``CUDA_TILE_BYTES``, at most one per thread,
-    rounded down so that a tile spans a multiple of 16 bytes (every tile of a
-    16-byte aligned array then starts aligned and is copied in 16-byte
+    As many whole poses as fit in ``CUDA_TILE_BYTES`` (`tile_bytes`) at their
+    :func:`tile_pitch`, at most one per thread, rounded down so that a tile of
+    the contiguous poses spans a multiple of 16 bytes (every tile of a 16-byte
+    aligned array then starts aligned and, unpadded, is copied in 16-byte
     vectors). With `project` a pose also holds its 2D projection (``2 J``
     values, a second 16-byte multiple after the 3D tile). 0 when fewer than
     ``CUDA_MIN_TILE_POSES`` poses fit.
     """
     threads = _config.CUDA_THREADS_PER_BLOCK if threads is None else threads
     tile_bytes = _config.CUDA_TILE_BYTES if tile_bytes is None else tile_bytes
-    pose_bytes = 3 * joints * itemsize
-    granule = 16 // math.gcd(pose_bytes, 16)
+    granule = 16 // math.gcd(3 * joints * itemsize, 16)
+    staged = tile_pitch(3 * joints) * itemsize
     if project:
-        bytes_2d = 2 * joints * itemsize
-        granule = math.lcm(granule, 16 // math.gcd(bytes_2d, 16))
-        pose_bytes += bytes_2d
-    poses = min(threads, tile_bytes // pose_bytes) // granule * granule
+        granule = math.lcm(granule, 16 // math.gcd(2 * joints * itemsize, 16))
+        staged += tile_pitch(2 * joints) * itemsize
+    poses = min(threads, tile_bytes // staged) // granule * granule
     return poses if poses >= max(_config.CUDA_MIN_TILE_POSES, 1) else 0
 
 
@@ -218,23 +249,73 @@ def grid_size(items, per_block, multiprocessors):
     return int(max(1, min(blocks, multiprocessors * _config.CUDA_BLOCKS_PER_SM)))
 
 
-def gpa_plan(n, joints, itemsize, contiguous, multiprocessors, features=0):
-    """How to launch GPA on `n` poses: ``(kernel, grid, shared bytes, tile)``.
+def block_size(max_threads, configured=None):
+    """Threads per block of a kernel whose registers allow `max_threads`.
+
+    At most ``CUDA_THREADS_PER_BLOCK`` (`configured`) and never more than the
+    kernel's ``max_threads_per_block`` (a launch above it fails with
+    ``CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES``). Where the registers limit how many
+    warps an SM holds, the block is shrunk to divide that limit evenly:
+    ``max_threads_per_block`` is the register-limited warps of one SM, so a
+    kernel allowed 384 threads (about 150 registers) runs two blocks of 192
+    (12 warps per SM) where one block of 256 would leave 8.
+    """
+    configured = _config.CUDA_THREADS_PER_BLOCK if configured is None else configured
+    threads = min(configured, max_threads)
+    warps, limit = threads // 32, max_threads // 32
+    if warps == 0:  # blocks below a warp (the host tests' tiny geometry)
+        return threads
+    blocks = -(-limit // warps)
+    return -(-limit // blocks) * 32
+
+
+class Launch(tuple):
+    """``(kernel, grid, block, shared bytes, poses per tile)`` of a GPA launch."""
+
+    __slots__ = ()
+
+    def __new__(cls, kernel, grid, block, shared, tile):
+        return super().__new__(cls, (kernel, grid, block, shared, tile))
+
+    kernel = property(lambda self: self[0])
+    grid = property(lambda self: self[1])
+    block = property(lambda self: self[2])
+    shared = property(lambda self: self[3])
+    tile = property(lambda self: self[4])
+
+
+def gpa_plan(n, joints, itemsize, contiguous, multiprocessors, features=0,
+             max_threads=None, tile_bytes=None):  # fmt: skip
+    """How to launch GPA on `n` poses: a :class:`Launch`.
 
     ``gpa_tiled`` when source and outputs are all C-contiguous (`contiguous`)
     and a tile holds enough poses, else ``gpa_strided``; ``..._ext`` (the name
     without its template arguments) when `features` asks for more than the
-    default pass. `tile` is the poses per tile (0 for the strided kernel).
+    default pass. `max_threads` maps that name to the kernel's
+    ``max_threads_per_block`` (1024 for every kernel when None), `tile_bytes`
+    is the shared memory a block may use (``CUDA_TILE_BYTES`` when None; the
+    caller clamps it to the device's opt-in limit). A tiled block keeps all its
+    threads although only `tile` of them compute: its shared memory, not its
+    threads, limits the blocks an SM holds (``docs/cuda_resources.inc``), so
+    the idle threads cost no occupancy and speed up the tile copies.
     """
+    limit = max_threads or (lambda kernel: 1024)
     project = bool(features & FEATURE_PROJECT)
     suffix = "_ext" if features else ""
-    poses = tile_poses(joints, itemsize, project=project)
-    if poses and contiguous:
-        grid = grid_size(-(-n // poses), 1, multiprocessors)
-        values = 5 if project else 3
-        return "gpa_tiled" + suffix, grid, poses * values * joints * itemsize, poses
-    grid = grid_size(n, _config.CUDA_THREADS_PER_BLOCK, multiprocessors)
-    return "gpa_strided" + suffix, grid, 0, 0
+    if contiguous:
+        kernel = "gpa_tiled" + suffix
+        threads = block_size(limit(kernel))
+        poses = tile_poses(joints, itemsize, threads, tile_bytes, project)
+        if poses:
+            grid = grid_size(-(-n // poses), 1, multiprocessors)
+            values = tile_pitch(3 * joints)
+            if project:
+                values += tile_pitch(2 * joints)
+            shared = poses * values * itemsize
+            return Launch(kernel, grid, threads, shared, poses)
+    kernel = "gpa_strided" + suffix
+    threads = block_size(limit(kernel))
+    return Launch(kernel, grid_size(n, threads, multiprocessors), threads, 0, 0)
 
 
 def element_strides(array):
@@ -459,9 +540,12 @@ def clip_args(source, source_strides, n, frames, joints, origin, origin_strides,
 
 
 def joint_errors_args(predicted, predicted_strides, target, target_strides, n,
-                      joints, joints_stride, root, align, errors, errors_strides,
+                      joints, joints_stride, root, errors, errors_strides,
                       status):  # fmt: skip
-    """``GPA_JOINT_ERRORS_PARAMS`` (``kernels/metrics.cu``)."""
+    """``GPA_JOINT_ERRORS_PARAMS`` (``kernels/metrics.cu``).
+
+    The alignment is the kernel's template argument (:func:`kernel_name`).
+    """
     return (
         predicted,
         *(_I64(s) for s in predicted_strides),
@@ -472,7 +556,6 @@ def joint_errors_args(predicted, predicted_strides, target, target_strides, n,
         _I64(joints_stride),
         _I32(joints.shape[0]),
         _I32(root),
-        _I32(align),
         errors,
         *(_I64(s) for s in errors_strides),
         status,

@@ -17,8 +17,10 @@ Compilation
 
 Launches
     On the current CuPy stream (the public API makes torch's current stream
-    the CuPy stream for torch tensors); ``CUDA_THREADS_PER_BLOCK`` threads per
-    block, grid-stride loops, 64-bit indexing. A call with prepared targets
+    the CuPy stream for torch tensors); at most ``CUDA_THREADS_PER_BLOCK``
+    threads per block, fitted to each kernel's registers
+    (:func:`._cuda.block_size`), tiles within the device's opt-in shared
+    memory; grid-stride loops, 64-bit indexing. A call with prepared targets
     allocates its output (by the caller) and, when checks are on, one 80-byte
     status buffer; nothing else, and it never waits for the device by itself.
     (A one-shot call also allocates its ``(M, 8)`` records, and ``(M, 16)``
@@ -112,6 +114,23 @@ def _multiprocessors():
     return cupy.cuda.Device().attributes["MultiProcessorCount"]
 
 
+@cupy.memoize(for_each_device=True)
+def _shared_optin():
+    return cupy.cuda.Device().attributes["MaxSharedMemoryPerBlockOptin"]
+
+
+def _tile_bytes():
+    """``CUDA_TILE_BYTES``, at most what a block of this device may opt in to."""
+    return min(_config.CUDA_TILE_BYTES, _shared_optin())
+
+
+def _max_threads(kernel, dtype=None, features=0):
+    """The ``max_threads_per_block`` the driver allows `kernel` (its registers)."""
+    key = _cuda.module_of(kernel, features)
+    name = _cuda.kernel_name(kernel, dtype, features)
+    return _function(key, name).max_threads_per_block
+
+
 # --- status -------------------------------------------------------------------------
 
 
@@ -151,12 +170,16 @@ def _pinned_rows(rows):
     return held[1][:rows]
 
 
-def read_status(*pending):
+def read_status(*pending, wait=False):
     """Host statuses of pending device statuses, in one round trip.
 
     Parameters
     ----------
     *pending : PendingStatus or None
+    wait : bool
+        Wait for the current stream even when there is nothing to read: for
+        results that outlive the call (prepared targets), which another stream
+        may read next.
 
     Returns
     -------
@@ -165,6 +188,8 @@ def read_status(*pending):
     """
     live = [p for p in pending if p is not None]
     if not live:
+        if wait:
+            cupy.cuda.get_current_stream().synchronize()
         return [None] * len(pending)
     host = _pinned_rows(len(live))
     stream = cupy.cuda.get_current_stream()
@@ -194,12 +219,35 @@ def _element_strides(array):
     return array, strides
 
 
-def _launch(kernel, dtype, grid, args, shared=0, features=0):
+def _as(dtype, array):
+    """`array` in `dtype`: a kernel reads every input as its one type T.
+
+    The public functions convert first (targets and cameras to the source's
+    dtype, both metric arrays to one); this keeps a launch from reading an
+    array of another width even when called otherwise.
+    """
+    return array if array is None or array.dtype == dtype else array.astype(dtype)
+
+
+def _check_outputs(dtype, *outputs):
+    for out in outputs:
+        if out is not None and out.dtype != dtype:
+            raise TypeError(f"out: expected dtype {dtype}, got {out.dtype}")
+
+
+def _launch(kernel, dtype, grid, block, args, shared=0, features=0):
     key = _cuda.module_of(kernel, features)
     function = _function(key, _cuda.kernel_name(kernel, dtype, features))
     if shared > _DEFAULT_SHARED_LIMIT:
         function.max_dynamic_shared_size_bytes = shared
-    function((grid,), (_config.CUDA_THREADS_PER_BLOCK,), args, shared_mem=shared)
+    function((grid,), (block,), args, shared_mem=shared)
+
+
+def _launch_items(kernel, dtype, items, args, features=0):
+    """Launch a one-item-per-thread kernel over `items` items."""
+    block = _cuda.block_size(_max_threads(kernel, dtype, features))
+    grid = _cuda.grid_size(items, block, _multiprocessors())
+    _launch(kernel, dtype, grid, block, args, 0, features)
 
 
 # --- pairing ------------------------------------------------------------------------
@@ -223,11 +271,8 @@ def pair_indices(spec):
         return spec.index.astype(np.int64, copy=True)
     out = cupy.empty(spec.count, dtype=np.int64)
     if spec.count:
-        threads = _config.CUDA_THREADS_PER_BLOCK
-        grid = _cuda.grid_size(spec.count, threads, _multiprocessors())
-        _launch(
-            "gpa_pair", None, grid, _cuda.pair_args(out, spec.count, _pairing(spec))
-        )
+        args = _cuda.pair_args(out, spec.count, _pairing(spec))
+        _launch_items("gpa_pair", None, spec.count, args)
     return out
 
 
@@ -235,6 +280,7 @@ def pair_indices(spec):
 
 
 def _prepare(target, camera, root, with_camera, status):
+    camera = _as(target.dtype, camera)
     m, joints = target.shape[0], target.shape[1]
     records = cupy.empty((m, RECORD_WIDTH), dtype=target.dtype)
     if m == 0:
@@ -242,12 +288,11 @@ def _prepare(target, camera, root, with_camera, status):
     target, target_strides = _element_strides(target)
     camera, camera_strides = _element_strides(camera)
     buffer, pending = _status_buffer(status, m)
-    grid = _cuda.grid_size(m, _config.CUDA_THREADS_PER_BLOCK, _multiprocessors())
     args = _cuda.prepare_args(
         target, target_strides, m, joints, root, camera, camera_strides, with_camera,
         records, buffer,
     )  # fmt: skip
-    _launch("gpa_prepare", target.dtype, grid, args)
+    _launch_items("gpa_prepare", target.dtype, m, args)
     return records, pending
 
 
@@ -271,17 +316,17 @@ def prepare_wide_records(records, camera, *, status=True):
     array, the pending status counts ``TARGET_DISTORTION``.
     """
     m = records.shape[0]
+    camera = _as(records.dtype, camera)
     wide = cupy.empty((m, 2 * RECORD_WIDTH), dtype=records.dtype)
     if m == 0:
         return wide, None
     records, records_strides = _element_strides(records)
     camera, camera_strides = _element_strides(camera)
     buffer, pending = _status_buffer(status, m)
-    grid = _cuda.grid_size(m, _config.CUDA_THREADS_PER_BLOCK, _multiprocessors())
     args = _cuda.widen_args(
         records, records_strides, m, camera, camera_strides, wide, buffer
     )
-    _launch("gpa_widen", records.dtype, grid, args)
+    _launch_items("gpa_widen", records.dtype, m, args)
     return wide, pending
 
 
@@ -310,9 +355,11 @@ def _run_gpa(source, records, camera, camera_strides, out, root, poseda, spec,
         and out.flags.c_contiguous
         and (out2d is None or out2d.flags.c_contiguous)
     )
-    kernel, grid, shared, poses = _cuda.gpa_plan(
-        n, joints, dtype.itemsize, contiguous, _multiprocessors(), features
-    )
+    plan = _cuda.gpa_plan(
+        n, joints, dtype.itemsize, contiguous, _multiprocessors(), features,
+        lambda name: _max_threads(name, dtype, features), _tile_bytes(),
+    )  # fmt: skip
+    kernel, grid, block, shared, poses = plan
     extension = ()
     if features:
         if coefficients is None:
@@ -328,7 +375,7 @@ def _run_gpa(source, records, camera, camera_strides, out, root, poseda, spec,
             source, out, n, joints, root, records, camera, camera_strides, poseda,
             pairing, buffer, poses,
         )  # fmt: skip
-        _launch(kernel, dtype, grid, args, shared)
+        _launch(kernel, dtype, grid, block, args, shared)
         return pending
     if kernel == "gpa_tiled_ext":
         args = _cuda.tiled_ext_args(
@@ -336,7 +383,7 @@ def _run_gpa(source, records, camera, camera_strides, out, root, poseda, spec,
             records, camera, camera_strides, poseda, extension, pairing, buffer,
             poses,
         )  # fmt: skip
-        _launch(kernel, dtype, grid, args, shared, features)
+        _launch(kernel, dtype, grid, block, args, shared, features)
         return pending
     source, source_strides = _element_strides(source)
     target, out_strides = _staged(out, source.shape)
@@ -355,7 +402,7 @@ def _run_gpa(source, records, camera, camera_strides, out, root, poseda, spec,
             n, joints, root, records, camera, camera_strides, poseda, extension,
             pairing, buffer,
         )  # fmt: skip
-    _launch(kernel, dtype, grid, args, 0, features)
+    _launch(kernel, dtype, grid, block, args, 0, features)
     if target is not out:
         out[...] = target
     if out2d is not None and target_2d is not out2d:
@@ -386,8 +433,10 @@ def gpa_records(source, records, out, root, spec, out2d=None, distortion=None,
     """
     if out2d is None:
         distortion = None
-    # paired mode reads no camera: the records stand in (never dereferenced
-    # beyond row 0, which exists whenever there are poses)
+    records, distortion = _as(source.dtype, records), _as(source.dtype, distortion)
+    _check_outputs(source.dtype, out, out2d)
+    # paired mode reads no camera: the records stand in, never dereferenced
+    # (with no targets they are empty: a null pointer on a device)
     return _run_gpa(
         source, records, records, (0, 1), out, root, 0, spec, status, out2d,
         distortion, perspective,
@@ -396,6 +445,8 @@ def gpa_records(source, records, out, root, spec, out2d=None, distortion=None,
 
 def gpa_poseda(source, records, camera, out, root, spec, out2d=None, *, status=True):
     """The published arithmetic (see :func:`numpy_.gpa_poseda`)."""
+    records, camera = _as(source.dtype, records), _as(source.dtype, camera)
+    _check_outputs(source.dtype, out, out2d)
     coefficients = None
     if out2d is not None and camera.shape[1] == 9:
         coefficients = camera[:, 4:9]
@@ -421,16 +472,17 @@ def gpa_clip(source, origin, anchor, out, *, status=True):
     if count == 0:
         return None
     source, source_strides = _element_strides(source)
+    origin, anchor = _as(source.dtype, origin), _as(source.dtype, anchor)
+    _check_outputs(source.dtype, out)
     origin, origin_strides = _element_strides(origin)
     anchor, anchor_strides = _element_strides(anchor)
     target, out_strides = _staged(out, out.shape)
     buffer, pending = _status_buffer(status, count)
-    grid = _cuda.grid_size(count, _config.CUDA_THREADS_PER_BLOCK, _multiprocessors())
     args = _cuda.clip_args(
         source, source_strides, n, frames, joints, origin, origin_strides, anchor,
         anchor_strides, target, out_strides, buffer,
     )  # fmt: skip
-    _launch("gpa_clip", source.dtype, grid, args)
+    _launch_items("gpa_clip", source.dtype, count, args)
     if target is not out:
         out[...] = target
     return pending
@@ -447,16 +499,17 @@ def project_points(points, camera, per, out, *, status=True):
     count = points.shape[0]
     if count == 0:
         return None
+    camera = _as(points.dtype, camera)
+    _check_outputs(points.dtype, out)
     points, points_strides = _element_strides(points)
     camera, camera_strides = _element_strides(camera)
     target, out_strides = _staged(out, out.shape)
     buffer, pending = _status_buffer(status, count)
-    grid = _cuda.grid_size(count, _config.CUDA_THREADS_PER_BLOCK, _multiprocessors())
     args = _cuda.project_args(
         points, points_strides, count, camera, camera_strides, per, target,
         out_strides, buffer,
     )  # fmt: skip
-    _launch("gpa_project", points.dtype, grid, args)
+    _launch_items("gpa_project", points.dtype, count, args)
     if target is not out:
         out[...] = target
     return pending
@@ -468,20 +521,37 @@ _joint_cache = threading.local()
 
 
 def _device_joints(joints):
-    """`joints` as an int64 device array: uploaded once per subset and device."""
+    """`joints` as an int64 device array: uploaded once per subset and device.
+
+    A cached subset is read by later calls on any stream, so its upload is
+    waited for once (a stream that did not queue the copy could otherwise read
+    it before it lands), and a full cache is dropped only after the device has
+    finished: freed memory goes back to the pool of the stream that allocated
+    it, which may reuse it while another stream still reads it.
+    """
     if isinstance(joints, cupy.ndarray):
         return joints.astype(np.int64, copy=False)
     key = (cupy.cuda.Device().id, np.asarray(joints, dtype=np.int64).tobytes())
     cache = getattr(_joint_cache, "arrays", None)
     if cache is None or len(cache) > 64:
+        if cache:
+            cupy.cuda.Device().synchronize()
         cache = _joint_cache.arrays = {}
     held = cache.get(key)
     if held is None:
-        held = cache[key] = cupy.asarray(np.asarray(joints, dtype=np.int64))
+        held = cupy.asarray(np.asarray(joints, dtype=np.int64))
+        cupy.cuda.get_current_stream().synchronize()
+        cache[key] = held
     return held
 
 
 def _pose_arrays(predicted, target, joints):
+    # one dtype for both pose arrays (the kernel is chosen by the prediction's
+    # and reads the target as the same type): the wider of the two, as the
+    # public functions convert them
+    dtype = np.promote_types(predicted.dtype, target.dtype)
+    predicted = predicted.astype(dtype, copy=False)
+    target = target.astype(dtype, copy=False)
     predicted, predicted_strides = _element_strides(predicted)
     target, target_strides = _element_strides(target)
     joints = _device_joints(joints)
@@ -503,12 +573,11 @@ def joint_errors(predicted, target, joints, root, align, *, status=True):
         predicted, target, joints
     )
     buffer, pending = _status_buffer(status, n)
-    grid = _cuda.grid_size(n, _config.CUDA_THREADS_PER_BLOCK, _multiprocessors())
     args = _cuda.joint_errors_args(
-        p, p_strides, t, t_strides, n, sel, sel_strides[0], root, align, errors,
+        p, p_strides, t, t_strides, n, sel, sel_strides[0], root, errors,
         _cuda.element_strides(errors), buffer,
     )  # fmt: skip
-    _launch("gpa_joint_errors", p.dtype, grid, args)
+    _launch_items("gpa_joint_errors", p.dtype, n, args, align)
     return errors, pending
 
 
@@ -528,10 +597,9 @@ def procrustes_fit(predicted, target, joints, *, status=True):
         predicted, target, joints
     )
     buffer, pending = _status_buffer(status, n)
-    grid = _cuda.grid_size(n, _config.CUDA_THREADS_PER_BLOCK, _multiprocessors())
     args = _cuda.procrustes_fit_args(
         p, p_strides, t, t_strides, n, sel, sel_strides[0], scale, rotation,
         translation, buffer,
     )  # fmt: skip
-    _launch("gpa_procrustes_fit", p.dtype, grid, args)
+    _launch_items("gpa_procrustes_fit", p.dtype, n, args)
     return scale, rotation, translation, pending

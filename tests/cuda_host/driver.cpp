@@ -46,10 +46,16 @@ GPA_EXT_LAUNCHERS(double, 1)
 GPA_EXT_LAUNCHERS(double, 2)
 GPA_EXT_LAUNCHERS(double, 3)
 
-GPA_LAUNCHER(launch_gpa_joint_errors_float, gpa_joint_errors<float>, GPA_JOINT_ERRORS_PARAMS(float),
-             GPA_JOINT_ERRORS_ARGS)
-GPA_LAUNCHER(launch_gpa_joint_errors_double, gpa_joint_errors<double>, GPA_JOINT_ERRORS_PARAMS(double),
-             GPA_JOINT_ERRORS_ARGS)
+// per type and alignment code (gpa_arrays._backends._cuda.ALIGNS)
+#define GPA_JOINT_ERRORS_LAUNCHER(T, A)                                                           \
+    GPA_LAUNCHER(launch_gpa_joint_errors_##T##_##A, (gpa_joint_errors<T, A>), GPA_JOINT_ERRORS_PARAMS(T), \
+                 GPA_JOINT_ERRORS_ARGS)
+GPA_JOINT_ERRORS_LAUNCHER(float, 0)
+GPA_JOINT_ERRORS_LAUNCHER(float, 1)
+GPA_JOINT_ERRORS_LAUNCHER(float, 2)
+GPA_JOINT_ERRORS_LAUNCHER(double, 0)
+GPA_JOINT_ERRORS_LAUNCHER(double, 1)
+GPA_JOINT_ERRORS_LAUNCHER(double, 2)
 GPA_LAUNCHER(launch_gpa_procrustes_fit_float, gpa_procrustes_fit<float>, GPA_PROCRUSTES_FIT_PARAMS(float),
              GPA_PROCRUSTES_FIT_ARGS)
 GPA_LAUNCHER(launch_gpa_procrustes_fit_double, gpa_procrustes_fit<double>, GPA_PROCRUSTES_FIT_PARAMS(double),

@@ -205,10 +205,32 @@ __device__ __forceinline__ bool gpa_positive(T x) {
 // off (check=False).
 // ---------------------------------------------------------------------------
 
+//
+// On the device the lanes of a warp that flag the same category together are
+// counted by one lane with one pair of atomics (warp aggregation): a batch in
+// which every item is bad would otherwise queue two atomics per item on the
+// same two addresses. Any subset of lanes may arrive; each group of lanes with
+// one category makes its own pair, so the totals are those of one atomic pair
+// per item, in any order.
 __device__ __forceinline__ void gpa_flag(gpa_u64* status, int category, gpa_i64 i, gpa_i64 n) {
     if (status == 0) {
         return;
     }
-    atomicAdd(status + 2 * category, 1ULL);
-    atomicMax(status + 2 * category + 1, (gpa_u64)(n - i));
+    gpa_u64 count = 1ULL, value = (gpa_u64)(n - i);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+    const unsigned active = __activemask();
+    const unsigned peers = __match_any_sync(active, category);
+    count = (gpa_u64)__popc(peers);
+    // max(n - i) over the peers: every peer walks the same lanes, so each
+    // shuffle is executed by exactly the lanes its mask names
+    for (unsigned rest = peers; rest != 0u; rest &= rest - 1u) {
+        const gpa_u64 other = __shfl_sync(peers, value, __ffs(rest) - 1);
+        value = other > value ? other : value;
+    }
+    if ((int)(threadIdx.x & 31u) != __ffs(peers) - 1) {
+        return;  // the lowest peer writes for the group
+    }
+#endif
+    atomicAdd(status + 2 * category, count);
+    atomicMax(status + 2 * category + 1, value);
 }

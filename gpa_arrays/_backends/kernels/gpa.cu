@@ -400,13 +400,83 @@ __device__ __forceinline__ void gpa_tile_copy(T *dst, const T *src, gpa_i64 coun
     }
 }
 
+// Elements from one staged pose to the next in a shared tile of poses of
+// `values` elements: one more when `values` is a multiple of 4. A thread reads
+// its pose at that stride, and a warp's 32 reads then fall in 32 different
+// banks (a pitch of 48 float32, J = 16, would serialise them 16 ways); an odd
+// multiple of 2 costs at most two ways and keeps the unpadded copies.
+// gpa_arrays._backends._cuda.tile_pitch is the host's twin.
+__device__ __forceinline__ int gpa_tile_pitch(int values) { return values % 4 == 0 ? values + 1 : values; }
+
+// Copy `count` poses of `values` elements from contiguous `src` into a tile
+// whose poses are `pitch` elements apart (or back, with gpa_tile_gather); the
+// threads of a block stride through the contiguous side together, so each warp
+// access of global memory is contiguous. Pose and offset of element e advance
+// by a fixed step instead of dividing (a tile holds well below 2**31 values).
+template <class T>
+__device__ __forceinline__ void gpa_tile_scatter(T *tile, const T *src, gpa_i64 count, int values, int pitch,
+                                                 int tid, int threads) {
+    const int total = (int)count * values;
+    const int step_pose = threads / values, step_off = threads - step_pose * values;
+    int pose = tid / values, off = tid - pose * values;
+    for (int e = tid; e < total; e += threads) {
+        tile[pose * pitch + off] = src[e];
+        pose += step_pose;
+        off += step_off;
+        if (off >= values) {
+            off -= values;
+            ++pose;
+        }
+    }
+}
+
+template <class T>
+__device__ __forceinline__ void gpa_tile_gather(T *dst, const T *tile, gpa_i64 count, int values, int pitch,
+                                                int tid, int threads) {
+    const int total = (int)count * values;
+    const int step_pose = threads / values, step_off = threads - step_pose * values;
+    int pose = tid / values, off = tid - pose * values;
+    for (int e = tid; e < total; e += threads) {
+        dst[e] = tile[pose * pitch + off];
+        pose += step_pose;
+        off += step_off;
+        if (off >= values) {
+            off -= values;
+            ++pose;
+        }
+    }
+}
+
+// Between global memory and a tile: the vector copy when the tile is not
+// padded, else element by element.
+template <class T>
+__device__ __forceinline__ void gpa_tile_load(T *tile, const T *src, gpa_i64 count, int values, int pitch, int tid,
+                                              int threads) {
+    if (pitch == values) {
+        gpa_tile_copy(tile, src, count * values, tid, threads);
+    } else {
+        gpa_tile_scatter(tile, src, count, values, pitch, tid, threads);
+    }
+}
+
+template <class T>
+__device__ __forceinline__ void gpa_tile_store(T *dst, const T *tile, gpa_i64 count, int values, int pitch,
+                                               int tid, int threads) {
+    if (pitch == values) {
+        gpa_tile_copy(dst, tile, count * values, tid, threads);
+    } else {
+        gpa_tile_gather(dst, tile, count, values, pitch, tid, threads);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Kernel bodies (the default and extended kernels share them)
 // ---------------------------------------------------------------------------
 
-// Dynamic shared memory: tile_poses * 3 * joints values of T, then (with
-// GPA_FEATURE_PROJECT) tile_poses * 2 * joints for the 2D tile; both sizes are
-// multiples of 16 bytes (gpa_arrays._backends._cuda.tile_poses).
+// Dynamic shared memory: tile_poses poses of gpa_tile_pitch(3 * joints) values
+// of T, then (with GPA_FEATURE_PROJECT) tile_poses of gpa_tile_pitch(2 *
+// joints) for the 2D tile; an unpadded 3D tile spans a multiple of 16 bytes, so
+// the 2D tile starts aligned (gpa_arrays._backends._cuda.tile_poses).
 template <class T, int FEATURES>
 __device__ __forceinline__ void gpa_tiled_body(const T *source, T *out, T *out2d, gpa_i64 n, int joints, int root,
                                                const T *records, const T *camera, gpa_i64 camera_s0,
@@ -416,10 +486,13 @@ __device__ __forceinline__ void gpa_tiled_body(const T *source, T *out, T *out2d
     T *tile = reinterpret_cast<T *>(shared_raw);
     const gpa_i64 values = 3 * (gpa_i64)joints;
     const gpa_i64 values_2d = 2 * (gpa_i64)joints;
-    T *tile_2d = tile + tile_poses * values;  // GPA_FEATURE_PROJECT only
+    const int pitch = gpa_tile_pitch(3 * joints), pitch_2d = gpa_tile_pitch(2 * joints);
+    T *tile_2d = tile + (gpa_i64)tile_poses * pitch;  // GPA_FEATURE_PROJECT only
     gpa_u64 keys[GPA_KEYS];
     gpa_round_keys(seed, step, keys);
-    const T fx0 = camera[0], fy0 = camera[camera_s1];
+    // the focal lengths of camera row 0 (poseda mode only: in paired mode
+    // `camera` stands for the records, empty when there are no targets)
+    const T fx0 = poseda ? camera[0] : T(0), fy0 = poseda ? camera[camera_s1] : T(0);
     const gpa_i64 tiles = (n + tile_poses - 1) / tile_poses;
     const int tid = threadIdx.x;
     const int threads = blockDim.x;
@@ -428,18 +501,18 @@ __device__ __forceinline__ void gpa_tiled_body(const T *source, T *out, T *out2d
     for (gpa_i64 tile_index = blockIdx.x; tile_index < tiles; tile_index += gridDim.x) {
         const gpa_i64 first = tile_index * tile_poses;
         const gpa_i64 count = (n - first) < tile_poses ? (n - first) : tile_poses;
-        gpa_tile_copy(tile, source + first * values, count * values, tid, threads);
+        gpa_tile_load(tile, source + first * values, count, 3 * joints, pitch, tid, threads);
         __syncthreads();
         for (gpa_i64 p = tid; p < count; p += threads) {
-            T *pose = tile + p * values;
-            gpa_pose<T, FEATURES>(pose, 3, 1, pose, 3, 1, tile_2d + p * values_2d, 2, 1, joints, root, records,
+            T *pose = tile + p * pitch;
+            gpa_pose<T, FEATURES>(pose, 3, 1, pose, 3, 1, tile_2d + p * pitch_2d, 2, 1, joints, root, records,
                                   poseda, camera, camera_s0, camera_s1, fx0, fy0, ext, keys, first + p, n,
                                   GPA_PAIRING_ARGS, status);
         }
         __syncthreads();
-        gpa_tile_copy(out + first * values, tile, count * values, tid, threads);
+        gpa_tile_store(out + first * values, tile, count, 3 * joints, pitch, tid, threads);
         if (FEATURES & GPA_FEATURE_PROJECT) {
-            gpa_tile_copy(out2d + first * values_2d, tile_2d, count * values_2d, tid, threads);
+            gpa_tile_store(out2d + first * values_2d, tile_2d, count, 2 * joints, pitch_2d, tid, threads);
         }
         __syncthreads();  // the next tile overwrites the shared buffer
     }
@@ -455,7 +528,9 @@ __device__ __forceinline__ void gpa_strided_body(const T *source, gpa_i64 source
                                                  GPA_PAIRING_PARAMS, gpa_u64 *status) {
     gpa_u64 keys[GPA_KEYS];
     gpa_round_keys(seed, step, keys);
-    const T fx0 = camera[0], fy0 = camera[camera_s1];
+    // the focal lengths of camera row 0 (poseda mode only: in paired mode
+    // `camera` stands for the records, empty when there are no targets)
+    const T fx0 = poseda ? camera[0] : T(0), fy0 = poseda ? camera[camera_s1] : T(0);
     const gpa_i64 stride = (gpa_i64)blockDim.x * gridDim.x;
     for (gpa_i64 i = (gpa_i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
         gpa_pose<T, FEATURES>(source + i * source_s0, source_s1, source_s2, out + i * out_s0, out_s1, out_s2,

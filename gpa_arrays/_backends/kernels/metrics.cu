@@ -17,7 +17,8 @@
 //
 // Kernels
 // -------
-// gpa_joint_errors<T>    errors (N, K) float64 of the K scored joints.
+// gpa_joint_errors<T, ALIGN>
+//                        errors (N, K) float64 of the K scored joints.
 // gpa_procrustes_fit<T>  scale (N,), rotation (N, 3, 3), translation (N, 3).
 #include "common.cuh"
 
@@ -36,11 +37,11 @@
 #define GPA_JOINT_ERRORS_PARAMS(T)                                                   \
     const T *pred, gpa_i64 pred_s0, gpa_i64 pred_s1, gpa_i64 pred_s2, const T *tgt,  \
         gpa_i64 tgt_s0, gpa_i64 tgt_s1, gpa_i64 tgt_s2, gpa_i64 n,                   \
-        const gpa_i64 *joints, gpa_i64 joints_s0, int selected, int root, int align, \
+        const gpa_i64 *joints, gpa_i64 joints_s0, int selected, int root,            \
         double *errors, gpa_i64 errors_s0, gpa_i64 errors_s1, gpa_u64 *status
 #define GPA_JOINT_ERRORS_ARGS                                                        \
     pred, pred_s0, pred_s1, pred_s2, tgt, tgt_s0, tgt_s1, tgt_s2, n, joints,         \
-        joints_s0, selected, root, align, errors, errors_s0, errors_s1, status
+        joints_s0, selected, root, errors, errors_s0, errors_s1, status
 
 #define GPA_PROCRUSTES_FIT_PARAMS(T)                                                 \
     const T *pred, gpa_i64 pred_s0, gpa_i64 pred_s1, gpa_i64 pred_s2, const T *tgt,  \
@@ -444,13 +445,16 @@ __device__ __forceinline__ void gpa_pose_errors(const gpa_pose_view<T> &pred, co
 // Kernels
 // ---------------------------------------------------------------------------
 
-template <class T>
+// ALIGN (a GPA_ALIGN_* code) is a template parameter, not an argument: plain
+// and scaled errors then carry none of Horn's solver, whose registers (about
+// 150) would otherwise limit every alignment's occupancy.
+template <class T, int ALIGN>
 __global__ void gpa_joint_errors(GPA_JOINT_ERRORS_PARAMS(T)) {
     const gpa_i64 stride = (gpa_i64)blockDim.x * gridDim.x;
     for (gpa_i64 i = (gpa_i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
         const gpa_pose_view<T> p = {pred + i * pred_s0, pred_s1, pred_s2};
         const gpa_pose_view<T> t = {tgt + i * tgt_s0, tgt_s1, tgt_s2};
-        gpa_pose_errors(p, t, joints, joints_s0, selected, root, align, errors + i * errors_s0, errors_s1, i, n,
+        gpa_pose_errors(p, t, joints, joints_s0, selected, root, ALIGN, errors + i * errors_s0, errors_s1, i, n,
                         status);
     }
 }
