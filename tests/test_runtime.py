@@ -104,6 +104,58 @@ def test_fork_after_parallel_kernel():
     assert "parent True" in result.stdout
 
 
+def test_fork_after_parallel_kernel_every_entry_point():
+    # Every public function that can reach a parallel Numba kernel, run in a
+    # child forked after the parent used the OpenMP pool: each must fall back
+    # to its serial twin (stats did not, and killed the child), and give the
+    # parent's result.
+    result = run_python("""
+        import os
+        import numpy as np
+        import numba
+        import gpa_arrays
+        from gpa_arrays import camera, metrics, stats
+
+        rng = np.random.default_rng(0)
+        n = 60_000
+        s = rng.normal(scale=0.3, size=(n, 17, 3)); s[..., 2] += 5
+        t = rng.uniform(-0.5, 0.5, size=(n, 17, 2))
+        cam = np.array([1.5, 1.5, 0.0, 0.0])
+        clips = rng.normal(scale=0.3, size=(n // 4, 4, 17, 3)); clips[..., 2] += 5
+
+        def everything():
+            targets = gpa_arrays.prepare_targets(t, cam, target_root=0)
+            aug = gpa_arrays.GPA(t, cam, seed=2)
+            out = [
+                gpa_arrays.pair_indices(n, n, seed=1),
+                gpa_arrays.gpa(s, t, cam, seed=3),
+                gpa_arrays.gpa(s, targets, seed=3, return_2d=True, check=False)[1],
+                gpa_arrays.gpa(clips, t, cam, seed=3),
+                targets.records,
+                aug(s),
+                camera.project(s, cam),
+                metrics.mpjpe(s, s[::-1], reduction="pose"),
+                metrics.p_mpjpe(s, s[::-1], reduction="pose"),
+                metrics.procrustes(s, s[::-1]).scale,
+                stats.pose_statistics(t).scale,
+                stats.pose_statistics(s, cam).root_x,
+            ]
+            return out
+
+        parent = everything()
+        print("layer", numba.threading_layer(), flush=True)
+        pid = os.fork()
+        if pid == 0:
+            child = everything()
+            same = all(np.array_equal(a, b) for a, b in zip(child, parent))
+            os._exit(0 if same else 3)
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        print("child", code)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert "child 0" in result.stdout, result.stdout + result.stderr
+
+
 def test_multiprocessing_fork_pool():
     result = run_python("""
         import multiprocessing as mp
