@@ -548,3 +548,126 @@ def test_clips_equal_in_memory_call(rng, chunking):
         lazy.compute()
     with pytest.raises(ValueError, match="reference_frame: only for clips"):
         gdask.gpa(da.from_array(source, chunks=100), target, camera, reference_frame=0)
+
+
+def _category_case(category):
+    """40 three-joint poses and targets in blocks of 10, one bad item at 27.
+
+    Returns ``(source, target, camera, kwargs, message)`` where the message is
+    what every backend reports, with the global index and the block.
+    """
+    source = np.tile([[0.0, 0.0, 5.0], [0.1, 0.1, 4.0], [-0.1, -0.1, 6.0]], (40, 1, 1))
+    target = np.tile([[0.0, 0.0], [0.1, 0.1], [-0.1, -0.1]], (40, 1, 1))
+    camera = np.tile([1.5, 1.5, 0.0, 0.0], (40, 1))
+    kwargs = {"pairing": "identity"}
+    block = r"\(block \[20, 30\) of 40\)"
+    if category == "index":
+        kwargs["pairing"] = np.arange(40)
+        kwargs["pairing"][27] = 99
+        return (
+            source,
+            target,
+            camera,
+            kwargs,
+            (
+                rf"pairing: 1 of 10 target index {block} outside \[0, 40\); first at "
+                r"position 27 \(value 99\)"
+            ),
+        )
+    if category == "nonfinite":
+        source[27, 1, 0] = np.nan
+        return (
+            source,
+            target,
+            camera,
+            kwargs,
+            rf"source_3d: 1 of 10 pose {block} gives .* index 27",
+        )
+    if category == "degenerate":
+        source[27, :, :2] = 0.0
+        return (
+            source,
+            target,
+            camera,
+            kwargs,
+            rf"source_3d: 1 of 10 pose {block} has zero extent.* index 27",
+        )
+    if category == "no_depth":
+        source[27] = [[0, 0, 5], [0.1, 0.1, 6], [-0.1, -0.1, 6]]
+        target[27] = [[0.0, 0.0], [0.5, 0.5], [0.5, 0.5]]
+        kwargs["depth"] = "perspective"
+        return (
+            source,
+            target,
+            camera,
+            kwargs,
+            rf"depth: 1 of 10 pose {block} has no depth.* index 27",
+        )
+    if category == "behind":
+        source[27] = [[0.0, 0.0, 3.0], [0.3, 0.3, 2.0], [0.0, 0.0, 3.0]]
+        target[27] = [[0.0, 0.0], [1.0, 1.0], [0.0, 0.0]]
+        kwargs["return_2d"] = True
+        return (
+            source,
+            target,
+            camera,
+            kwargs,
+            rf"source_3d: 1 of 10 aligned pose {block} has a joint.* index 27",
+        )
+    if category == "target_nonfinite":
+        target[27, 2, 1] = np.inf
+        return (
+            source,
+            target,
+            camera,
+            kwargs,
+            rf"target_2d: 1 of 10 target {block} has non-finite .* index 27",
+        )
+    if category == "target_degenerate":
+        target[27] = 0.25
+        return (
+            source,
+            target,
+            camera,
+            kwargs,
+            rf"target_2d: 1 of 10 target {block} has a degenerate .* index 27",
+        )
+    if category == "camera":
+        camera[27, 1] = -1.0
+        return (
+            source,
+            target,
+            camera,
+            kwargs,
+            rf"camera: 1 of 10 row {block} has a focal .* row 27",
+        )
+    assert category == "distortion"
+    camera = np.concatenate([camera, np.zeros((40, 5))], axis=1)
+    camera[27, 6] = np.nan
+    return (
+        source,
+        target,
+        camera,
+        kwargs,
+        rf"camera: 1 of 10 row {block} has a non-finite distortion.* row 27",
+    )
+
+
+@pytest.mark.parametrize(
+    "category",
+    [
+        "index", "nonfinite", "degenerate", "no_depth", "behind",
+        "target_nonfinite", "target_degenerate", "camera", "distortion",
+    ],
+)  # fmt: skip
+def test_every_status_category_names_the_global_index(category):
+    source, target, camera, kwargs, message = _category_case(category)
+    lazy_target = category.startswith(("target", "camera", "distortion"))
+    if lazy_target:
+        target = da.from_array(target, chunks=10)
+        camera = da.from_array(camera, chunks=(10, -1))
+    result = gpa_arrays.dask.gpa(
+        da.from_array(source, chunks=10), target, camera, **kwargs
+    )
+    with pytest.raises(ValueError, match=message):
+        dask.compute(result, scheduler="synchronous")
