@@ -367,13 +367,7 @@ def _prepare_targets(target_2d, camera, root, backend, dtype, check, xp, device,
     if camera.shape[1] == 9:
         # record and distortion coefficients side by side, one gathered row for
         # gpa(..., return_2d=True) through distorting cameras
-        wide, d_status = _prepare_wide(
-            module,
-            device,
-            records,
-            narrowed(camera, dtype, "camera", ("row", "rows"), False),
-            check,
-        )
+        wide, d_status = _prepare_wide(module, device, records, camera, check)
     if device:
         # wait even unchecked: the records outlive the call, and the next
         # reader may be another stream
@@ -396,7 +390,12 @@ def _prepare_records(module, device, target, camera, root, dtype, check, poseda=
 
 
 def _prepare_wide(module, device, records, camera, check):
-    """Wide records and (host, or pending device) status of 9-value cameras."""
+    """Wide records and (host, or pending device) status of 9-value cameras.
+
+    `camera` is rounded to the records' dtype; an overflow there was reported
+    (or, unchecked, accepted) with the records.
+    """
+    camera = narrowed(camera, records.dtype, "camera", ("row", "rows"), False)
     if device:
         return module.prepare_wide_records(records, camera, status=check)
     return module.prepare_wide_records(records, camera)
@@ -758,13 +757,7 @@ def _call_records(module, device, target, camera, t_root, dtype, options):
     if camera.shape[1] == 9 and (check or options.return_2d):
         # paired: record and distortion in one gathered row; poseda: only the
         # coefficients' validation (the kernel reads camera row i)
-        wide, d_status = _prepare_wide(
-            module,
-            device,
-            records,
-            narrowed(camera, dtype, "camera", ("row", "rows"), False),
-            check,
-        )
+        wide, d_status = _prepare_wide(module, device, records, camera, check)
         if not device and check:
             raise_for_target_status(d_status, m)
     return records, wide, t_status, d_status

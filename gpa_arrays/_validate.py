@@ -210,17 +210,25 @@ def narrowed(array, dtype, name, noun, check=True):
     return rounded
 
 
+def _pose_shape(array, name, shape, axes):
+    """Check (count, joints, coordinates) poses with at least one joint.
+
+    `shape` and `axes` spell the expected shape for the message, e.g.
+    ``"(N, J, 3)"`` and ``"poses, joints, xyz"``.
+    """
+    size = int(shape[-2])
+    if array.ndim != 3 or array.shape[2] != size:
+        raise ValueError(f"{name}: expected shape {shape} ({axes}), got {array.shape}")
+    if array.shape[1] == 0:
+        raise ValueError(
+            f"{name}: expected at least one joint, got shape {array.shape}"
+        )
+    return array
+
+
 def poses_3d(source, name="source_3d"):
     """Check (N, J, 3) poses with at least one joint."""
-    if source.ndim != 3 or source.shape[2] != 3:
-        raise ValueError(
-            f"{name}: expected shape (N, J, 3) (poses, joints, xyz), got {source.shape}"
-        )
-    if source.shape[1] == 0:
-        raise ValueError(
-            f"{name}: expected at least one joint, got shape {source.shape}"
-        )
-    return source
+    return _pose_shape(source, name, "(N, J, 3)", "poses, joints, xyz")
 
 
 def clips_3d(source, name="source_3d"):
@@ -235,15 +243,7 @@ def clips_3d(source, name="source_3d"):
 
 def poses_2d(target, name="target_2d"):
     """Check (M, Jt, 2) target poses of a real dtype."""
-    if target.ndim != 3 or target.shape[2] != 2:
-        raise ValueError(
-            f"{name}: expected shape (M, Jt, 2) (poses, joints, xy), got {target.shape}"
-        )
-    if target.shape[1] == 0:
-        raise ValueError(
-            f"{name}: expected at least one joint, got shape {target.shape}"
-        )
-    return real(target, name)
+    return real(_pose_shape(target, name, "(M, Jt, 2)", "poses, joints, xy"), name)
 
 
 def target_frame(target, reference_frame):

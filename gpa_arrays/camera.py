@@ -463,17 +463,25 @@ def quaternion_to_matrix(quaternion):
     return _quaternion_matrix(q)
 
 
+def _refuse_rotations(bad, expected, what):
+    """Raise for the rotations `bad` flags; ``what(first)`` describes them."""
+    if not bad.any():
+        return
+    first = _first_bad(bad) if bad.ndim else ()
+    where = f", first at index {first}" if bad.ndim else ""
+    raise ValueError(
+        f"rotation: expected {expected}; {int(bad.sum())} {what(first)}{where}"
+    )
+
+
 def _quaternion_matrix(q):
     norm = np.sqrt((q * q).sum(axis=-1))
     with np.errstate(invalid="ignore"):
         bad = ~(np.abs(norm - 1) <= ROTATION_TOLERANCE)
-    if bad.any():
-        first = _first_bad(bad) if bad.ndim else ()
-        raise ValueError(
-            "rotation: expected unit quaternions (w, x, y, z); "
-            f"{int(bad.sum())} with norm {float(norm[first]):.6g}"
-            + (f", first at index {first}" if bad.ndim else "")
-        )
+    _refuse_rotations(
+        bad, "unit quaternions (w, x, y, z)",
+        lambda first: f"with norm {float(norm[first]):.6g}",
+    )  # fmt: skip
     w, x, y, z = np.moveaxis(q / norm[..., None], -1, 0)
     rows = [
         [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
@@ -492,13 +500,10 @@ def _rotation_matrix(rotation):
         with np.errstate(invalid="ignore"):
             bad = ~(np.abs(gram).max(axis=(-2, -1)) <= ROTATION_TOLERANCE)
             bad |= ~(np.linalg.det(r) > 0)
-        if bad.any():
-            first = _first_bad(bad) if bad.ndim else ()
-            raise ValueError(
-                "rotation: expected proper rotation matrices (R^T R = I, det R = 1); "
-                f"{int(np.sum(bad))} are not"
-                + (f", first at index {first}" if bad.ndim else "")
-            )
+        _refuse_rotations(
+            bad, "proper rotation matrices (R^T R = I, det R = 1)",
+            lambda first: "are not",
+        )  # fmt: skip
         return r
     raise ValueError(
         "rotation: expected a quaternion (..., 4) (w, x, y, z) or a matrix "

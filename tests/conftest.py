@@ -53,10 +53,30 @@ def rng():
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Run the CPU kernels in parallel with tiny chunks, so that small inputs
-    cross chunk and pairing-block boundaries."""
+    cross chunk and pairing-block boundaries.
+
+    On a runner with one CPU, Numba has one thread and the launchers would pick
+    the serial twins: the fixture reports at least two threads to them (the
+    parallel twins run correctly on one), and fails a test whose Numba launches
+    all went serial, so the parallel kernels are what it tested.
+    """
+    from gpa_arrays._backends import numba_
+
     monkeypatch.setattr(_config, "PARALLEL_MIN_POSES", 1)
     monkeypatch.setattr(_config, "MIN_POSES_PER_CHUNK", 7)
     monkeypatch.setattr(_config, "PAIRING_BLOCK", 5)
+    threads = numba_._threads()
+    monkeypatch.setattr(numba_, "_threads", lambda: max(2, threads))
+    decisions = []
+    decide = numba_.use_parallel
+
+    def recorded(n):
+        decisions.append(decide(n))
+        return decisions[-1]
+
+    monkeypatch.setattr(numba_, "use_parallel", recorded)
+    yield
+    assert not decisions or any(decisions), "no Numba launch ran a parallel kernel"
 
 
 @pytest.fixture

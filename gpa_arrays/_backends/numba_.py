@@ -1280,15 +1280,16 @@ def use_parallel(n):
     a child forked after its parent started a GNU OpenMP pool, which the child
     cannot use.
     """
-    return (
-        n >= _config.PARALLEL_MIN_POSES
-        and not _serial_only
-        and numba.get_num_threads() > 1
-    )
+    return n >= _config.PARALLEL_MIN_POSES and not _serial_only and _threads() > 1
+
+
+def _threads():
+    """Numba's thread count (a function, so that tests can pretend to more)."""
+    return numba.get_num_threads()
 
 
 def _chunks(n):
-    threads = numba.get_num_threads()
+    threads = _threads()
     return int(max(1, min(4 * threads, n // _config.MIN_POSES_PER_CHUNK)))
 
 
