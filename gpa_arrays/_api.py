@@ -578,6 +578,13 @@ def gpa(
     (4, 17, 3)
     """
     options = Options.make(mode, depth, return_2d, check, backend)
+    if not options.return_2d and _interop.plain_host(
+        source_3d, target_2d, camera, out, pairing
+    ):  # the common case, without the detour through _gpa
+        return _align(
+            source_3d, target_2d, camera, pairing, seed, 0, root, target_root,
+            reference_frame, options, out, None, _HOST_CALL,
+        )  # fmt: skip
     return _gpa(
         source_3d, target_2d, camera, pairing, seed, 0, root, target_root,
         reference_frame, options, out,
@@ -648,7 +655,9 @@ def _align(source, target_2d, camera, pairing, seed, step, root, target_root,
         dtype, xp,
     )  # fmt: skip
     spec = resolve_pairing(pairing_argument(pairing, xp), n, m, seed, step)
-    reads = (("target_2d", target), ("camera", camera), *_pairing_reads(pairing, spec))
+    reads = _pairing_reads(pairing, spec)
+    if not isinstance(target, Targets):  # prepared records are not the caller's
+        reads = (("target_2d", target), ("camera", camera), *reads)
     result, result_2d = _outputs(out, out_2d, source, dtype, reads, options, call)
     if n == 0:
         return (result, result_2d) if options.return_2d else result
@@ -680,7 +689,8 @@ def _call_targets(target_2d, camera, root, target_root, reference_frame, source,
     array (the reference frame of target clips).
     """
     if isinstance(target_2d, Targets):
-        no_reference_frame(reference_frame, source.shape, "prepared Targets")
+        if reference_frame is not None:
+            no_reference_frame(reference_frame, source.shape, "prepared Targets")
         if options.poseda:
             raise TypeError(
                 "target_2d: mode='poseda' reproduces the published arithmetic on raw "

@@ -277,6 +277,8 @@ def raise_for_pose_status(
     check : bool
         False reports pairing-index problems only.
     """
+    if status is None:  # the common case, on every call's hot path
+        return
 
     def value(category, first):
         if category.slot != POSE_INDEX or pairing_index is None:

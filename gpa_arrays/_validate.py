@@ -17,7 +17,7 @@ and the CLI build one and carry it instead of re-checking strings call by call.
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -216,7 +216,9 @@ def _pose_shape(array, name, shape, axes):
     `shape` and `axes` spell the expected shape for the message, e.g.
     ``"(N, J, 3)"`` and ``"poses, joints, xyz"``.
     """
-    size = int(shape[-2])
+    size = len(axes.rpartition(", ")[2])  # "xyz" or "xy"
+    if array.ndim == 3 and array.shape[2] == size and array.shape[1]:
+        return array  # the common case first
     if array.ndim != 3 or array.shape[2] != size:
         raise ValueError(f"{name}: expected shape {shape} ({axes}), got {array.shape}")
     if array.shape[1] == 0:
@@ -343,7 +345,7 @@ def prepared(targets, camera, target_root, dtype):
             f"target_root: the Targets were prepared with root {targets.root}, "
             f"got {target_root}"
         )
-    if targets.dtype != dtype:
+    if targets._records.dtype != dtype:
         raise TypeError(
             f"target_2d: Targets of dtype {targets.dtype} cannot align source_3d "
             f"of result dtype {dtype}; prepare them with dtype={dtype.name}"
@@ -452,20 +454,23 @@ class Options:
     return_2d: bool = False
     check: bool = True
     backend: str = "auto"
+    #: ``depth == "perspective"`` and ``mode == "poseda"``, derived once
+    #: (read on every call's hot path).
+    perspective: bool = field(init=False)
+    poseda: bool = field(init=False)
 
-    @property
-    def perspective(self) -> bool:
-        """Whether the depth is solved under the pinhole projection."""
-        return self.depth == "perspective"
-
-    @property
-    def poseda(self) -> bool:
-        """Whether the published arithmetic is reproduced."""
-        return self.mode == "poseda"
+    def __post_init__(self):
+        object.__setattr__(self, "perspective", self.depth == "perspective")
+        object.__setattr__(self, "poseda", self.mode == "poseda")
 
     @staticmethod
     def make(mode="paired", depth="weak", return_2d=False, check=True, backend="auto"):
         """Validate and build (memoised: the common calls cost a dict lookup)."""
+        if (
+            mode == "paired" and depth == "weak" and return_2d is False
+            and check is True and backend == "auto"
+        ):  # fmt: skip
+            return _DEFAULT
         try:
             return _options(mode, depth, return_2d, check, backend)
         except TypeError as exc:  # unhashable: validated below, not memoised
@@ -492,3 +497,6 @@ def _build(mode, depth, return_2d, check, backend):
 def _options(mode, depth, return_2d, check, backend):
     # keyed by type too: True and 1 hash alike but only one is a valid flag
     return _build(mode, depth, return_2d, check, backend)
+
+
+_DEFAULT = Options()
