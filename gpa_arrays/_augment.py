@@ -10,6 +10,7 @@ import numpy as np
 from . import _api, _interop
 from ._pairing import GOLDEN, mix64, resolve_pairing, resolve_seed
 from ._targets import Targets
+from ._typing import ArrayLike
 from ._validate import (
     PAIRINGS,
     Options,
@@ -278,7 +279,9 @@ class GPA:
 
     # -- the call ---------------------------------------------------------------------
 
-    def __call__(self, source_3d, *, out=None):
+    def __call__(
+        self, source_3d: ArrayLike, *, out: ArrayLike | None = None
+    ) -> ArrayLike:
         """Align a batch against the targets with the next pairing of the stream.
 
         Parameters

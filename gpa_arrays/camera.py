@@ -57,11 +57,14 @@ few vectorised NumPy operations each, on host arrays.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from . import _interop
 from ._api import _DEVICE_BACKENDS, _HOST_CALL, _resolve_backend
 from ._status import POINT, POINT_CAMERA, raise_for_status
+from ._typing import ArrayLike, BackendName
 from ._validate import as_array, choice, out_array, result_dtype
 
 __all__ = [
@@ -76,6 +79,8 @@ __all__ = [
 ]
 
 _RULES = ("width", "poseda")
+#: The normalisation rules of :func:`normalize_screen` and its kin.
+Rule = Literal["width", "poseda"]
 
 #: How far a rotation may be from exact before it is refused: ``| |q| - 1 |``
 #: for quaternions, the largest entry of ``R^T R - I`` for matrices. Data stored
@@ -189,7 +194,9 @@ def _to_pixels(xy, scale, shift):
 
 
 @_interop.in_callers_type("xy", "w", "h")
-def normalize_screen(xy, w, h, *, rule="width"):
+def normalize_screen(
+    xy: ArrayLike, w: ArrayLike, h: ArrayLike, *, rule: Rule = "width"
+) -> ArrayLike:
     """Pixel coordinates to normalised screen coordinates.
 
     Parameters
@@ -231,7 +238,9 @@ def normalize_screen(xy, w, h, *, rule="width"):
 
 
 @_interop.in_callers_type("xy", "w", "h")
-def image_coordinates(xy, w, h, *, rule="width"):
+def image_coordinates(
+    xy: ArrayLike, w: ArrayLike, h: ArrayLike, *, rule: Rule = "width"
+) -> ArrayLike:
     """Normalised screen coordinates back to pixels.
 
     The inverse of :func:`normalize_screen`: ``x = (x_n + 1) w / 2``,
@@ -263,7 +272,15 @@ def image_coordinates(xy, w, h, *, rule="width"):
 
 
 @_interop.in_callers_type("f_px", "c_px", "w", "h", "distortion")
-def normalize_intrinsics(f_px, c_px, w, h, *, distortion=None, rule="width"):
+def normalize_intrinsics(
+    f_px: ArrayLike,
+    c_px: ArrayLike,
+    w: ArrayLike,
+    h: ArrayLike,
+    *,
+    distortion: ArrayLike | None = None,
+    rule: Rule = "width",
+) -> ArrayLike:
     """Pixel intrinsics to the normalised camera rows GPA and projection use.
 
     Parameters
@@ -341,7 +358,7 @@ def normalize_intrinsics(f_px, c_px, w, h, *, distortion=None, rule="width"):
             columns = [fx / w * 2, fy / w * 2, cx / w * 2 - 1, cy / w * 2 - h / w]
         else:
             columns = [fx / w * 2, fy / h * 2, cx / w * 2 - 1, cy / h * 2 - 1]
-        columns = np.broadcast_arrays(*columns)
+        columns = list(np.broadcast_arrays(*columns))
     except ValueError:
         raise ValueError(
             f"w, h: batch axes {np.shape(w)} / {np.shape(h)} do not match the "
@@ -355,7 +372,14 @@ def normalize_intrinsics(f_px, c_px, w, h, *, distortion=None, rule="width"):
 
 
 @_interop.in_callers_type("matrix", "w", "h", "distortion")
-def intrinsics_from_matrix(matrix, w, h, *, distortion=None, rule="width"):
+def intrinsics_from_matrix(
+    matrix: ArrayLike,
+    w: ArrayLike,
+    h: ArrayLike,
+    *,
+    distortion: ArrayLike | None = None,
+    rule: Rule = "width",
+) -> ArrayLike:
     """Normalised camera rows from 3x3 pixel intrinsic matrices.
 
     Parameters
@@ -432,7 +456,7 @@ def _check_finite(a, name, what):
 
 
 @_interop.in_callers_type("quaternion")
-def quaternion_to_matrix(quaternion):
+def quaternion_to_matrix(quaternion: ArrayLike) -> ArrayLike:
     """Rotation matrices of unit quaternions ``(w, x, y, z)``, scalar first.
 
     Parameters
@@ -525,7 +549,9 @@ def _extrinsics(points, rotation, position):
 
 
 @_interop.in_callers_type("points", "rotation", "position")
-def world_to_camera(points, rotation, position):
+def world_to_camera(
+    points: ArrayLike, rotation: ArrayLike, position: ArrayLike
+) -> ArrayLike:
     """World coordinates to camera coordinates: ``R^T (X - position)``.
 
     Parameters
@@ -574,7 +600,9 @@ def world_to_camera(points, rotation, position):
 
 
 @_interop.in_callers_type("points", "rotation", "position")
-def camera_to_world(points, rotation, position):
+def camera_to_world(
+    points: ArrayLike, rotation: ArrayLike, position: ArrayLike
+) -> ArrayLike:
     """Camera coordinates to world coordinates: ``R X + position``.
 
     Parameters are those of :func:`world_to_camera`, with `points` in camera
@@ -598,7 +626,14 @@ def camera_to_world(points, rotation, position):
 # --- projection -----------------------------------------------------------------------
 
 
-def project(points_3d, camera, *, backend="auto", out=None, check=True):
+def project(
+    points_3d: ArrayLike,
+    camera: ArrayLike,
+    *,
+    backend: BackendName = "auto",
+    out: ArrayLike | None = None,
+    check: bool = True,
+) -> ArrayLike:
     """Project camera-space points to normalised screen coordinates.
 
     The Human3.6M camera model as VideoPose3D implements it: ``X / Z`` is

@@ -80,6 +80,7 @@ from . import skeletons as _skeletons
 from ._api import _DEVICE_BACKENDS, _HOST_CALL, _resolve_backend
 from ._backends.numpy_ import ALIGN_NONE, ALIGN_PROCRUSTES, ALIGN_SCALE
 from ._status import METRIC, raise_for_status, unravel
+from ._typing import ArrayLike, BackendName
 from ._validate import as_array, choice, flag, joint_index
 
 __all__ = [
@@ -263,17 +264,17 @@ def _error_metric(
 
 
 def mpjpe(
-    predicted,
-    target,
+    predicted: ArrayLike,
+    target: ArrayLike,
     *,
     joints=None,
     skeleton=None,
     root=None,
     reduction="mean",
     unit="m",
-    backend="auto",
-    check=True,
-):
+    backend: BackendName = "auto",
+    check: bool = True,
+) -> Any:
     """Mean per-joint position error, millimetres.
 
     Parameters are described in the module docstring (:mod:`gpa_arrays.metrics`).
@@ -301,17 +302,17 @@ def mpjpe(
 
 
 def n_mpjpe(
-    predicted,
-    target,
+    predicted: ArrayLike,
+    target: ArrayLike,
     *,
     joints=None,
     skeleton=None,
     root=None,
     reduction="mean",
     unit="m",
-    backend="auto",
-    check=True,
-):
+    backend: BackendName = "auto",
+    check: bool = True,
+) -> Any:
     """MPJPE after the per-pose optimal scaling of the prediction, millimetres.
 
     The scale is ``sum(t . p) / sum(p . p)`` over the scored joints (of
@@ -334,16 +335,16 @@ def n_mpjpe(
 
 
 def p_mpjpe(
-    predicted,
-    target,
+    predicted: ArrayLike,
+    target: ArrayLike,
     *,
     joints=None,
     skeleton=None,
     reduction="mean",
     unit="m",
-    backend="auto",
-    check=True,
-):
+    backend: BackendName = "auto",
+    check: bool = True,
+) -> Any:
     """MPJPE after per-pose similarity Procrustes alignment, millimetres.
 
     Each prediction is scaled, rotated (a proper rotation: reflections are
@@ -379,8 +380,8 @@ def _aligned_errors(p, t, joints, skeleton, root, unit, align, backend, call, ch
 
 
 def pck(
-    predicted,
-    target,
+    predicted: ArrayLike,
+    target: ArrayLike,
     *,
     threshold=PCK_THRESHOLD,
     joints=None,
@@ -389,9 +390,9 @@ def pck(
     align="none",
     reduction="mean",
     unit="m",
-    backend="auto",
-    check=True,
-):
+    backend: BackendName = "auto",
+    check: bool = True,
+) -> Any:
     """Percentage of correct keypoints: errors strictly below `threshold` mm.
 
     Parameters
@@ -435,8 +436,8 @@ def pck(
 
 
 def auc(
-    predicted,
-    target,
+    predicted: ArrayLike,
+    target: ArrayLike,
     *,
     thresholds=AUC_THRESHOLDS,
     joints=None,
@@ -445,9 +446,9 @@ def auc(
     align="none",
     reduction="mean",
     unit="m",
-    backend="auto",
-    check=True,
-):
+    backend: BackendName = "auto",
+    check: bool = True,
+) -> Any:
     """Area under the PCK curve: mean PCK over `thresholds`, as a percentage.
 
     Parameters
@@ -512,8 +513,14 @@ def _threshold(value, name):
 
 
 def procrustes(
-    predicted, target, *, joints=None, skeleton=None, backend="auto", check=True
-):
+    predicted: ArrayLike,
+    target: ArrayLike,
+    *,
+    joints=None,
+    skeleton=None,
+    backend: BackendName = "auto",
+    check: bool = True,
+) -> Procrustes:
     """Per-pose similarity alignment of `predicted` to `target`.
 
     Fits ``target ~ scale * R @ predicted + translation`` (R a proper rotation)

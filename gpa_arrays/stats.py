@@ -30,6 +30,7 @@ from . import _interop
 from . import camera as _camera
 from ._api import _resolve_backend
 from ._status import SAMPLE, STATS, raise_for_mask
+from ._typing import ArrayLike, BackendName
 from ._validate import as_array, camera_rows, flag, joint_index, real
 
 __all__ = [
@@ -110,7 +111,14 @@ def _stats_module(backend, device):
     return importlib.import_module(f"._backends.{module}_stats", __package__)
 
 
-def pose_statistics(poses, camera=None, *, root=0, backend="auto", check=True):
+def pose_statistics(
+    poses: ArrayLike,
+    camera: ArrayLike | None = None,
+    *,
+    root: int = 0,
+    backend: BackendName = "auto",
+    check: bool = True,
+) -> PoseStatistics:
     """Per-pose 2D box scale and root position.
 
     Parameters
@@ -215,7 +223,7 @@ def _samples(**named):
         yield call.xp, {name: call[name] for name in named}
 
 
-def summary(values, quantiles=DEFAULT_QUANTILES):
+def summary(values: ArrayLike, quantiles=DEFAULT_QUANTILES) -> Summary:
     """Mean, standard deviation, extremes and quantiles of a 1-D sample.
 
     Parameters
@@ -263,7 +271,7 @@ def _summary(values, quantiles, xp):
     )
 
 
-def wasserstein(a, b, *, backend="auto"):
+def wasserstein(a: ArrayLike, b: ArrayLike, *, backend: BackendName = "auto") -> float:
     """The 1-D Wasserstein-1 distance between two samples.
 
     ``W1 = integral |F_a(t) - F_b(t)| dt`` over the empirical CDFs ``F_a``,
