@@ -54,6 +54,12 @@ FASTMATH = False
 #: against 32 us per call, float32, J = 17).
 PARALLEL_MIN_POSES = _env_int("PARALLEL_MIN_POSES", 1024)
 
+#: Poses read at a time from a source that is not C-contiguous (a strided or
+#: broadcast view) by the CPU kernels, which address poses as flat rows: 2**15
+#: poses of 17 joints are 6.5 MB in float32, so a 0-stride view of one pose
+#: costs one such buffer instead of a copy of the whole batch.
+STAGE_POSES = _env_int("STAGE_POSES", 1 << 15)
+
 #: Smallest number of poses one CPU chunk holds. A chunk is the unit a worker
 #: thread takes; chunks also carry the per-chunk error counters.
 MIN_POSES_PER_CHUNK = _env_int("MIN_POSES_PER_CHUNK", 512)

@@ -171,3 +171,56 @@ def test_gpa_object_pairs_per_worker_inside_a_dataloader():
     # outside a worker the stream is the object's own seed
     assert gpa_arrays.GPA(target, [1.5, 1.5, 0, 0], seed=7).stream_seed == 7
     assert torch is not None
+
+
+# --- 11: a broadcast source is read through its strides -------------------------------
+
+
+@pytest.mark.parametrize("pairing", ["permutation", "array"])
+def test_strided_sources_are_staged_blockwise_bit_for_bit(rng, monkeypatch, pairing):
+    from gpa_arrays import _config
+
+    monkeypatch.setattr(_config, "STAGE_POSES", 7)
+    source, target, camera = make_case(rng, 40, 30)
+    strided = np.asfortranarray(source)
+    kwargs = {"seed": 3}
+    if pairing == "array":
+        kwargs = {"pairing": rng.integers(0, 30, size=40)}
+    want = gpa_arrays.gpa(source, target, camera, backend="numpy", **kwargs)
+    for view in (strided, source[::-1][::-1], np.broadcast_to(source[:1], (40, 17, 3))):
+        got = gpa_arrays.gpa(view, target, camera, backend="numba", **kwargs)
+        ref = gpa_arrays.gpa(
+            np.ascontiguousarray(view), target, camera, backend="numpy", **kwargs
+        )
+        np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(
+        gpa_arrays.gpa(strided, target, camera, backend="numba", **kwargs), want
+    )
+    # a problem in a later block is reported with its global index
+    bad = strided.copy(order="F")
+    bad[23, 4, 1] = np.nan
+    bad[31, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"2 of 40 poses give non-finite .* index 23"):
+        gpa_arrays.gpa(bad, target, camera, backend="numba", **kwargs)
+
+
+def test_broadcast_source_is_not_copied_whole():
+    import tracemalloc
+
+    rng = np.random.default_rng(1)
+    n = 200_000
+    one = rng.normal(scale=0.3, size=(1, 17, 3)).astype(np.float32)
+    one[..., 2] += 5
+    source = np.broadcast_to(one, (n, 17, 3))
+    target = rng.uniform(-0.5, 0.5, size=(n, 17, 2)).astype(np.float32)
+    targets = gpa_arrays.prepare_targets(target, [1.5, 1.5, 0.0, 0.0])
+    out = np.empty((n, 17, 3), dtype=np.float32)
+    # the first call may compile (or load) kernels, which allocates
+    gpa_arrays.gpa(source, targets, seed=0, out=out, backend="numba")
+    tracemalloc.start()
+    gpa_arrays.gpa(source, targets, seed=0, out=out, backend="numba")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < out.nbytes / 4, (peak, out.nbytes)
+    want = gpa_arrays.gpa(np.ascontiguousarray(source), targets, seed=0)
+    np.testing.assert_array_equal(out, want)

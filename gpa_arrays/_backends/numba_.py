@@ -1399,6 +1399,13 @@ def _run_gpa(
     n = source.shape[0]
     if n == 0:
         return None
+    if not (poseda or source.flags.c_contiguous) and n > _config.STAGE_POSES:
+        # a strided or broadcast source is read a block at a time, so that a
+        # 0-stride view of one pose never becomes an N-pose copy (poseda reads
+        # camera row 0 of the whole call, so it is copied whole instead)
+        return _run_gpa_staged(
+            source, records, out, root, spec, out2d, distortion, perspective
+        )
     # The kernels address poses through flat views, which need C order; other
     # layouts are copied in (source) or staged and copied out (outputs).
     if not source.flags.c_contiguous:
@@ -1423,6 +1430,44 @@ def _run_gpa(
     if target_2d is not out2d:
         out2d[...] = target_2d
     return _merge(statuses) if bad else None
+
+
+def _run_gpa_staged(source, records, out, root, spec, out2d, distortion, perspective):
+    """:func:`_run_gpa` over blocks of ``STAGE_POSES`` poses of a strided source.
+
+    Each block is copied into one reused C-order buffer and aligned as the
+    chunk ``[lo, hi)`` of the call's pairing, so the result is the whole call's
+    bit for bit; the blocks' statuses are merged with their offsets.
+    """
+    n, block = source.shape[0], _config.STAGE_POSES
+    buffer = np.empty((block, *source.shape[1:]), dtype=source.dtype)
+    status = None
+    for lo in range(0, n, block):
+        hi = min(n, lo + block)
+        staged = buffer[: hi - lo]
+        staged[...] = source[lo:hi]
+        index = None if spec.index is None else spec.index[lo:hi]
+        part = spec.chunk(spec.offset + lo, hi - lo, index)
+        found = _run_gpa(
+            staged, records, records, out[lo:hi], root, False, part,
+            None if out2d is None else out2d[lo:hi], distortion, perspective,
+        )  # fmt: skip
+        status = _merge_offset(status, found, lo)
+    return status
+
+
+def _merge_offset(status, found, offset):
+    """`status` with a block's `found` (first indices local to it) merged in."""
+    if found is None:
+        return status
+    found = found.copy()
+    found[:, 1] += offset
+    if status is None:
+        return found
+    fresh = (status[:, 0] == 0) & (found[:, 0] > 0)
+    status[fresh, 1] = found[fresh, 1]
+    status[:, 0] += found[:, 0]
+    return status
 
 
 def gpa_records(
