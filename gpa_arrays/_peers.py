@@ -191,9 +191,9 @@ class FormulaPeer:
         One of :data:`FORMULA_PEERS`.
     device : {"cpu", "cuda"}
     call : callable
-        ``call()`` computes the published formula once on the peer's own copy
-        of the inputs and returns when the result is ready (device work
-        synchronised): the steady-state call to time.
+        ``call()`` computes the published formula once on the peer's inputs
+        (put on its device once, at setup) and returns when the result is
+        ready (device work synchronised): the steady-state call to time.
     compile_s : float or None
         Wall time of the first call, which traced and compiled the function
         (``torch.compile``, ``jax.jit``); None for eager peers. Reported apart
@@ -292,7 +292,7 @@ def _jax_peer(data, index, device):
 
 
 def formula_peer(name, source_3d, target_2d, camera_params, index, device="cpu"):
-    """Set up one published-formula peer on copies of host inputs.
+    """Set up one published-formula peer on host inputs.
 
     Parameters
     ----------
@@ -305,7 +305,8 @@ def formula_peer(name, source_3d, target_2d, camera_params, index, device="cpu")
         The pairing (a permutation of ``range(N)``; ``pair_indices(N, N,
         seed=s)`` is the one ``gpa(..., seed=s)`` uses).
     device : {"cpu", "cuda"}
-        Where the peer computes; its inputs are copied there once, here.
+        Where the peer computes; its inputs are put there once, here (torch
+        views host arrays on the CPU, JAX copies them; no peer writes them).
 
     Returns
     -------
