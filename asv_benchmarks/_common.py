@@ -15,6 +15,7 @@ import numpy as np
 import gpa_arrays
 from gpa_arrays import _backends
 from gpa_arrays._bench import make_inputs
+from gpa_arrays._peers import PeerUnavailable, formula_peer
 
 SMOKE = os.environ.get("GPA_ARRAYS_ASV_SMOKE", "0") not in ("", "0")
 
@@ -77,6 +78,38 @@ def require_torch(device):
         raise NotImplementedError("torch sees no CUDA device")
     torch.set_num_threads(cpu_threads())
     return torch
+
+
+def require_peer(name, device):
+    """Skip the case unless peer `name` can run on `device` (nothing compiled)."""
+    if name.startswith("torch"):
+        require_torch(device)  # and torch threads = Numba threads
+    elif name == "jax.jit":
+        try:
+            import jax
+        except ImportError:
+            raise NotImplementedError("jax is not installed") from None
+        if device == "cuda":
+            try:
+                jax.devices("gpu")
+            except RuntimeError:
+                raise NotImplementedError("jax has no GPU here") from None
+    elif device == "cuda":
+        raise NotImplementedError("NumPy computes on the host only")
+
+
+def formula_peer_case(name, device, n, dtype):
+    """The published-formula peer `name`, set up (and compiled) on N = M = n.
+
+    Skips the case (``NotImplementedError``) where the peer cannot run.
+    """
+    require_peer(name, device)
+    source, target, camera = inputs(n, n, dtype)
+    index = gpa_arrays.pair_indices(n, n, seed=1)
+    try:
+        return formula_peer(name, source, target, camera, index, device)
+    except PeerUnavailable as exc:
+        raise NotImplementedError(str(exc)) from None
 
 
 def cpu_threads():

@@ -10,6 +10,15 @@ Same sizes, dtypes and inputs as :class:`benchmark_gpa.GPA` (``N = M``), so
   (:func:`gpa_arrays._peers.published_torch`, ``torch.randperm`` pairing
   included), torch threads = Numba threads on the CPU; on CUDA tensors,
   synchronised, when a GPU is present.
+* ``PublishedFormula``: the strongest peers, from
+  :func:`gpa_arrays._peers.formula_peer` (the module ``gpa-arrays bench`` times
+  too): the published formula in NumPy, eager torch, ``torch.compile`` of the
+  published function and ``jax.jit`` of the same formula, on the host and on a
+  CUDA device, given the pairing ours uses with ``seed=1`` (no ``randperm`` in
+  the timed call). ``time_steady`` is the steady-state call;
+  ``PublishedFormulaCompile.track_first_call_seconds`` the compiled peers'
+  first call (tracing and compiling), tracked apart. A peer whose framework or
+  device is missing is skipped (``n/a``).
 * ``BandwidthBound``: the bytes a call must move and nothing else
   (:func:`gpa_arrays._bench.cpu_stream_bound`, the same kernel ``gpa-arrays
   bench`` uses; on the GPU the device's own copy of the source bytes).
@@ -18,9 +27,19 @@ Same sizes, dtypes and inputs as :class:`benchmark_gpa.GPA` (``N = M``), so
 import numpy as np
 
 from gpa_arrays._bench import cpu_stream_bound, gpu_copy_bound
-from gpa_arrays._peers import published_torch, straightforward_numpy
+from gpa_arrays._peers import FORMULA_PEERS, published_torch, straightforward_numpy
 
-from ._common import DTYPES, SIZES, inputs, require_gpu, require_torch, synchronizer
+from ._common import (
+    BATCH,
+    DTYPES,
+    SIZES,
+    formula_peer_case,
+    inputs,
+    require_gpu,
+    require_peer,
+    require_torch,
+    synchronizer,
+)
 
 
 class StraightforwardNumPy:
@@ -96,3 +115,47 @@ class BandwidthBound:
     def time_bound(self, *params):
         self.call()
         self.sync()
+
+
+class PublishedFormula:
+    """The published formula's strongest implementations, steady state.
+
+    Each peer computes ``gpa(..., mode="poseda")`` for the same pairing
+    (``tests/test_peers.py``); compiled peers are compiled in ``setup``.
+    ``jax.jit`` runs on XLA's own thread pool (every core); the others on
+    Numba's thread count.
+    """
+
+    params = (FORMULA_PEERS, ("cpu", "cuda"), SIZES, DTYPES)
+    param_names = ("peer", "device", "n", "dtype")
+    timeout = 600
+
+    def setup(self, peer, device, n, dtype):
+        self.peer = formula_peer_case(peer, device, n, dtype)
+        self.peer.call()  # eager peers: torch's one-time initialisation
+
+    def time_steady(self, *params):
+        self.peer.call()
+
+
+class PublishedFormulaCompile:
+    """The compiled peers' first call: tracing and compiling, then one run.
+
+    At the training-batch size (1024 poses; the compile time hardly depends
+    on N). A fresh process each time, so ``torch.compile`` loads its compiler
+    here too; its on-disk caches (inductor's FX graph cache) may be warm.
+    """
+
+    params = (("torch.compile", "jax.jit"), ("cpu", "cuda"), DTYPES)
+    param_names = ("peer", "device", "dtype")
+    unit = "seconds"
+    timeout = 600
+
+    def setup(self, peer, device, dtype):
+        # a missing framework or device skips the case before anything compiles
+        require_peer(peer, device)
+        self.peer, self.device, self.dtype = peer, device, dtype
+
+    def track_first_call_seconds(self, *params):
+        peer = formula_peer_case(self.peer, self.device, BATCH, self.dtype)
+        return peer.compile_s

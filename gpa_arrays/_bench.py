@@ -18,10 +18,22 @@ straightforward numpy
     The vectorised NumPy code a user would write
     (:func:`gpa_arrays._peers.straightforward_numpy`), including the
     ``rng.permutation(N)`` it needs for its pairing.
-published torch
-    The published PoseDA function (:func:`gpa_arrays._peers.published_torch`),
-    with ``torch.set_num_threads`` equal to Numba's thread count (on the GPU: on
-    CUDA tensors, synchronised).
+numpy (published), torch eager, torch.compile, jax.jit
+    The published PoseDA function's formula (:mod:`gpa_arrays._peers`,
+    :func:`~gpa_arrays._peers.formula_peers`): in NumPy, in eager PyTorch
+    (:func:`~gpa_arrays._peers.published_torch`), ``torch.compile`` of that
+    function (inductor; Triton on CUDA tensors) and ``jax.jit`` of the same
+    formula in ``jax.numpy``, each skipped with a note when its framework is
+    absent. They are given the pairing ours uses with ``seed=1``
+    (``pair_indices(N, N, seed=1)``), drawn once outside the timed call, so no
+    peer pays for its ``torch.randperm``; torch gets ``torch.set_num_threads``
+    equal to Numba's thread count, XLA uses its own pool over every core. The
+    compiled peers' first call (tracing and compiling) is reported apart from
+    their steady-state time, and every peer's result is compared with
+    ``gpa(..., mode="poseda")`` for the same pairing (on the GPU: on CUDA
+    tensors and JAX GPU arrays, synchronised, where they are usable).
+    The strongest peer is the fastest of them; ``strongest/ours`` is its time
+    over ours.
 stream bound
     A parallel Numba loop that reads the same input bytes and writes the same
     output bytes and does nothing else: the memory-bandwidth floor of a call.
@@ -32,9 +44,11 @@ stream bound
 ``out=`` rows write into a preallocated array; ``fresh`` rows allocate the
 result, which adds the operating system's page faults on first touch.
 
-Columns: ``numpy/ours`` and ``torch/ours`` are speedups (the peer's time over
-ours, higher is better); ``ours/bound`` is how far we are from the hardware
-floor (lower is better, 1.0 is the floor).
+Columns: ``numpy/ours`` (the straightforward NumPy code) and ``torch/ours``
+(eager torch) are speedups (the peer's time over ours, higher is better);
+``ours/bound`` is how far we are from the hardware floor (lower is better, 1.0
+is the floor). The published-formula block gives every peer's ``peer/ours``
+against ``prepared, out=`` and names the strongest.
 """
 
 from __future__ import annotations
@@ -48,7 +62,7 @@ import time
 
 import numpy as np
 
-from . import _api
+from . import _api, _peers
 
 __all__ = [
     "TARGETS",
@@ -291,11 +305,85 @@ def _table(title, seconds, ours, peers, bounds, unit="ms"):
     return ratios
 
 
+# --- the published-formula peers ----------------------------------------------------
+
+#: Ours runs with ``seed=1``; the published-formula peers get the same pairing.
+_PEER_SEED = 1
+
+
+def _formula_peers(data, names, device="cpu"):
+    """Set up the peers of `names` on host `data`, paired as ours with seed 1."""
+    n = len(data[0])
+    index = _api.pair_indices(n, n, seed=_PEER_SEED)
+    peers, skipped = _peers.formula_peers(*data, index, device=device, names=names)
+    return peers, skipped, index
+
+
+def _peer_differences(peers, want):
+    """The largest ``|peer - want|`` of each peer's result (0.0: bit for bit)."""
+    diffs = {}
+    for name, peer in peers.items():
+        got = peer.result()
+        same = np.array_equal(got, want)
+        diffs[name] = 0.0 if same else float(np.abs(got - want).max())
+        del got
+    return diffs
+
+
+def _peer_block(seconds, peers, skipped, ours, diffs=None, unit="ms"):
+    """Print the published-formula peers against case `ours`; return a summary.
+
+    The summary holds, per peer, its time, its first-call (compile) time, its
+    time over ours and, with `diffs`, its largest difference from
+    ``mode="poseda"``; the peers skipped and why; the strongest (fastest) peer
+    and its time over ours.
+    """
+    scale = 1e3 if unit == "ms" else 1e6
+    present = [name for name in _peers.FORMULA_PEERS if name in peers]
+    summary = {"peers": {}, "skipped": dict(skipped)}
+    if not peers and not skipped:  # none asked for
+        return summary
+    print(
+        f"  published-formula peers, the same pairing passed in; "
+        f"peer/ours against {ours!r}"
+    )
+    header = f"    {'peer':<22s} {'first call s':>12s} {unit:>9s} {'peer/ours':>10s}"
+    print(header + ("   vs mode='poseda'" if diffs is not None else ""))
+    for name in present:
+        compile_s = peers[name].compile_s
+        entry = {unit: seconds[name] * scale, "compile_s": compile_s}
+        first = "-" if compile_s is None else f"{compile_s:.2f}"
+        line = f"    {name:<22s} {first:>12s} {seconds[name] * scale:9.2f}"
+        if ours in seconds:
+            entry["peer / ours"] = seconds[name] / seconds[ours]
+            line += f" {entry['peer / ours']:9.1f}x"
+        if diffs is not None:
+            entry["max_abs_diff"] = diffs[name]
+            line += (
+                "   bit for bit"
+                if diffs[name] == 0
+                else f"   max |diff| {diffs[name]:.2g}"
+            )
+        summary["peers"][name] = entry
+        print(line)
+    for name, why in skipped.items():
+        print(f"    {name:<22s} skipped: {why}")
+    if present:
+        best = min(present, key=seconds.__getitem__)
+        summary["strongest"] = best
+        line = f"  strongest peer: {best}, {seconds[best] * scale:.2f} {unit}"
+        if ours in seconds:
+            summary["strongest / ours"] = seconds[best] / seconds[ours]
+            line += f"; strongest/ours {summary['strongest / ours']:.1f}x"
+        print(line)
+    return summary
+
+
 # --- CPU -----------------------------------------------------------------------------
 
 
-def _cpu_throughput(data, torch, numpy_peer, repeat, threads):
-    from ._peers import published_torch, straightforward_numpy
+def _cpu_throughput(data, numpy_peer, peer_names, repeat, threads):
+    from ._peers import straightforward_numpy
 
     source, target, camera = data
     n = len(source)
@@ -316,9 +404,8 @@ def _cpu_throughput(data, torch, numpy_peer, repeat, threads):
         cases["straightforward numpy"] = lambda: straightforward_numpy(
             source, target, camera, rng.permutation(n)
         )
-    if torch is not None:
-        ts, tt, tc = (torch.from_numpy(a) for a in data)
-        cases["published torch"] = lambda: published_torch(ts, tt, tc)
+    peers, skipped, index = _formula_peers(data, peer_names)
+    cases.update((name, peer.call) for name, peer in peers.items())
     seconds = _time_rounds(cases, repeat)
     ratios = _table(
         f"\nCPU {source.dtype.name}: N = M = {n:,}, J = {source.shape[1]}, "
@@ -330,29 +417,37 @@ def _cpu_throughput(data, torch, numpy_peer, repeat, threads):
             "one-shot, out=": "one-shot",
             "one-shot, fresh": "one-shot",
         },
-        peers={"straightforward numpy": "numpy", "published torch": "torch"},
+        peers={"straightforward numpy": "numpy", "torch eager": "torch"},
         bounds={
             "prepared": "stream bound, prepared",
             "one-shot": "stream bound, one-shot",
         },
     )
+    want = _api.gpa(source, target, camera, mode="poseda", pairing=index)
+    diffs = _peer_differences(peers, want)
+    del want
+    block = _peer_block(seconds, peers, skipped, "prepared, out=", diffs)
+    if "strongest / ours" in block:
+        ratios["strongest / prepared, out="] = block["strongest / ours"]
     return {
         "device": "cpu",
         "dtype": source.dtype.name,
         "n": n,
         "ms": {k: v * 1e3 for k, v in seconds.items()},
         "ratios": ratios,
+        "formula peers": block,
     }
 
 
-def _cpu_latency(data, torch, numpy_peer, small, calls):
+def _cpu_latency(data, numpy_peer, peer_names, small, calls):
     """Per-call time of a training batch of `small` poses.
 
     Ours: against all prepared targets (M = N), the training-loop case. The
     peers need as many targets as sources (the published function requires it),
-    so they get the batch's own `small` targets.
+    so they get the batch's own `small` targets (compiled peers compile again
+    for this shape).
     """
-    from ._peers import published_torch, straightforward_numpy
+    from ._peers import straightforward_numpy
 
     source, target, camera = data
     targets = _api.prepare_targets(target, camera)
@@ -369,25 +464,28 @@ def _cpu_latency(data, torch, numpy_peer, small, calls):
         cases["straightforward numpy"] = lambda: straightforward_numpy(
             *peer_data, rng.permutation(small)
         )
-    if torch is not None:
-        bs, bt, bc = (torch.from_numpy(a) for a in peer_data)
-        cases["published torch"] = lambda: published_torch(bs, bt, bc)
+    peers, skipped, _ = _formula_peers(peer_data, peer_names)
+    cases.update((name, peer.call) for name, peer in peers.items())
     seconds = _time_per_call(cases, calls)
     ratios = _table(
         f"  batch of {small} against M = {len(source):,} prepared targets "
         f"(peers: M = {small}), median of 5 x {calls} calls",
         seconds,
         ours={k: None for k in cases if k.startswith("prepared")},
-        peers={"straightforward numpy": "numpy", "published torch": "torch"},
+        peers={"straightforward numpy": "numpy", "torch eager": "torch"},
         bounds={},
         unit="us",
     )
+    block = _peer_block(seconds, peers, skipped, "prepared, out=", unit="us")
+    if "strongest / ours" in block:
+        ratios["strongest / prepared, out="] = block["strongest / ours"]
     return {
         "device": "cpu",
         "dtype": source.dtype.name,
         "n": small,
         "us": {k: v * 1e6 for k, v in seconds.items()},
         "ratios": ratios,
+        "formula peers": block,
     }
 
 
@@ -407,14 +505,23 @@ def _gpu_available():
     return True, ""
 
 
-def _gpu_rows(n, joints, dtype, torch, repeat, small, calls):
+def _gpu_poseda(host, device_data, index, ours):
+    """``mode="poseda"`` on the GPU (ours) or, without our CUDA backend, the host."""
+    if not ours:
+        return _api.gpa(*host, mode="poseda", pairing=index)
     import cupy
 
-    from ._peers import published_torch
+    result = _api.gpa(
+        *device_data, mode="poseda", pairing=cupy.asarray(index), backend="cupy"
+    )
+    return cupy.asnumpy(result)
+
+
+def _gpu_rows(n, joints, dtype, peer_names, repeat, small, calls):
+    import cupy
 
     host = make_inputs(n, n, joints, dtype)
     source, target, camera = (cupy.asarray(a) for a in host)
-    del host
     out = cupy.empty_like(source)
     stream = cupy.cuda.get_current_stream()
     ours = "cupy" in _api.backends()
@@ -436,14 +543,11 @@ def _gpu_rows(n, joints, dtype, torch, repeat, small, calls):
             lambda: _api.gpa(source, target, camera, seed=1, out=out, backend="cupy")
         )
     cases["copy bound"] = synced(lambda: gpu_copy_bound(source, out))
-    if torch is not None and torch.cuda.is_available():
-        ts, tt, tc = (torch.from_dlpack(a) for a in (source, target, camera))
-
-        def torch_call():
-            published_torch(ts, tt, tc)
-            torch.cuda.synchronize()
-
-        cases["published torch"] = torch_call
+    # the device peers: torch eager and torch.compile on CUDA tensors, jax.jit
+    # on JAX's GPU; each call synchronises its own framework's device work
+    names = [name for name in peer_names if name != "numpy (published)"]
+    peers, skipped, index = _formula_peers(host, names, device="cuda")
+    cases.update((name, peer.call) for name, peer in peers.items())
     seconds = _time_rounds(cases, repeat)
     name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
     ratios = _table(
@@ -451,43 +555,136 @@ def _gpu_rows(n, joints, dtype, torch, repeat, small, calls):
         f"median of {repeat} interleaved rounds",
         seconds,
         ours={"prepared, out=": "copy", "one-shot, out=": "copy"},
-        peers={"published torch": "torch"},
+        peers={"torch eager": "torch"},
         bounds={"copy": "copy bound"},
     )
     if not ours:
         print(
             "    (backend 'cupy' is not available in this build: no GPU rows of ours)"
         )
+    want = _gpu_poseda(host, (source, target, camera), index, ours)
+    del host
+    diffs = _peer_differences(peers, want)
+    del want
+    block = _peer_block(seconds, peers, skipped, "prepared, out=", diffs)
+    if "strongest / ours" in block:
+        ratios["strongest / prepared, out="] = block["strongest / ours"]
     row = {
         "device": "gpu",
         "dtype": source.dtype.name,
         "n": n,
         "ms": {k: v * 1e3 for k, v in seconds.items()},
         "ratios": ratios,
+        "formula peers": block,
     }
     if ours:
-        batch = source[:small]
-        batch_out = out[:small]
-        host_cost = _time_per_call(
-            {
-                "prepared, out=": lambda: _api.gpa(
-                    batch, targets, seed=1, out=batch_out, backend="cupy"
-                )
-            },
-            calls,
-        )
-        stream.synchronize()
-        row["host us per call"] = host_cost["prepared, out="] * 1e6
-        print(
-            f"    batch of {small}, host-side time per call (no synchronisation): "
-            f"{row['host us per call']:.1f} us"
+        row["host us per call"] = _gpu_host_cost(
+            source[:small], targets, out[:small], calls
         )
     return row
+
+
+def _gpu_host_cost(batch, targets, batch_out, calls):
+    """Host-side microseconds per call of a small prepared batch (no sync)."""
+    import cupy
+
+    host_cost = _time_per_call(
+        {
+            "prepared, out=": lambda: _api.gpa(
+                batch, targets, seed=1, out=batch_out, backend="cupy"
+            )
+        },
+        calls,
+    )
+    cupy.cuda.get_current_stream().synchronize()
+    us = host_cost["prepared, out="] * 1e6
+    print(
+        f"    batch of {len(batch)}, host-side time per call (no synchronisation): "
+        f"{us:.1f} us"
+    )
+    return us
 
 
 _BOUND_KEYS = {
     kind: f"{kind}, out= / stream bound, {kind}" for kind in ("prepared", "one-shot")
 }
+
+
+def _peer_names(numpy_peer, torch_peer, compile_peer, jax_peer):
+    """The published-formula peers the options leave in."""
+    drop = set()
+    if not numpy_peer:
+        drop.add("numpy (published)")
+    if not torch_peer:
+        drop |= {"torch eager", "torch.compile"}
+    if not compile_peer:
+        drop.add("torch.compile")
+    if not jax_peer:
+        drop.add("jax.jit")
+    return tuple(name for name in _peers.FORMULA_PEERS if name not in drop)
+
+
+def _strongest_lines(label, row, lines):
+    """Add the summary line of a block's strongest peer to `lines`."""
+    block = row.get("formula peers", {})
+    if "strongest / ours" in block:
+        lines.append(
+            f"  {label}: {block['strongest']}; strongest/ours "
+            f"{block['strongest / ours']:.1f}x (ours: prepared, out=)"
+        )
+
+
+def _cpu_blocks(n, joints, dtypes, options, repeat, small, small_calls, threads):
+    """The CPU throughput and latency blocks of every dtype, with their checks."""
+    rows, checks, lines, strongest = [], {}, [], []
+    numpy_peer, peer_names = options
+    for dtype in dtypes:
+        data = make_inputs(n, n, joints, np.dtype(dtype))
+        big = _cpu_throughput(data, numpy_peer, peer_names, repeat, threads)
+        batch = _cpu_latency(data, numpy_peer, peer_names, small, small_calls)
+        rows += [big, batch]
+        del data
+        _strongest_lines(f"CPU {dtype}, N = {n:,}", big, strongest)
+        _strongest_lines(f"CPU {dtype}, batch of {small}", batch, strongest)
+        lines.append(f"  CPU {dtype}, N = {n:,} (batch {small}):")
+        r = big["ratios"]
+        for name, key in (
+            ("cpu: torch / prepared, out=", "torch / prepared, out="),
+            ("cpu: prepared, out= / stream bound", _BOUND_KEYS["prepared"]),
+            ("cpu: torch / one-shot, out=", "torch / one-shot, out="),
+            ("cpu: one-shot, out= / stream bound", _BOUND_KEYS["one-shot"]),
+        ):
+            if key in r:
+                checks[f"{name} [{dtype}]"] = (r[key], _check(name, r[key], lines))
+        name = "cpu: batch of 1024, prepared, us per call"
+        if small == 1024:
+            value = batch["us"]["prepared, out="]
+            checks[f"{name} [{dtype}]"] = (value, _check(name, value, lines))
+    return rows, checks, lines, strongest
+
+
+def _gpu_blocks(gpu_n, joints, dtypes, peer_names, repeat, small, small_calls):
+    """The GPU block of every dtype, with their checks."""
+    rows, checks, lines, strongest = [], {}, [], []
+    for dtype in dtypes:
+        row = _gpu_rows(
+            gpu_n, joints, np.dtype(dtype), peer_names, repeat, small, small_calls
+        )
+        rows.append(row)
+        _strongest_lines(f"GPU {dtype}, N = {gpu_n:,}", row, strongest)
+        lines.append(f"  GPU {dtype}, N = {gpu_n:,}:")
+        r = row["ratios"]
+        for name, key in (
+            ("gpu: prepared, out= / copy bound", "prepared, out= / copy bound"),
+            ("gpu: torch / prepared, out=", "torch / prepared, out="),
+        ):
+            if key in r:
+                checks[f"{name} [{dtype}]"] = (r[key], _check(name, r[key], lines))
+        name = "gpu: batch of 1024, prepared, host us per call"
+        if "host us per call" in row and small == 1024:
+            value = row["host us per call"]
+            checks[f"{name} [{dtype}]"] = (value, _check(name, value, lines))
+    return rows, checks, lines, strongest
 
 
 # --- entry points --------------------------------------------------------------------
@@ -504,6 +701,8 @@ def run(
     numpy_peer=True,
     gpu="auto",
     gpu_n=10_000_000,
+    compile_peer=True,
+    jax_peer=True,
 ):
     """Measure, print and return the side-by-side comparison.
 
@@ -523,86 +722,67 @@ def run(
     small_calls : int
         Calls per latency measurement.
     torch_peer : bool
-        Include the published torch function when torch is installed.
+        Include the torch peers (eager and compiled) when torch is installed.
     numpy_peer : bool
-        Include the straightforward NumPy implementation.
+        Include the NumPy peers (straightforward, published formula).
     gpu : {"auto", True, False}
         Measure on the GPU: ``"auto"`` when CuPy sees a CUDA device; ``True``
         raises if none is usable.
     gpu_n : int
         Poses of the GPU rows (the GPU target is stated at N = 10,000,000).
+    compile_peer : bool
+        Include ``torch.compile`` of the published function (about 20 s to
+        compile the first time in a process).
+    jax_peer : bool
+        Include ``jax.jit`` of the published formula when jax is installed.
 
     Returns
     -------
     list of dict
         One dict per block: ``device``, ``dtype``, ``n``, times (``ms`` or
-        ``us``), ``ratios``; the last one, ``targets``, maps each checked target
-        to ``(value, met)``.
+        ``us``), ``ratios`` (``"strongest / prepared, out="`` among them),
+        ``formula peers`` (each published-formula peer's time, compile time,
+        ratio and difference from ``mode="poseda"``, the skipped ones, the
+        strongest); the last one, ``targets``, maps each checked target to
+        ``(value, met)``.
     """
     import numba
 
     threads = numba.get_num_threads()
-    torch = None
     if torch_peer:
         try:
             import torch
 
             torch.set_num_threads(threads)
         except ImportError:
-            print("(torch is not installed: no published-torch rows)")
+            print("(torch is not installed: no torch rows)")
+    peer_names = _peer_names(numpy_peer, torch_peer, compile_peer, jax_peer)
     use_gpu, why = _gpu_available()
     if gpu is True and not use_gpu:
         raise RuntimeError(f"gpu=True but {why}")
     use_gpu = use_gpu and gpu is not False
 
-    rows = []
-    checks = {}
-    lines = []
     print(f"gpa_arrays benchmark: backends {', '.join(_api.backends())}")
     print(
         "numpy/ours, torch/ours: speedups over the peers (higher is better); "
         "ours/bound: distance from the hardware floor (1.0 is the floor)"
     )
-    for dtype in dtypes:
-        data = make_inputs(n, n, joints, np.dtype(dtype))
-        big = _cpu_throughput(data, torch, numpy_peer, repeat, threads)
-        batch = _cpu_latency(data, torch, numpy_peer, small, small_calls)
-        rows += [big, batch]
-        del data
-        lines.append(f"  CPU {dtype}, N = {n:,} (batch {small}):")
-        r = big["ratios"]
-        for name, key in (
-            ("cpu: torch / prepared, out=", "torch / prepared, out="),
-            ("cpu: prepared, out= / stream bound", _BOUND_KEYS["prepared"]),
-            ("cpu: torch / one-shot, out=", "torch / one-shot, out="),
-            ("cpu: one-shot, out= / stream bound", _BOUND_KEYS["one-shot"]),
-        ):
-            if key in r:
-                checks[f"{name} [{dtype}]"] = (r[key], _check(name, r[key], lines))
-        name = "cpu: batch of 1024, prepared, us per call"
-        if small == 1024:
-            value = batch["us"]["prepared, out="]
-            checks[f"{name} [{dtype}]"] = (value, _check(name, value, lines))
+    rows, checks, lines, strongest = _cpu_blocks(
+        n, joints, dtypes, (numpy_peer, peer_names), repeat, small, small_calls, threads
+    )
     if use_gpu:
-        for dtype in dtypes:
-            row = _gpu_rows(
-                gpu_n, joints, np.dtype(dtype), torch, repeat, small, small_calls
-            )
-            rows.append(row)
-            lines.append(f"  GPU {dtype}, N = {gpu_n:,}:")
-            r = row["ratios"]
-            for name, key in (
-                ("gpu: prepared, out= / copy bound", "prepared, out= / copy bound"),
-                ("gpu: torch / prepared, out=", "torch / prepared, out="),
-            ):
-                if key in r:
-                    checks[f"{name} [{dtype}]"] = (r[key], _check(name, r[key], lines))
-            name = "gpu: batch of 1024, prepared, host us per call"
-            if "host us per call" in row and small == 1024:
-                value = row["host us per call"]
-                checks[f"{name} [{dtype}]"] = (value, _check(name, value, lines))
+        gpu_rows, gpu_checks, gpu_lines, gpu_strongest = _gpu_blocks(
+            gpu_n, joints, dtypes, peer_names, repeat, small, small_calls
+        )
+        rows += gpu_rows
+        checks.update(gpu_checks)
+        lines += gpu_lines
+        strongest += gpu_strongest
     elif gpu is not False:
         print(f"\n(no GPU rows: {why})")
+    if strongest:
+        print("\nStrongest published-formula peer, from the runs above:")
+        print("\n".join(strongest))
     if lines:
         print("\nTargets (issues 2 and 3), from the runs above:")
         print("\n".join(lines))
@@ -640,10 +820,16 @@ def add_arguments(parser):
         default=2000,
         help="calls per latency sample (default 2000)",
     )
-    parser.add_argument("--no-torch", action="store_true", help="skip the torch peer")
     parser.add_argument(
-        "--no-numpy", action="store_true", help="skip the straightforward NumPy peer"
+        "--no-torch", action="store_true", help="skip the torch peers (eager, compiled)"
     )
+    parser.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="skip torch.compile of the published function (~20 s to compile)",
+    )
+    parser.add_argument("--no-jax", action="store_true", help="skip the jax.jit peer")
+    parser.add_argument("--no-numpy", action="store_true", help="skip the NumPy peers")
     gpu = parser.add_mutually_exclusive_group()
     gpu.add_argument(
         "--gpu", action="store_true", help="require the GPU rows (default: if present)"
@@ -670,6 +856,8 @@ def run_args(args):
         numpy_peer=not args.no_numpy,
         gpu=True if args.gpu else (False if args.no_gpu else "auto"),
         gpu_n=args.gpu_n,
+        compile_peer=not args.no_compile,
+        jax_peer=not args.no_jax,
     )
     sys.stdout.flush()
     return rows

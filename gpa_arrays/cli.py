@@ -12,7 +12,8 @@ Commands
 ``info``
     Version, backends, devices and the versions of optional dependencies.
 ``bench``
-    The side-by-side timing of :mod:`gpa_arrays._bench`.
+    The side-by-side timing of :mod:`gpa_arrays._bench`: ours, the published
+    function's peers (NumPy, eager and compiled torch, ``jax.jit``), the bound.
 ``experiment``
     The paper's claim in miniature (:mod:`gpa_arrays.experiments`, needs
     torch): lifters trained on a source domain with and without GPA, scored
@@ -334,7 +335,8 @@ def _add_augment_dask(augment):
 def _add_bench(commands):
     bench = commands.add_parser(
         "bench",
-        help="side-by-side timing: ours, the published torch function, stream bound",
+        help="side-by-side timing: ours, the published function (NumPy, torch "
+        "eager and compiled, jax.jit), stream bound",
     )
     from . import _bench
 

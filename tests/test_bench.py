@@ -104,7 +104,13 @@ def test_fused_paths_allocate_nothing_n_sized_but_the_output(dtype):
 def test_run_reports_every_comparison(capsys):
     pytest.importorskip("torch")
     rows = _bench.run(
-        n=3000, dtypes=("float32",), repeat=1, small=64, small_calls=2, gpu=False
+        n=3000,
+        dtypes=("float32",),
+        repeat=1,
+        small=64,
+        small_calls=2,
+        gpu=False,
+        compile_peer=False,  # torch.compile: test_run_reports_the_compiled_peers
     )
     big, batch, summary = rows
     assert big["device"] == "cpu" and big["n"] == 3000
@@ -112,7 +118,8 @@ def test_run_reports_every_comparison(capsys):
         "prepared, out=",
         "one-shot, fresh",
         "straightforward numpy",
-        "published torch",
+        "numpy (published)",
+        "torch eager",
         "stream bound, prepared",
         "stream bound, one-shot",
     ):
@@ -123,21 +130,94 @@ def test_run_reports_every_comparison(capsys):
         "torch / prepared, out=",
         "prepared, out= / stream bound, prepared",
         "one-shot, out= / stream bound, one-shot",
+        "strongest / prepared, out=",
     ):
         assert ratios[key] > 0
     assert ratios["torch / prepared, out="] == pytest.approx(
-        big["ms"]["published torch"] / big["ms"]["prepared, out="]
+        big["ms"]["torch eager"] / big["ms"]["prepared, out="]
+    )
+    peers = big["formula peers"]
+    assert (
+        "torch.compile" not in peers["peers"]
+        and "torch.compile" not in peers["skipped"]
+    )
+    # every peer was compared with mode="poseda" on the benchmark's own data:
+    # numpy and eager torch bit for bit
+    for name in ("numpy (published)", "torch eager"):
+        entry = peers["peers"][name]
+        assert entry["max_abs_diff"] == 0.0 and entry["compile_s"] is None
+        assert entry["peer / ours"] == pytest.approx(
+            big["ms"][name] / big["ms"]["prepared, out="]
+        )
+    strongest = peers["strongest"]
+    assert big["ms"][strongest] == min(big["ms"][name] for name in peers["peers"])
+    assert ratios["strongest / prepared, out="] == pytest.approx(
+        big["ms"][strongest] / big["ms"]["prepared, out="]
     )
     assert batch["n"] == 64 and set(batch["us"]) >= {
         "prepared, out=",
-        "published torch",
+        "torch eager",
+        "numpy (published)",
     }
+    assert batch["formula peers"]["strongest"] in batch["us"]
     checks = summary["targets"]
     assert "cpu: torch / prepared, out= [float32]" in checks
     value, met = checks["cpu: prepared, out= / stream bound [float32]"]
     assert met == (value <= 1.5)
     text = capsys.readouterr().out
     assert "ours/bound" in text and "Targets" in text
+    assert "strongest peer: " in text and "Strongest published-formula peer" in text
+    assert "bit for bit" in text
+
+
+@pytest.mark.slow  # torch.compile: about 20 s the first time in a process
+def test_run_reports_the_compiled_peers(capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("jax")
+    big, _, _ = _bench.run(
+        n=2000,
+        dtypes=("float32",),
+        repeat=1,
+        small=32,
+        small_calls=1,
+        numpy_peer=False,
+        gpu=False,
+    )
+    peers = big["formula peers"]["peers"]
+    assert set(peers) == {"torch eager", "torch.compile", "jax.jit"}
+    for name in ("torch.compile", "jax.jit"):
+        assert peers[name]["compile_s"] > 0 and peers[name]["ms"] > 0
+    assert peers["torch.compile"]["max_abs_diff"] == 0.0
+    # XLA's fused multiply-add: an ulp of the depth at most (~5 m here)
+    assert peers["jax.jit"]["max_abs_diff"] <= 4 * np.finfo(np.float32).eps * 8
+    text = capsys.readouterr().out
+    assert "first call s" in text and "torch.compile" in text and "jax.jit" in text
+
+
+def test_missing_peers_are_named(capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_jax(name, *args, **kwargs):
+        if name.split(".")[0] == "jax":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_jax)
+    big, _, _ = _bench.run(
+        n=1000,
+        dtypes=("float64",),
+        repeat=1,
+        small=16,
+        small_calls=1,
+        torch_peer=False,
+        gpu=False,
+    )
+    assert big["formula peers"]["skipped"] == {"jax.jit": "jax is not installed"}
+    assert "jax.jit                skipped: jax is not installed" in (
+        capsys.readouterr().out
+    )
 
 
 def test_main_without_peers(capsys):
@@ -156,6 +236,7 @@ def test_main_without_peers(capsys):
                 "2",
                 "--no-torch",
                 "--no-numpy",
+                "--no-jax",
                 "--no-gpu",
             ]
         )
@@ -163,7 +244,9 @@ def test_main_without_peers(capsys):
     )
     text = capsys.readouterr().out
     assert "prepared, out=" in text
-    assert "published torch" not in text and "straightforward numpy" not in text
+    for peer in ("torch eager", "torch.compile", "numpy (published)", "jax.jit"):
+        assert peer not in text
+    assert "straightforward numpy" not in text and "strongest" not in text
 
 
 def test_gpu_required_without_a_device_raises():

@@ -1,4 +1,4 @@
-"""Array interchange on the host: torch CPU tensors, DLPack objects, devices.
+"""Array interchange on the host: torch CPU tensors, JAX arrays, DLPack objects.
 
 The CUDA side of the same paths (CuPy arrays, torch CUDA tensors, streams)
 lives in test_gpu.py, which runs where a device is present.
@@ -11,7 +11,12 @@ from conftest import make_case
 import gpa_arrays
 from gpa_arrays import _interop
 
-torch = pytest.importorskip("torch")
+try:
+    import torch
+except ImportError:  # the JAX tests at the end run without torch
+    torch = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
 
 
 def cuda_usable():
@@ -24,6 +29,7 @@ def case(rng):
     return source, target, camera
 
 
+@needs_torch
 def test_torch_cpu_round_trip(case):
     source, target, camera = case
     want = gpa_arrays.gpa(source, target, camera, seed=2, root=3, target_root=5)
@@ -42,6 +48,7 @@ def test_torch_cpu_round_trip(case):
     )  # fmt: skip
 
 
+@needs_torch
 def test_torch_views_share_memory(case):
     source, target, _ = (torch.from_numpy(a) for a in case)
     with _interop.Call("source_3d", source_3d=source, target_2d=target) as call:
@@ -55,6 +62,7 @@ def test_torch_views_share_memory(case):
         assert result.__array_interface__["data"][0] == wrapped.data_ptr()
 
 
+@needs_torch
 def test_torch_out_and_in_place(case):
     source, target, camera = case
     want = gpa_arrays.gpa(source, target, camera, seed=4)
@@ -78,6 +86,7 @@ def test_torch_out_and_in_place(case):
         gpa_arrays.gpa(s, t, c, out=torch.empty(s.shape, dtype=torch.float64))
 
 
+@needs_torch
 def test_torch_strided_and_dtype_rules(case):
     source, target, camera = case
     big = torch.from_numpy(np.repeat(source, 2, axis=0))[::2]
@@ -94,6 +103,7 @@ def test_torch_strided_and_dtype_rules(case):
     assert ints.dtype == torch.float64
 
 
+@needs_torch
 def test_requires_grad_is_refused(case):
     s, t, c = (torch.from_numpy(a.copy()) for a in case)
     for name, args in (
@@ -111,6 +121,7 @@ def test_requires_grad_is_refused(case):
     gpa_arrays.gpa(s.clone().requires_grad_().detach(), t, c, seed=0)
 
 
+@needs_torch
 def test_dtypes_numpy_cannot_view(case):
     s, t, c = (torch.from_numpy(a) for a in case)
     with pytest.raises(
@@ -122,6 +133,7 @@ def test_dtypes_numpy_cannot_view(case):
         gpa_arrays.gpa(s.to(torch.complex64), t, c)
 
 
+@needs_torch
 def test_torch_with_numpy_targets_and_prepared_targets(case):
     source, target, camera = case
     want = gpa_arrays.gpa(source, target, camera, seed=6)
@@ -141,6 +153,7 @@ def test_torch_with_numpy_targets_and_prepared_targets(case):
     )
 
 
+@needs_torch
 def test_torch_pairing_tensor(case):
     source, target, camera = case
     index = gpa_arrays.pair_indices(40, 25, seed=3)
@@ -151,6 +164,7 @@ def test_torch_pairing_tensor(case):
     np.testing.assert_array_equal(back.numpy(), index)
 
 
+@needs_torch
 def test_unsupported_torch_device(case):
     s = torch.empty((3, 17, 3), device="meta")
     with pytest.raises(
@@ -192,6 +206,7 @@ class FakeArrayWithNamespace(FakeArray):
         return FakeNamespace
 
 
+@needs_torch
 def test_foreign_dlpack_array_without_namespace(case):
     source, target, camera = case
     want = gpa_arrays.gpa(source, target, camera, seed=8)
@@ -204,6 +219,7 @@ def test_foreign_dlpack_array_without_namespace(case):
         assert np.shares_memory(call["source_3d"], source)  # zero copy
 
 
+@needs_torch
 def test_foreign_dlpack_array_with_namespace(case):
     source, target, camera = case
     want = gpa_arrays.gpa(source, target, camera, seed=8)
@@ -222,6 +238,7 @@ def test_foreign_dlpack_array_with_namespace(case):
         gpa_arrays.gpa(source, target, camera, out=FakeArray(frozen))
 
 
+@needs_torch
 def test_mixed_devices_raise_type_error_naming_arguments(case):
     source, target, camera = case
     on_gpu = FakeArray(target, device=(2, 1))
@@ -238,6 +255,7 @@ def test_mixed_devices_raise_type_error_naming_arguments(case):
         gpa_arrays.gpa(FakeArray(source, device=(4, 0)), target, camera)
 
 
+@needs_torch
 @pytest.mark.skipif("cuda_usable()")
 def test_device_arrays_without_a_usable_cuda_backend(case):
     source, target, camera = case
@@ -253,6 +271,7 @@ def test_device_arrays_without_a_usable_cuda_backend(case):
     assert "cupy" not in gpa_arrays.backends()
 
 
+@needs_torch
 def test_named_backend_must_match_the_device(case, monkeypatch):
     from gpa_arrays import _api, _backends
 
@@ -274,6 +293,7 @@ def test_named_backend_must_match_the_device(case, monkeypatch):
     assert _api._resolve_backend("auto", 0) == ("cupy", FakeDeviceBackend)
 
 
+@needs_torch
 def test_torch_cpu_return_2d_gives_two_tensors(case):
     source, target, camera = case
     want = gpa_arrays.gpa(source, target, camera, seed=2, return_2d=True)
@@ -289,6 +309,7 @@ def test_torch_cpu_return_2d_gives_two_tensors(case):
     np.testing.assert_array_equal(out_2d.numpy(), want[1])
 
 
+@needs_torch
 def test_call_wraps_each_result_of_a_call(case):
     # return_2d makes two results in one call: each comes back as itself
     s, t, _ = (torch.from_numpy(a) for a in case)
@@ -301,6 +322,7 @@ def test_call_wraps_each_result_of_a_call(case):
     assert b.data_ptr() == second.__array_interface__["data"][0]
 
 
+@needs_torch
 def test_project_and_metrics_take_torch_tensors(case, rng):
     from gpa_arrays import camera, metrics
 
@@ -326,6 +348,7 @@ def test_project_and_metrics_take_torch_tensors(case, rng):
         metrics.mpjpe(p.clone().requires_grad_(), t)
 
 
+@needs_torch
 def test_foreign_device_arrays_are_never_written(case):
     # CuPy cannot tell whether a foreign CUDA export allows writes: neither
     # output of return_2d may be one (checked before any view is made, so it
@@ -334,3 +357,79 @@ def test_foreign_device_arrays_are_never_written(case):
         call = _interop.Call("source_3d", **{name: FakeArray(case[0], device=(2, 0))})
         with pytest.raises(TypeError, match=rf"{name}: a .*FakeArray on cuda:0 cannot"):
             call._view(call._args[name])
+
+
+# --- JAX: a user, not only a peer ----------------------------------------------------
+
+
+def jax_or_skip():
+    return pytest.importorskip("jax")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_jax_arrays_in_jax_arrays_out_bit_identical(rng, dtype):
+    # JAX exports its arrays through DLPack (read-only on the host): gpa views
+    # them, computes as on NumPy and hands the result back as a jax.Array
+    jax = jax_or_skip()
+    source, target, camera = make_case(rng, 60, 45, dtype=dtype)
+    with jax.enable_x64(dtype == np.float64):  # JAX keeps float64 only with x64
+        js, jt, jc = (jax.numpy.asarray(a) for a in (source, target, camera))
+        assert js.dtype == dtype
+        for keywords in ({"root": 3, "target_root": 5}, {"pairing": "random"}):
+            want = gpa_arrays.gpa(source, target, camera, seed=4, **keywords)
+            got = gpa_arrays.gpa(js, jt, jc, seed=4, **keywords)
+            assert isinstance(got, jax.Array) and got.dtype == dtype
+            assert got.shape == want.shape
+            np.testing.assert_array_equal(np.asarray(got), want)
+        # the published mode, with as many targets as sources
+        want = gpa_arrays.gpa(source[:45], target, camera, mode="poseda", seed=2)
+        got = gpa_arrays.gpa(js[:45], jt, jc, mode="poseda", seed=2)
+        np.testing.assert_array_equal(np.asarray(got), want)
+    # the caller's arrays are untouched (JAX's are immutable; the NumPy
+    # originals they were made from must be too)
+    np.testing.assert_array_equal(np.asarray(js), source)
+
+
+def test_jax_mixed_with_numpy_prepared_targets_and_return_2d(rng):
+    jax = jax_or_skip()
+    source, target, camera = make_case(rng, 50, 30, dtype=np.float32)
+    want, want_2d = gpa_arrays.gpa(source, target, camera, seed=1, return_2d=True)
+    js = jax.numpy.asarray(source)
+    # NumPy targets with a JAX source: the result follows the source
+    got, got_2d = gpa_arrays.gpa(js, target, camera, seed=1, return_2d=True)
+    assert isinstance(got, jax.Array) and isinstance(got_2d, jax.Array)
+    np.testing.assert_array_equal(np.asarray(got), want)
+    np.testing.assert_array_equal(np.asarray(got_2d), want_2d)
+    # targets prepared from JAX arrays, and the GPA object
+    targets = gpa_arrays.prepare_targets(
+        jax.numpy.asarray(target), jax.numpy.asarray(camera)
+    )
+    np.testing.assert_array_equal(np.asarray(gpa_arrays.gpa(js, targets, seed=1)), want)
+    aug = gpa_arrays.GPA(jax.numpy.asarray(target), jax.numpy.asarray(camera), seed=1)
+    first = aug(js)
+    assert isinstance(first, jax.Array)
+    np.testing.assert_array_equal(np.asarray(first), want)
+
+
+def test_jax_out_is_refused_as_read_only(rng):
+    jax = jax_or_skip()
+    source, target, camera = make_case(rng, 20, 20, dtype=np.float32)
+    with pytest.raises(ValueError, match="out: the array is read-only"):
+        gpa_arrays.gpa(
+            jax.numpy.asarray(source), target, camera, out=jax.numpy.asarray(source)
+        )
+
+
+def test_jax_camera_and_metrics(rng):
+    jax = jax_or_skip()
+    from gpa_arrays import camera as cam
+    from gpa_arrays import metrics
+
+    source, _, camera = make_case(rng, 40, 40, dtype=np.float32)
+    moved = source + np.float32(0.01)
+    projected = cam.project(jax.numpy.asarray(source), jax.numpy.asarray(camera))
+    assert isinstance(projected, jax.Array)
+    np.testing.assert_array_equal(np.asarray(projected), cam.project(source, camera))
+    assert metrics.mpjpe(jax.numpy.asarray(moved), source) == metrics.mpjpe(
+        moved, source
+    )
