@@ -113,22 +113,11 @@ class GPA:
     """
 
     def __init__(
-        self,
-        target_2d,
-        camera=None,
-        *,
-        seed=None,
-        root=0,
-        target_root=None,
-        reference_frame=None,
-        mode="paired",
-        pairing="permutation",
-        depth="weak",
-        return_2d=False,
-        check=True,
-        backend="auto",
-        per_worker=True,
-    ):
+        self, target_2d, camera=None, *,
+        seed=None, root=0, target_root=None, reference_frame=None,
+        mode="paired", pairing="permutation", depth="weak", return_2d=False,
+        check=True, backend="auto", per_worker=True,
+    ):  # fmt: skip
         self._options = Options.make(mode, depth, return_2d, check, backend)
         if reference_frame is not None and self._options.poseda:
             raise ValueError(

@@ -427,16 +427,7 @@ def _cpu_throughput(data, numpy_peer, peer_names, repeat, threads):
     diffs = _peer_differences(peers, want)
     del want
     block = _peer_block(seconds, peers, skipped, "prepared, out=", diffs)
-    if "strongest / ours" in block:
-        ratios["strongest / prepared, out="] = block["strongest / ours"]
-    return {
-        "device": "cpu",
-        "dtype": source.dtype.name,
-        "n": n,
-        "ms": {k: v * 1e3 for k, v in seconds.items()},
-        "ratios": ratios,
-        "formula peers": block,
-    }
+    return _cpu_result(source.dtype, n, "ms", seconds, ratios, block)
 
 
 def _cpu_latency(data, numpy_peer, peer_names, small, calls):
@@ -477,13 +468,19 @@ def _cpu_latency(data, numpy_peer, peer_names, small, calls):
         unit="us",
     )
     block = _peer_block(seconds, peers, skipped, "prepared, out=", unit="us")
+    return _cpu_result(source.dtype, small, "us", seconds, ratios, block)
+
+
+def _cpu_result(dtype, n, unit, seconds, ratios, block):
+    """One CPU table's result: times in `unit` ("ms" or "us"), ratios, peers."""
     if "strongest / ours" in block:
         ratios["strongest / prepared, out="] = block["strongest / ours"]
+    scale = {"ms": 1e3, "us": 1e6}[unit]
     return {
         "device": "cpu",
-        "dtype": source.dtype.name,
-        "n": small,
-        "us": {k: v * 1e6 for k, v in seconds.items()},
+        "dtype": dtype.name,
+        "n": n,
+        unit: {k: v * scale for k, v in seconds.items()},
         "ratios": ratios,
         "formula peers": block,
     }

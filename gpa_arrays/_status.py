@@ -52,16 +52,17 @@ N_CATEGORIES = 5
 class Category(NamedTuple):
     """How one slot of a status array is reported.
 
-    The message reads ``"{argument}: {count} of {total} {noun}{block} {verb}
-    {predicate}; first at {position} {where}"``, with the singular or plural
-    forms chosen by the count. `predicate` may hold ``{m}`` (the number of
-    targets) and ``{pairing_kind}``, filled from the call's context.
+    The message reads ``"{argument}: {count} of {total} {subject} {predicate};
+    first at {position} {where}"``, where `subject` is the singular or the
+    plural half of `subjects` (``"pose{block} has|poses{block} have"``) as the
+    count says, ``{block}`` marking where the block of a chunked call is named.
+    `predicate` may hold ``{m}`` (the number of targets), filled from the
+    call's context.
     """
 
     slot: int
     argument: str
-    noun: tuple[str, str]
-    verb: tuple[str, str]
+    subjects: str
     predicate: str
     position: str = "index"
     #: Reported whatever ``check`` says (an index outside the records would be
@@ -69,92 +70,71 @@ class Category(NamedTuple):
     always: bool = False
 
 
+# The predicates, named so that each table below reads one category per row.
+_OUTSIDE = "outside [0, {m})"
+_NONFINITE_OUTPUT = (
+    "non-finite output (non-finite coordinates in the input, or overflow)"
+)
+_NO_EXTENT = (
+    "zero extent in both x and y, which puts it at depth 0 (on the camera centre)"
+)
+_NO_DEPTH = (
+    "no depth in front of the camera at which the perspective projection has the "
+    "paired target's box scale (the target box is larger than the pose can appear); "
+    "pass check=False to place such poses at their weak-perspective depth instead"
+)
+_BEHIND_PLACED = (
+    "a joint at or behind the camera plane (z <= 0) of the camera it was placed "
+    "for, so it cannot be seen through it (a close target box for a deep pose; "
+    "depth='perspective' avoids it)"
+)
+_BOX = "a degenerate 2D box (width + height == 0, which makes the depth infinite)"
+_FOCAL = "a focal length that is not finite and positive or a non-finite centre"
+_DISTORTION = "a non-finite distortion coefficient (columns 4 to 8: k1, k2, k3, p1, p2)"
+_CAMERA_ROW = (
+    "a focal length that is not positive and finite or a non-finite centre or "
+    "distortion coefficient"
+)
+_BEHIND = "at or behind the camera plane (z <= 0), where the projection is undefined"
+_COINCIDE = "all scored joints at one point, so the alignment scale is undefined"
+
+# {block} marks where a chunked call names its block ("1 of 10 pose (block [20,
+# 30) of 40) has ...").
+_POSES = "pose{block} has|poses{block} have"
+_TARGETS = "target{block} has|targets{block} have"
+_ROWS = "row{block} has|rows{block} have"
+
 POSE: tuple[Category, ...] = (
-    Category(
-        POSE_INDEX, "pairing", ("target index", "target indices"), ("", ""),
-        "outside [0, {m})", "position", always=True,
-    ),
-    Category(
-        POSE_NONFINITE, "source_3d", ("pose", "poses"), ("gives", "give"),
-        "non-finite output (non-finite coordinates in the input, or overflow)",
-    ),
-    Category(
-        POSE_DEGENERATE, "source_3d", ("pose", "poses"), ("has", "have"),
-        "zero extent in both x and y, which puts it at depth 0 (on the camera "
-        "centre)",
-    ),
-    Category(
-        POSE_NO_DEPTH, "depth", ("pose", "poses"), ("has", "have"),
-        "no depth in front of the camera at which the perspective projection has "
-        "the paired target's box scale (the target box is larger than the pose can "
-        "appear); pass check=False to place such poses at their weak-perspective "
-        "depth instead",
-    ),
-    Category(
-        POSE_BEHIND, "source_3d", ("aligned pose", "aligned poses"), ("has", "have"),
-        "a joint at or behind the camera plane (z <= 0) of the camera it was "
-        "placed for, so it cannot be seen through it (a close target box for a "
-        "deep pose; depth='perspective' avoids it)",
-    ),
+    Category(POSE_INDEX, "pairing", "target index{block}|target indices{block}",
+             _OUTSIDE, "position", always=True),
+    Category(POSE_NONFINITE, "source_3d", "pose{block} gives|poses{block} give",
+             _NONFINITE_OUTPUT),
+    Category(POSE_DEGENERATE, "source_3d", _POSES, _NO_EXTENT),
+    Category(POSE_NO_DEPTH, "depth", _POSES, _NO_DEPTH),
+    Category(POSE_BEHIND, "source_3d",
+             "aligned pose{block} has|aligned poses{block} have", _BEHIND_PLACED),
 )  # fmt: skip
-
 TARGET: tuple[Category, ...] = (
-    Category(
-        TARGET_NONFINITE, "target_2d", ("target", "targets"), ("has", "have"),
-        "non-finite coordinates",
-    ),
-    Category(
-        TARGET_DEGENERATE, "target_2d", ("target", "targets"), ("has", "have"),
-        "a degenerate 2D box (width + height == 0, which makes the depth infinite)",
-    ),
-    Category(
-        TARGET_CAMERA, "camera", ("row", "rows"), ("has", "have"),
-        "a focal length that is not finite and positive or a non-finite centre",
-        "row",
-    ),
-    Category(
-        TARGET_DISTORTION, "camera", ("row", "rows"), ("has", "have"),
-        "a non-finite distortion coefficient (columns 4 to 8: k1, k2, k3, p1, p2)",
-        "row",
-    ),
+    Category(TARGET_NONFINITE, "target_2d", _TARGETS, "non-finite coordinates"),
+    Category(TARGET_DEGENERATE, "target_2d", _TARGETS, _BOX),
+    Category(TARGET_CAMERA, "camera", _ROWS, _FOCAL, "row"),
+    Category(TARGET_DISTORTION, "camera", _ROWS, _DISTORTION, "row"),
 )  # fmt: skip
-
 POINT: tuple[Category, ...] = (
-    Category(
-        POINT_CAMERA, "camera", ("row", "rows"), ("has", "have"),
-        "a focal length that is not positive and finite or a non-finite centre "
-        "or distortion coefficient",
-    ),
-    Category(
-        POINT_NONFINITE, "points_3d", ("point", "points"), ("has", "have"),
-        "a non-finite coordinate or projection",
-    ),
-    Category(
-        POINT_BEHIND, "points_3d", ("point", "points"), ("lies", "lie"),
-        "at or behind the camera plane (z <= 0), where the projection is undefined",
-    ),
+    Category(POINT_CAMERA, "camera", _ROWS, _CAMERA_ROW),
+    Category(POINT_NONFINITE, "points_3d", "point{block} has|points{block} have",
+             "a non-finite coordinate or projection"),
+    Category(POINT_BEHIND, "points_3d", "point{block} lies|points{block} lie",
+             _BEHIND),
 )  # fmt: skip
-
 METRIC: tuple[Category, ...] = (
-    Category(
-        METRIC_NONFINITE, "predicted, target", ("pose", "poses"), ("has", "have"),
-        "a non-finite coordinate in the scored joints",
-    ),
-    Category(
-        METRIC_DEGENERATE, "predicted", ("pose", "poses"), ("has", "have"),
-        "all scored joints at one point, so the alignment scale is undefined",
-    ),
+    Category(METRIC_NONFINITE, "predicted, target", _POSES,
+             "a non-finite coordinate in the scored joints"),
+    Category(METRIC_DEGENERATE, "predicted", _POSES, _COINCIDE),
 )  # fmt: skip
-
-
-#: :mod:`gpa_arrays.stats`: per-pose statistics and 1-D samples.
-STATS: tuple[Category, ...] = (
-    Category(
-        0, "poses", ("pose", "poses"), ("has", "have"),
-        "a non-finite coordinate or statistic",
-    ),
-)  # fmt: skip
-SAMPLE = Category(0, "values", ("value", "values"), ("is", "are"), "non-finite")
+#: :mod:`gpa_arrays.stats`: per-pose statistics, and 1-D samples.
+STATS = (Category(0, "poses", _POSES, "a non-finite coordinate or statistic"),)
+SAMPLE = Category(0, "values", "value{block} is|values{block} are", "non-finite")
 
 
 def new_status():
@@ -187,13 +167,11 @@ def message(category, count, total, where, *, block="", context=None):
     context : dict, optional
         Values for the predicate's fields.
     """
-    one = count == 1
-    noun = category.noun[0 if one else 1]
-    verb = category.verb[0 if one else 1]
+    singular, plural = category.subjects.split("|")
+    subject = (singular if count == 1 else plural).format(block=block)
     predicate = category.predicate.format(**(context or {}))
-    verb = f" {verb}" if verb else ""
     return (
-        f"{category.argument}: {count} of {total} {noun}{block}{verb} {predicate}; "
+        f"{category.argument}: {count} of {total} {subject} {predicate}; "
         f"first at {category.position} {where}"
     )
 

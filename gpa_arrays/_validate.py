@@ -202,7 +202,7 @@ def narrowed(array, dtype, name, noun, check=True):
         lost = lost.reshape(lost.shape[0], -1).any(axis=1) if lost.ndim > 1 else lost
         limit = float(np.finfo(dtype).max)
         category = Category(
-            0, name, noun, ("has", "have"),
+            0, name, f"{noun[0]}{{block}} has|{noun[1]}{{block}} have",
             f"a finite value beyond the range of {dtype} (|x| > {limit:.4g}), the "
             "dtype of the call; scale the data or compute in float64",
         )  # fmt: skip
@@ -298,31 +298,22 @@ def camera_rows(camera, rows, what, xp=np):
             "camera: required with a target_2d array (rows [fx, fy, cx, cy, ...] "
             "in normalised units); pass a Targets object to omit it"
         )
-    camera = real(as_array(camera, "camera", xp), "camera")
-    if camera.ndim == 1 and camera.shape[0] in CAMERA_COLUMNS:
+    camera = camera_shape(as_array(camera, "camera", xp), rows, what)
+    if camera.ndim == 1:
         return xp.broadcast_to(camera, (rows, camera.shape[0]))
-    if (
-        camera.ndim == 2
-        and camera.shape[1] in CAMERA_COLUMNS
-        and camera.shape[0] == rows
-    ):
-        return camera
-    raise ValueError(
-        f"camera: expected shape (4,), (9,), ({rows}, 4) or ({rows}, 9) "
-        f"(one row per {what}), got {camera.shape}"
-    )
+    return camera
 
 
 def camera_shape(camera, rows, what):
-    """Check a camera argument's shape without converting it (a Dask array)."""
+    """Check a camera argument's dtype and shape, without converting it.
+
+    One row for all (``(4,)`` or ``(9,)``) or one per item (``(rows, 4)`` or
+    ``(rows, 9)``); also for a Dask array, whose blocks are not at hand.
+    """
     real(camera, "camera")
-    if camera.ndim == 1 and camera.shape[0] in CAMERA_COLUMNS:
-        return camera
-    if (
-        camera.ndim == 2
-        and camera.shape[1] in CAMERA_COLUMNS
-        and camera.shape[0] == rows
-    ):
+    one = camera.ndim == 1 and camera.shape[0] in CAMERA_COLUMNS
+    if one or (camera.ndim == 2 and camera.shape == (rows, camera.shape[1])
+               and camera.shape[1] in CAMERA_COLUMNS):  # fmt: skip
         return camera
     raise ValueError(
         f"camera: expected shape (4,), (9,), ({rows}, 4) or ({rows}, 9) "

@@ -273,14 +273,9 @@ def image_coordinates(
 
 @_interop.in_callers_type("f_px", "c_px", "w", "h", "distortion")
 def normalize_intrinsics(
-    f_px: ArrayLike,
-    c_px: ArrayLike,
-    w: ArrayLike,
-    h: ArrayLike,
-    *,
-    distortion: ArrayLike | None = None,
-    rule: Rule = "width",
-) -> ArrayLike:
+    f_px: ArrayLike, c_px: ArrayLike, w: ArrayLike, h: ArrayLike, *,
+    distortion: ArrayLike | None = None, rule: Rule = "width",
+) -> ArrayLike:  # fmt: skip
     """Pixel intrinsics to the normalised camera rows GPA and projection use.
 
     Parameters
@@ -373,13 +368,9 @@ def normalize_intrinsics(
 
 @_interop.in_callers_type("matrix", "w", "h", "distortion")
 def intrinsics_from_matrix(
-    matrix: ArrayLike,
-    w: ArrayLike,
-    h: ArrayLike,
-    *,
-    distortion: ArrayLike | None = None,
-    rule: Rule = "width",
-) -> ArrayLike:
+    matrix: ArrayLike, w: ArrayLike, h: ArrayLike, *,
+    distortion: ArrayLike | None = None, rule: Rule = "width",
+) -> ArrayLike:  # fmt: skip
     """Normalised camera rows from 3x3 pixel intrinsic matrices.
 
     Parameters

@@ -340,22 +340,11 @@ def _align_block(source, index, records, spec, root, backend, check, frame,
 
 
 def gpa(
-    source_3d,
-    target_2d,
-    camera=None,
-    *,
-    pairing="permutation",
-    seed=None,
-    root=0,
-    target_root=None,
-    reference_frame=None,
-    mode="paired",
-    depth="weak",
-    return_2d=False,
-    backend="auto",
-    check=True,
+    source_3d, target_2d, camera=None, *,
+    pairing="permutation", seed=None, root=0, target_root=None, reference_frame=None,
+    mode="paired", depth="weak", return_2d=False, backend="auto", check=True,
     scatter=None,
-):
+):  # fmt: skip
     """Global Position Alignment of a Dask array of source poses, lazily.
 
     The same alignment as :func:`gpa_arrays.gpa`, split over the blocks of

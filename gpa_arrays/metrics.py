@@ -264,17 +264,10 @@ def _error_metric(
 
 
 def mpjpe(
-    predicted: ArrayLike,
-    target: ArrayLike,
-    *,
-    joints=None,
-    skeleton=None,
-    root=None,
-    reduction="mean",
-    unit="m",
-    backend: BackendName = "auto",
-    check: bool = True,
-) -> Any:
+    predicted: ArrayLike, target: ArrayLike, *,
+    joints=None, skeleton=None, root=None, reduction="mean", unit="m",
+    backend: BackendName = "auto", check: bool = True,
+) -> Any:  # fmt: skip
     """Mean per-joint position error, millimetres.
 
     Parameters are described in the module docstring (:mod:`gpa_arrays.metrics`).
@@ -302,17 +295,10 @@ def mpjpe(
 
 
 def n_mpjpe(
-    predicted: ArrayLike,
-    target: ArrayLike,
-    *,
-    joints=None,
-    skeleton=None,
-    root=None,
-    reduction="mean",
-    unit="m",
-    backend: BackendName = "auto",
-    check: bool = True,
-) -> Any:
+    predicted: ArrayLike, target: ArrayLike, *,
+    joints=None, skeleton=None, root=None, reduction="mean", unit="m",
+    backend: BackendName = "auto", check: bool = True,
+) -> Any:  # fmt: skip
     """MPJPE after the per-pose optimal scaling of the prediction, millimetres.
 
     The scale is ``sum(t . p) / sum(p . p)`` over the scored joints (of
@@ -335,16 +321,10 @@ def n_mpjpe(
 
 
 def p_mpjpe(
-    predicted: ArrayLike,
-    target: ArrayLike,
-    *,
-    joints=None,
-    skeleton=None,
-    reduction="mean",
-    unit="m",
-    backend: BackendName = "auto",
-    check: bool = True,
-) -> Any:
+    predicted: ArrayLike, target: ArrayLike, *,
+    joints=None, skeleton=None, reduction="mean", unit="m",
+    backend: BackendName = "auto", check: bool = True,
+) -> Any:  # fmt: skip
     """MPJPE after per-pose similarity Procrustes alignment, millimetres.
 
     Each prediction is scaled, rotated (a proper rotation: reflections are
@@ -380,19 +360,10 @@ def _aligned_errors(p, t, joints, skeleton, root, unit, align, backend, call, ch
 
 
 def pck(
-    predicted: ArrayLike,
-    target: ArrayLike,
-    *,
-    threshold=PCK_THRESHOLD,
-    joints=None,
-    skeleton=None,
-    root=None,
-    align="none",
-    reduction="mean",
-    unit="m",
-    backend: BackendName = "auto",
-    check: bool = True,
-) -> Any:
+    predicted: ArrayLike, target: ArrayLike, *,
+    threshold=PCK_THRESHOLD, joints=None, skeleton=None, root=None, align="none",
+    reduction="mean", unit="m", backend: BackendName = "auto", check: bool = True,
+) -> Any:  # fmt: skip
     """Percentage of correct keypoints: errors strictly below `threshold` mm.
 
     Parameters
@@ -436,19 +407,10 @@ def pck(
 
 
 def auc(
-    predicted: ArrayLike,
-    target: ArrayLike,
-    *,
-    thresholds=AUC_THRESHOLDS,
-    joints=None,
-    skeleton=None,
-    root=None,
-    align="none",
-    reduction="mean",
-    unit="m",
-    backend: BackendName = "auto",
-    check: bool = True,
-) -> Any:
+    predicted: ArrayLike, target: ArrayLike, *,
+    thresholds=AUC_THRESHOLDS, joints=None, skeleton=None, root=None, align="none",
+    reduction="mean", unit="m", backend: BackendName = "auto", check: bool = True,
+) -> Any:  # fmt: skip
     """Area under the PCK curve: mean PCK over `thresholds`, as a percentage.
 
     Parameters
@@ -513,14 +475,9 @@ def _threshold(value, name):
 
 
 def procrustes(
-    predicted: ArrayLike,
-    target: ArrayLike,
-    *,
-    joints=None,
-    skeleton=None,
-    backend: BackendName = "auto",
-    check: bool = True,
-) -> Procrustes:
+    predicted: ArrayLike, target: ArrayLike, *,
+    joints=None, skeleton=None, backend: BackendName = "auto", check: bool = True,
+) -> Procrustes:  # fmt: skip
     """Per-pose similarity alignment of `predicted` to `target`.
 
     Fits ``target ~ scale * R @ predicted + translation`` (R a proper rotation)
