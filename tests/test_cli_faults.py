@@ -16,7 +16,6 @@ import io
 import os
 import pickle
 import re
-import resource
 import signal
 import socket
 import subprocess
@@ -475,19 +474,22 @@ def test_leftovers_of_live_processes_and_other_hosts_are_kept(tmp_path):
 # --- write failures ---------------------------------------------------------------------
 
 
-def limit_file_size():
-    # 2 MB: the 4.9 MB output cannot be written; Python ignores SIGXFSZ, so
-    # the write fails with EFBIG instead of killing the process
-    resource.setrlimit(resource.RLIMIT_FSIZE, (2 * 2**20, 2 * 2**20))
+# 2 MB: the 4.9 MB output cannot be written; Python ignores SIGXFSZ, so the
+# write fails with EFBIG instead of killing the process. Set in the child itself,
+# not in a preexec_fn: that would fork this process, which may hold JAX's
+# threads by now (JAX warns on fork, and warnings are errors here).
+LIMITED_JOB = (
+    "import resource, sys; "
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (2 * 2**20, 2 * 2**20)); "
+    "from gpa_arrays import cli; sys.exit(cli.main(sys.argv[1:]))"
+)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE")
 def test_write_failure_leaves_no_partial_output(data, tmp_path):
     root, _ = data
     out = tmp_path / "out.npy"
-    proc = start_job(root, out, script="import sys; from gpa_arrays import cli; "
-                     "sys.exit(cli.main(sys.argv[1:]))",
-                     preexec_fn=limit_file_size)  # fmt: skip
+    proc = start_job(root, out, script=LIMITED_JOB)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err
     line = err.splitlines()[-1]

@@ -117,7 +117,7 @@ def test_errors_name_the_argument(poses):
     source, aligned, target = poses
     bad = target.copy()
     bad[4, 2, 0] = np.nan
-    with pytest.raises(ValueError, match="target_2d: poses: 1 of 3000 poses"):
+    with pytest.raises(ValueError, match="target_2d: poses: 1 of 3000 pose has"):
         plot.distribution_figure(source, aligned, bad)
     with pytest.raises(ValueError, match=r"aligned_2d: poses: expected shape"):
         plot.distribution_figure(source, aligned[..., 0], target)
