@@ -935,18 +935,22 @@ def _raise_for_clips(status, others, check, spec, result, result_2d, n, m, xp,
     where = {"offset": offset, "total": total}
     # explicit-index problems first, whatever `check` says
     raise_for_pose_status(status, n, m, spec.index, check=False, **where)
-    if not check or (status is None and all(x is None for x in others)):
+    if not check:
+        return
+    # One pass over the depths finds the clips with a joint behind the camera
+    # (the clip kernel does not look); the full non-finite recount runs only
+    # when a kernel flagged something.
+    behind = ~(result[..., 2] > 0).all(axis=(1, 2))
+    flagged = status is not None or any(x is not None for x in others)
+    if not flagged and not bool(behind.any()):
         return
     axes = (1, 2, 3)
     bad = ~xp.isfinite(result).all(axis=axes)
-    behind = None
     if result_2d is not None:
         bad |= ~xp.isfinite(result_2d).all(axis=axes)
-        behind = ~bad & ~(result[..., 2] > 0).all(axis=(1, 2))
+    behind &= ~bad
     status = new_status() if status is None else status.copy()
     for category, mask in ((POSE_NONFINITE, bad), (POSE_BEHIND, behind)):
-        if mask is None:
-            continue
         hits = xp.flatnonzero(mask)
         status[category] = (int(hits.size), int(hits[0]) if hits.size else 0)
     raise_for_pose_status(status, n, m, **where)

@@ -169,6 +169,18 @@ def _reduce_four(builder, xmin, ymin, xmax, ymax, width):
     return xmin, ymin, builder.fneg(nxmax), builder.fneg(nymax)
 
 
+def _reduce_min(builder, vector, width):
+    """Horizontal minimum of one vector: log2(width) rotate-and-min steps."""
+    step = width // 2
+    while step >= 1:
+        rotated = _shuffle(
+            builder, vector, vector, [(lane + step) % width for lane in range(width)]
+        )
+        vector = _pick(builder, vector, rotated, True)
+        step //= 2
+    return builder.extract_element(vector, ir.Constant(ir.IntType(32), 0))
+
+
 def _signature_parts(array, joints):
     """(dtype, values per pose) of a flat pose array and a joint-count token."""
     if not (isinstance(array, types.Array) and array.ndim == 2):
@@ -190,14 +202,19 @@ def _extent_intrinsic(n_coordinates):
             return None
         dtype, n_joints = parts
         n_values = n_coordinates * n_joints
-        signature = types.Tuple([dtype] * 4 + [types.boolean])(flat, row, joints)
+        # poses also give the minimum depth (z) of their joints
+        n_extremes = 5 if n_coordinates == 3 else 4
+        signature = types.Tuple([dtype] * n_extremes + [types.boolean])(
+            flat, row, joints
+        )
 
         def codegen(context, builder, sig, args):
             scalar = context.get_value_type(dtype)
             if n_values == 0:  # generic kernels compile but never take this path
                 nan = ir.Constant(scalar, float("nan"))
                 false = ir.Constant(ir.IntType(1), 0)
-                return context.make_tuple(builder, sig.return_type, [nan] * 4 + [false])
+                values = [nan] * n_extremes + [false]
+                return context.make_tuple(builder, sig.return_type, values)
             itemsize = context.get_abi_sizeof(scalar)
             width, offsets = _layout(n_values, itemsize)
             vector_type = ir.VectorType(scalar, width)
@@ -221,7 +238,14 @@ def _extent_intrinsic(n_coordinates):
             xmin, ymin, xmax, ymax = _reduce_four(
                 builder, *extremes[::2], *extremes[1::2], width
             )
-            values = [xmin, xmax, ymin, ymax, finite]
+            values = [xmin, xmax, ymin, ymax]
+            if n_coordinates == 3:
+                low = inf
+                for offset, vector in zip(offsets, vectors, strict=True):
+                    mask = _lane_mask(offset, width, 2, n_coordinates)
+                    low = builder.select(mask, _pick(builder, low, vector, True), low)
+                values.append(_reduce_min(builder, low, width))
+            values.append(finite)
             return context.make_tuple(builder, sig.return_type, values)
 
         return signature, codegen
@@ -294,7 +318,7 @@ def pose_place(typingctx, flat, out, row, root3, position3, joints):
     return signature, codegen
 
 
-#: ``(xmin, xmax, ymin, ymax, all_finite)`` of pose `row` of a C-contiguous
+#: ``(xmin, xmax, ymin, ymax, zmin, all_finite)`` of pose `row` of a C-contiguous
 #: ``(N, 3J)`` array; `joints` is a tuple of length J (a compile-time constant).
 pose_extent = _extent_intrinsic(3)
 

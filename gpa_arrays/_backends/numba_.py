@@ -571,18 +571,21 @@ def _gpa_chunk(
                 _flag(status, _P_INDEX, i)
                 continue
             # 2D extent of the source pose
+            # (and the nearest joint's depth, for the behind-the-camera check)
             if e_fixed > 0:
-                xmin, xmax, ymin, ymax, _ = pose_extent(src, i, joints)
+                xmin, xmax, ymin, ymax, zmin, _ = pose_extent(src, i, joints)
             else:
                 xmin = src[i, 0]
                 xmax = xmin
                 ymin = src[i, 1]
                 ymax = ymin
+                zmin = src[i, 2]
                 for q in range(3, e, 3):
                     xmin = min(xmin, src[i, q])
                     xmax = max(xmax, src[i, q])
                     ymin = min(ymin, src[i, q + 1])
                     ymax = max(ymax, src[i, q + 1])
+                    zmin = min(zmin, src[i, q + 2])
             dx = xmax - xmin
             dy = ymax - ymin
             if poseda:
@@ -628,7 +631,10 @@ def _gpa_chunk(
                     hy = oy - oy
                     hz = oz - oz
                     finite = finite & (hx == hx) & (hy == hy) & (hz == hz)
-            behind = False
+            # Every joint's depth is (z_q - rz) + z, rounded twice; rounding is
+            # monotone, so the nearest joint is the one with the least z_q and
+            # the test on it equals a test on every written depth, bit for bit.
+            behind = not ((zmin - rz) + z > 0)
             if out2d is not None:
                 if poseda:  # the camera row that unprojected the pose
                     row = i
@@ -645,7 +651,7 @@ def _gpa_chunk(
                         distortion[row, 0], distortion[row, 1], distortion[row, 2],
                         distortion[row, 3], distortion[row, 4],
                     )  # fmt: skip
-                finite_2d, behind = _project_pose(
+                finite_2d, _ = _project_pose(
                     dst, o2, i, e, fx2, fy2, cx2, cy2, coefficients
                 )
                 if finite and z > 0:

@@ -273,7 +273,8 @@ def _place(source, root, z, u, v, out, status, bad_index, projection=None):
     row (and distortion row, or ``None``) per pose: the aligned pose is then also
     projected into ``out2d``. A pose's flags are checked in the kernels' order:
     non-finite 3D output, depth not positive, non-finite 2D output, a joint at or
-    behind the camera plane; the first that applies is counted.
+    behind the camera plane (with or without a projection); the first that
+    applies is counted.
     """
     px = z * u
     py = z * v
@@ -289,18 +290,20 @@ def _place(source, root, z, u, v, out, status, bad_index, projection=None):
     degenerate = ~nonfinite & ~(z > 0)
     if bad_index is not None:
         degenerate &= ~bad_index
+    fine = ~nonfinite & ~degenerate
+    if bad_index is not None:
+        fine &= ~bad_index
     if projection is not None:
         out2d, camera, distortion = projection
         _project_poses(out, camera, distortion, out2d)
         if bad_index is not None:
             out2d[bad_index] = np.nan
-        fine = ~nonfinite & ~degenerate
-        if bad_index is not None:
-            fine &= ~bad_index
         nonfinite_2d = fine & ~np.isfinite(out2d).all(axis=(1, 2))
-        behind = fine & ~nonfinite_2d & ~(out[..., 2] > 0).all(axis=1)
         nonfinite |= nonfinite_2d
-        _first_and_count(behind, status, POSE_BEHIND)
+        fine &= ~nonfinite_2d
+    # a joint at or behind the plane of the camera the pose was placed for
+    behind = fine & ~(out[..., 2] > 0).all(axis=1)
+    _first_and_count(behind, status, POSE_BEHIND)
     _first_and_count(nonfinite, status, POSE_NONFINITE)
     _first_and_count(degenerate, status, POSE_DEGENERATE)
 
@@ -423,7 +426,7 @@ def gpa_records(
         ``None`` when every pose is fine; otherwise ``[count, first pose]`` of
         poses with non-finite output, with a degenerate (zero x and y extent)
         source, with an out-of-range explicit target index, without a
-        perspective depth, and with a joint behind the camera (`out2d` only).
+        perspective depth, and with a joint at or behind the camera plane.
     """
     status = new_status()
     j, bad_index = _resolve_targets(spec, status)

@@ -319,8 +319,8 @@ __device__ __forceinline__ void gpa_align_pose(const T *src, gpa_i64 sj, gpa_i64
             dst2[q * d2j] = a;
             dst2[q * d2j + d2c] = b;
             finite_2d = finite_2d && gpa_bits<T>::finite(a) && gpa_bits<T>::finite(b);
-            behind = behind || !gpa_positive(oz);
         }
+        behind = behind || !gpa_positive(oz);
     }
     if ((FEATURES & GPA_FEATURE_PROJECT) && finite && gpa_positive(z)) {
         finite = finite_2d;
@@ -329,7 +329,7 @@ __device__ __forceinline__ void gpa_align_pose(const T *src, gpa_i64 sj, gpa_i64
         gpa_flag(status, GPA_POSE_NONFINITE, i, n);
     } else if (!gpa_positive(z)) {
         gpa_flag(status, GPA_POSE_DEGENERATE, i, n);
-    } else if ((FEATURES & GPA_FEATURE_PROJECT) && behind) {
+    } else if (behind) {  // projected or not: the pose cannot be seen
         gpa_flag(status, GPA_POSE_BEHIND, i, n);
     }
 }
