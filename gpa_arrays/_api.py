@@ -509,13 +509,16 @@ def gpa(
         ``out_2d`` of shape (N, J, 2). On error the content is unspecified.
     check : bool
         Raise ``ValueError`` on non-finite input or output, degenerate source
-        poses (zero x and y extent) and degenerate targets; with
-        ``depth="perspective"`` on poses for which no depth solves the box
-        scale; with ``return_2d=True`` on aligned poses with a joint at or
-        behind the camera plane. The checks are fused into the kernels and cost
-        little. With ``check=False`` such poses come out non-finite, at depth 0,
-        at their weak-perspective depth (no perspective solution) or with
-        meaningless 2D; explicit pairing indices are always range-checked. On a
+        poses (zero x and y extent), degenerate targets, aligned poses with a
+        joint at or behind the plane of the camera they were placed for (a
+        large target box for a deep pose; such a pose cannot be seen through
+        that camera, whether or not `return_2d` projects it), and with
+        ``depth="perspective"`` poses for which no depth solves the box scale.
+        The checks are fused into the kernels and cost little. With
+        ``check=False`` such poses come out non-finite, at depth 0, partly
+        behind the camera, at their weak-perspective depth (no perspective
+        solution) or with meaningless 2D; explicit pairing indices are always
+        range-checked. On a
         CUDA device the check costs one synchronisation per call (the kernels'
         small statuses are read back together); ``check=False`` leaves the call
         fully asynchronous.
