@@ -435,7 +435,7 @@ def gpa(
     >>> import dask.array as da, numpy as np, gpa_arrays, gpa_arrays.dask
     >>> rng = np.random.default_rng(0)
     >>> source = rng.normal(scale=0.3, size=(1000, 17, 3)) + [0, 0, 5]
-    >>> target = rng.uniform(-0.5, 0.5, size=(800, 17, 2))
+    >>> target = rng.normal(scale=0.1, size=(800, 17, 2))  # pose-like 2D
     >>> camera = np.array([1.5, 1.5, 0.0, 0.0])
     >>> lazy = gpa_arrays.dask.gpa(
     ...     da.from_array(source, chunks=300), target, camera, seed=0
