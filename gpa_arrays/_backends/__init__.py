@@ -44,7 +44,8 @@ def load(name: str):
         If `name` is not a backend.
     RuntimeError
         If the backend cannot be used here (its import failed); the message
-        carries the underlying error.
+        carries the underlying error. Also when the module lacks a function of
+        the interface.
     """
     module = _loaded.get(name)
     if module is not None:
@@ -63,7 +64,7 @@ def load(name: str):
         raise RuntimeError(
             f"backend {name!r} is not usable here: {_failed[name]}"
         ) from exc
-    missing = [name for name in INTERFACE if not hasattr(module, name)]
+    missing = [function for function in INTERFACE if not hasattr(module, function)]
     if missing:  # a programming error, caught here rather than mid-call
         raise RuntimeError(
             f"backend {name!r} lacks the interface functions {', '.join(missing)}"

@@ -20,7 +20,7 @@ Calling convention
   ``[count, first index]`` per category of :mod:`gpa_arrays._status`. Host
   backends return that array itself; the device backend returns a pending
   device buffer and never waits for the device by itself.
-* ``read_status(*statuses, wait=False)`` returns the host statuses of a call,
+* ``read_status(*pending, wait=False)`` returns the host statuses of a call,
   one per argument, in a single round trip on a device and as they are on the
   host. Callers read every status through it, so they need no ``if device:``.
 * The statistics kernels (``pose_statistics``, ``wasserstein_sorted``) report
