@@ -1,24 +1,29 @@
 """Backend registry: which kernels exist, which work here, and lazy loading.
 
-Backends are modules with the same function names and argument order
-(``prepare_records``, ``prepare_poseda_records``, ``prepare_wide_records``,
-``gpa_records``, ``gpa_poseda``, ``pair_indices``, ``project_points``,
-``joint_errors``, ``procrustes_fit``). A backend module is imported the first time it
-is used, so ``import gpa_arrays`` costs neither Numba's nor CuPy's import time.
+Backends are modules that implement one interface, declared once in
+:mod:`._interface` (:data:`INTERFACE`: the function names; their reference
+signatures and the calling convention are there): ``numpy_`` (the reference),
+``numba_`` (fused CPU kernels) and ``cupy_`` (CUDA kernels). A backend module is
+imported the first time it is used, so ``import gpa_arrays`` costs neither
+Numba's nor CuPy's import time.
 
-Host backends (NumPy arrays) return statuses as host arrays or None. The device
-backend (``cupy``, CuPy arrays) is marked by ``DEVICE = True``: its functions
-take a keyword ``status`` (False launches without a status buffer) and return
-pending device statuses, which ``read_status`` turns into host ones in a single
-round trip. A module may define ``unusable_reason()``; a string result makes the
-backend unusable here (CuPy imports without a GPU, but cannot run).
+Every function that checks its input takes a keyword ``status`` (False: count
+nothing) and returns a status that the module's ``read_status`` turns into a
+host ``(N_CATEGORIES, 2)`` array or None: on the host backends the statuses are
+host arrays already and ``read_status`` returns them as they are; the device
+backend (``cupy``, CuPy arrays, marked by ``DEVICE = True``) returns pending
+device statuses, which its ``read_status`` reads in a single round trip. A
+module may define ``unusable_reason()``; a string result makes the backend
+unusable here (CuPy imports without a GPU, but cannot run).
 """
 
 from __future__ import annotations
 
 import importlib
 
-__all__ = ["DEVICE_BACKENDS", "HOST_BACKENDS", "available", "load"]
+from ._interface import NAMES as INTERFACE
+
+__all__ = ["DEVICE_BACKENDS", "HOST_BACKENDS", "INTERFACE", "available", "load"]
 
 #: Backends that run on host (NumPy) arrays, fastest first.
 HOST_BACKENDS = ("numba", "numpy")
@@ -39,7 +44,8 @@ def load(name: str):
         If `name` is not a backend.
     RuntimeError
         If the backend cannot be used here (its import failed); the message
-        carries the underlying error.
+        carries the underlying error. Also when the module lacks a function of
+        the interface.
     """
     module = _loaded.get(name)
     if module is not None:
@@ -58,6 +64,11 @@ def load(name: str):
         raise RuntimeError(
             f"backend {name!r} is not usable here: {_failed[name]}"
         ) from exc
+    missing = [function for function in INTERFACE if not hasattr(module, function)]
+    if missing:  # a programming error, caught here rather than mid-call
+        raise RuntimeError(
+            f"backend {name!r} lacks the interface functions {', '.join(missing)}"
+        )
     unusable = getattr(module, "unusable_reason", None)
     reason = unusable() if unusable is not None else None
     if reason is not None:

@@ -357,17 +357,45 @@ def pairing_args(spec, index=NULL, index_stride=0):
     )
 
 
+def _strided(array, strides):
+    """An array argument followed by its strides (in elements) as int64."""
+    return (array, *(_I64(s) for s in strides))
+
+
+def _gpa_common(n, joints, root, records, camera, camera_strides, poseda):
+    """The arguments every GPA kernel takes after its pose arrays, in order."""
+    return (
+        _I64(n),
+        _I32(joints),
+        _I32(root),
+        records,
+        *_strided(camera, camera_strides),
+        _I32(poseda),
+    )
+
+
+def _pose_pair(predicted, predicted_strides, target, target_strides, n, joints,
+               joints_stride):  # fmt: skip
+    """The leading arguments of both metrics kernels, in order."""
+    return (
+        *_strided(predicted, predicted_strides),
+        *_strided(target, target_strides),
+        _I64(n),
+        joints,
+        _I64(joints_stride),
+        _I32(joints.shape[0]),
+    )
+
+
 def prepare_args(target, target_strides, m, joints, root, camera, camera_strides,
                  with_camera, records, status):  # fmt: skip
     """``GPA_PREPARE_PARAMS``; strides are in elements."""
     return (
-        target,
-        *(_I64(s) for s in target_strides),
+        *_strided(target, target_strides),
         _I64(m),
         _I32(joints),
         _I32(root),
-        camera,
-        *(_I64(s) for s in camera_strides),
+        *_strided(camera, camera_strides),
         _I32(with_camera),
         records,
         status,
@@ -377,37 +405,17 @@ def prepare_args(target, target_strides, m, joints, root, camera, camera_strides
 def tiled_args(source, out, n, joints, root, records, camera, camera_strides, poseda,
                pairing, status, poses_per_tile):  # fmt: skip
     """``GPA_TILED_PARAMS``; `pairing` is the tuple of :func:`pairing_args`."""
-    return (
-        source,
-        out,
-        _I64(n),
-        _I32(joints),
-        _I32(root),
-        records,
-        camera,
-        *(_I64(s) for s in camera_strides),
-        _I32(poseda),
-        *pairing,
-        status,
-        _I32(poses_per_tile),
-    )
+    common = _gpa_common(n, joints, root, records, camera, camera_strides, poseda)
+    return (source, out, *common, *pairing, status, _I32(poses_per_tile))
 
 
 def strided_args(source, source_strides, out, out_strides, n, joints, root, records,
                  camera, camera_strides, poseda, pairing, status):  # fmt: skip
     """``GPA_STRIDED_PARAMS``; strides are in elements."""
     return (
-        source,
-        *(_I64(s) for s in source_strides),
-        out,
-        *(_I64(s) for s in out_strides),
-        _I64(n),
-        _I32(joints),
-        _I32(root),
-        records,
-        camera,
-        *(_I64(s) for s in camera_strides),
-        _I32(poseda),
+        *_strided(source, source_strides),
+        *_strided(out, out_strides),
+        *_gpa_common(n, joints, root, records, camera, camera_strides, poseda),
         *pairing,
         status,
     )
@@ -421,11 +429,9 @@ def pair_args(out, count, pairing):
 def widen_args(records, records_strides, m, camera, camera_strides, wide, status):
     """``GPA_WIDEN_PARAMS``; strides are in elements, `wide` is C-contiguous."""
     return (
-        records,
-        *(_I64(s) for s in records_strides),
+        *_strided(records, records_strides),
         _I64(m),
-        camera,
-        *(_I64(s) for s in camera_strides),
+        *_strided(camera, camera_strides),
         wide,
         status,
     )
@@ -440,8 +446,7 @@ def extension_args(record_stride, coefficients, coefficients_strides, max_iterat
     """
     return (
         _I64(record_stride),
-        coefficients,
-        *(_I64(s) for s in coefficients_strides),
+        *_strided(coefficients, coefficients_strides),
         _I32(max_iterations),
         _F64(tolerance),
     )
@@ -458,13 +463,7 @@ def tiled_ext_args(source, out, out2d, n, joints, root, records, camera,
         source,
         out,
         out2d,
-        _I64(n),
-        _I32(joints),
-        _I32(root),
-        records,
-        camera,
-        *(_I64(s) for s in camera_strides),
-        _I32(poseda),
+        *_gpa_common(n, joints, root, records, camera, camera_strides, poseda),
         *extension,
         *pairing,
         status,
@@ -481,19 +480,10 @@ def strided_ext_args(source, source_strides, out, out_strides, out2d, out2d_stri
     with ``(0, 0, 0)``.
     """
     return (
-        source,
-        *(_I64(s) for s in source_strides),
-        out,
-        *(_I64(s) for s in out_strides),
-        out2d,
-        *(_I64(s) for s in out2d_strides),
-        _I64(n),
-        _I32(joints),
-        _I32(root),
-        records,
-        camera,
-        *(_I64(s) for s in camera_strides),
-        _I32(poseda),
+        *_strided(source, source_strides),
+        *_strided(out, out_strides),
+        *_strided(out2d, out2d_strides),
+        *_gpa_common(n, joints, root, records, camera, camera_strides, poseda),
         *extension,
         *pairing,
         status,
@@ -504,16 +494,13 @@ def project_args(points, points_strides, count, camera, camera_strides, per, out
                  out_strides, status):  # fmt: skip
     """``GPA_PROJECT_PARAMS``: `count` points, camera row ``p // per`` for point p."""
     return (
-        points,
-        *(_I64(s) for s in points_strides),
+        *_strided(points, points_strides),
         _I64(count),
-        camera,
-        *(_I64(s) for s in camera_strides),
+        *_strided(camera, camera_strides),
         _I32(camera.shape[1]),
         _I64(per),
         _F64(1.0 / per),
-        out,
-        *(_I64(s) for s in out_strides),
+        *_strided(out, out_strides),
         status,
     )
 
@@ -522,19 +509,15 @@ def clip_args(source, source_strides, n, frames, joints, origin, origin_strides,
               anchor, anchor_strides, out, out_strides, status):  # fmt: skip
     """``GPA_CLIP_PARAMS``: `n` clips of `frames` frames of `joints` joints."""
     return (
-        source,
-        *(_I64(s) for s in source_strides),
+        *_strided(source, source_strides),
         _I64(n),
         _I32(frames),
         _I32(joints),
         _F64(1.0 / (frames * joints)),
         _F64(1.0 / joints),
-        origin,
-        *(_I64(s) for s in origin_strides),
-        anchor,
-        *(_I64(s) for s in anchor_strides),
-        out,
-        *(_I64(s) for s in out_strides),
+        *_strided(origin, origin_strides),
+        *_strided(anchor, anchor_strides),
+        *_strided(out, out_strides),
         status,
     )
 
@@ -547,19 +530,12 @@ def joint_errors_args(predicted, predicted_strides, target, target_strides, n,
     The alignment is the kernel's template argument (:func:`kernel_name`).
     """
     return (
-        predicted,
-        *(_I64(s) for s in predicted_strides),
-        target,
-        *(_I64(s) for s in target_strides),
-        _I64(n),
-        joints,
-        _I64(joints_stride),
-        _I32(joints.shape[0]),
+        *_pose_pair(predicted, predicted_strides, target, target_strides, n, joints,
+                    joints_stride),
         _I32(root),
-        errors,
-        *(_I64(s) for s in errors_strides),
+        *_strided(errors, errors_strides),
         status,
-    )
+    )  # fmt: skip
 
 
 def procrustes_fit_args(predicted, predicted_strides, target, target_strides, n,
@@ -567,19 +543,13 @@ def procrustes_fit_args(predicted, predicted_strides, target, target_strides, n,
                         status):  # fmt: skip
     """``GPA_PROCRUSTES_FIT_PARAMS``; the outputs are C-contiguous float64."""
     return (
-        predicted,
-        *(_I64(s) for s in predicted_strides),
-        target,
-        *(_I64(s) for s in target_strides),
-        _I64(n),
-        joints,
-        _I64(joints_stride),
-        _I32(joints.shape[0]),
+        *_pose_pair(predicted, predicted_strides, target, target_strides, n, joints,
+                    joints_stride),
         scale,
         rotation,
         translation,
         status,
-    )
+    )  # fmt: skip
 
 
 # --- status -------------------------------------------------------------------------

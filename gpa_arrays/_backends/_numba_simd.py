@@ -28,7 +28,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["pose_extent", "pose_place", "target_extent"]
+__all__ = ["pose_extent", "pose_place", "row_pointer", "target_extent"]
 
 _VECTOR_BYTES = 64
 
@@ -44,10 +44,14 @@ def _layout(n_values, itemsize):
     return width, offsets
 
 
-def _row_pointer(context, builder, array_type, array, row):
-    """Pointer to ``array[row, 0]`` of a 2D array, as a pointer to its dtype."""
+def row_pointer(context, builder, array_type, array, row, row_type=types.intp):
+    """Pointer to ``array[row, 0, ...]`` (the row's first element), of its dtype.
+
+    `row` is an integer of Numba type `row_type`; no bounds check, no wraparound.
+    """
     ary = context.make_array(array_type)(context, builder, array)
     zero = context.get_constant(types.intp, 0)
+    index = context.cast(builder, row, row_type, types.intp)
     return cgutils.get_item_pointer2(
         context,
         builder,
@@ -55,7 +59,7 @@ def _row_pointer(context, builder, array_type, array, row):
         cgutils.unpack_tuple(builder, ary.shape),
         cgutils.unpack_tuple(builder, ary.strides),
         array_type.layout,
-        [context.cast(builder, row, types.intp, types.intp), zero],
+        [index] + [zero] * (array_type.ndim - 1),
         wraparound=False,
     )
 
@@ -218,7 +222,7 @@ def _extent_intrinsic(n_coordinates):
             itemsize = context.get_abi_sizeof(scalar)
             width, offsets = _layout(n_values, itemsize)
             vector_type = ir.VectorType(scalar, width)
-            base = _row_pointer(context, builder, sig.args[0], args[0], args[1])
+            base = row_pointer(context, builder, sig.args[0], args[0], args[1])
             vectors = _load_vectors(builder, base, vector_type, offsets, itemsize)
             inf = ir.Constant(vector_type, [float("inf")] * width)
             ninf = ir.Constant(vector_type, [float("-inf")] * width)
@@ -290,8 +294,8 @@ def pose_place(typingctx, flat, out, row, root3, position3, joints):
         width, offsets = _layout(n_values, itemsize)
         vector_type = ir.VectorType(scalar, width)
         i32 = ir.IntType(32)
-        source = _row_pointer(context, builder, sig.args[0], args[0], args[2])
-        target = _row_pointer(context, builder, sig.args[1], args[1], args[2])
+        source = row_pointer(context, builder, sig.args[0], args[0], args[2])
+        target = row_pointer(context, builder, sig.args[1], args[1], args[2])
         vectors = _load_vectors(builder, source, vector_type, offsets, itemsize)
 
         def as_vector(triple):

@@ -1,7 +1,8 @@
 """CUDA kernels through CuPy: launchers for ``kernels/gpa.cu`` and ``metrics.cu``.
 
-Same functions, names and argument order as :mod:`numpy_` (the reference the
-kernels are tested against) and :mod:`numba_`, on CuPy arrays of one device.
+Same functions, names, argument order and calling convention as :mod:`numpy_`
+(the reference the kernels are tested against) and :mod:`numba_`, on CuPy arrays
+of one device (the interface is declared in :mod:`._interface`).
 What needs no GPU (source text, options, kernel names, launch geometry,
 argument packing, status decoding) lives in :mod:`._cuda`.
 
@@ -51,6 +52,7 @@ Checks and their cost
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import cupy
@@ -60,23 +62,15 @@ from .. import _config
 from .. import _geometry as G
 from .. import _pairing as P
 from . import _cuda
+from ._interface import NAMES
 from .numpy_ import RECORD_WIDTH
 
-__all__ = [
-    "DEVICE",
-    "gpa_clip",
-    "gpa_poseda",
-    "gpa_records",
-    "joint_errors",
-    "pair_indices",
-    "prepare_poseda_records",
-    "prepare_records",
-    "prepare_wide_records",
-    "procrustes_fit",
-    "project_points",
-    "read_status",
-    "unusable_reason",
-]
+# The NumPy reference's statistics use only their array's own module, so they
+# run on CuPy arrays as they are.
+from .numpy_stats import pose_statistics as pose_statistics
+from .numpy_stats import wasserstein_sorted as wasserstein_sorted
+
+__all__ = [*NAMES, "DEVICE", "unusable_reason"]
 
 #: Marks a device backend: functions take ``status=`` and return pending statuses.
 DEVICE = True
@@ -279,21 +273,35 @@ def pair_indices(spec):
 # --- target preparation -------------------------------------------------------------
 
 
+def _per_target(kernel, rows, camera, status, pack):
+    """Launch `kernel`, one thread per target, over `rows` and their `camera` rows.
+
+    ``pack(rows, row_strides, camera, camera_strides, status_buffer)`` gives
+    the kernel's arguments (strides in elements). Returns the pending status.
+    """
+    m = rows.shape[0]
+    rows, row_strides = _element_strides(rows)
+    camera, camera_strides = _element_strides(camera)
+    buffer, pending = _status_buffer(status, m)
+    args = pack(rows, row_strides, camera, camera_strides, buffer)
+    _launch_items(kernel, rows.dtype, m, args)
+    return pending
+
+
 def _prepare(target, camera, root, with_camera, status):
     camera = _as(target.dtype, camera)
     m, joints = target.shape[0], target.shape[1]
     records = cupy.empty((m, RECORD_WIDTH), dtype=target.dtype)
     if m == 0:
         return records, None
-    target, target_strides = _element_strides(target)
-    camera, camera_strides = _element_strides(camera)
-    buffer, pending = _status_buffer(status, m)
-    args = _cuda.prepare_args(
-        target, target_strides, m, joints, root, camera, camera_strides, with_camera,
-        records, buffer,
-    )  # fmt: skip
-    _launch_items("gpa_prepare", target.dtype, m, args)
-    return records, pending
+
+    def pack(target, target_strides, camera, camera_strides, buffer):
+        return _cuda.prepare_args(
+            target, target_strides, m, joints, root, camera, camera_strides,
+            with_camera, records, buffer,
+        )  # fmt: skip
+
+    return records, _per_target("gpa_prepare", target, camera, status, pack)
 
 
 def prepare_records(target, camera, root, *, status=True):
@@ -320,14 +328,13 @@ def prepare_wide_records(records, camera, *, status=True):
     wide = cupy.empty((m, 2 * RECORD_WIDTH), dtype=records.dtype)
     if m == 0:
         return wide, None
-    records, records_strides = _element_strides(records)
-    camera, camera_strides = _element_strides(camera)
-    buffer, pending = _status_buffer(status, m)
-    args = _cuda.widen_args(
-        records, records_strides, m, camera, camera_strides, wide, buffer
-    )
-    _launch_items("gpa_widen", records.dtype, m, args)
-    return wide, pending
+
+    def pack(records, records_strides, camera, camera_strides, buffer):
+        return _cuda.widen_args(
+            records, records_strides, m, camera, camera_strides, wide, buffer
+        )
+
+    return wide, _per_target("gpa_widen", records, camera, status, pack)
 
 
 # --- the GPA kernels ----------------------------------------------------------------
@@ -423,6 +430,23 @@ def _staged(out, shape):
     return target, _cuda.element_strides(target)
 
 
+def _launch_into(kernel, dtype, count, out, status, pack):
+    """Launch one-item-per-thread `kernel` over `count` items that write `out`.
+
+    ``pack(target, target_strides, status_buffer)`` gives the kernel's
+    arguments (the ``_cuda.*_args`` packers take these three last); `target`
+    is `out`, or a temporary copied into `out` after the launch when its
+    strides are not whole elements (:func:`_staged`). Returns the pending
+    status.
+    """
+    target, out_strides = _staged(out, out.shape)
+    buffer, pending = _status_buffer(status, count)
+    _launch_items(kernel, dtype, count, pack(target, out_strides, buffer))
+    if target is not out:
+        out[...] = target
+    return pending
+
+
 def gpa_records(source, records, out, root, spec, out2d=None, distortion=None,
                 perspective=False, *, status=True):  # fmt: skip
     """GPA against prepared records (see :func:`numpy_.gpa_records`).
@@ -476,16 +500,11 @@ def gpa_clip(source, origin, anchor, out, *, status=True):
     _check_outputs(source.dtype, out)
     origin, origin_strides = _element_strides(origin)
     anchor, anchor_strides = _element_strides(anchor)
-    target, out_strides = _staged(out, out.shape)
-    buffer, pending = _status_buffer(status, count)
-    args = _cuda.clip_args(
-        source, source_strides, n, frames, joints, origin, origin_strides, anchor,
-        anchor_strides, target, out_strides, buffer,
+    pack = functools.partial(
+        _cuda.clip_args, source, source_strides, n, frames, joints, origin,
+        origin_strides, anchor, anchor_strides,
     )  # fmt: skip
-    _launch_items("gpa_clip", source.dtype, count, args)
-    if target is not out:
-        out[...] = target
-    return pending
+    return _launch_into("gpa_clip", source.dtype, count, out, status, pack)
 
 
 # --- projection ---------------------------------------------------------------------
@@ -503,16 +522,10 @@ def project_points(points, camera, per, out, *, status=True):
     _check_outputs(points.dtype, out)
     points, points_strides = _element_strides(points)
     camera, camera_strides = _element_strides(camera)
-    target, out_strides = _staged(out, out.shape)
-    buffer, pending = _status_buffer(status, count)
-    args = _cuda.project_args(
-        points, points_strides, count, camera, camera_strides, per, target,
-        out_strides, buffer,
-    )  # fmt: skip
-    _launch_items("gpa_project", points.dtype, count, args)
-    if target is not out:
-        out[...] = target
-    return pending
+    pack = functools.partial(
+        _cuda.project_args, points, points_strides, count, camera, camera_strides, per
+    )
+    return _launch_into("gpa_project", points.dtype, count, out, status, pack)
 
 
 # --- metrics --------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Fused CPU kernels compiled by Numba.
 
-Same functions, names and argument order as :mod:`numpy_`, the reference this
-module is tested against. Each public function makes one pass over its input:
+Same functions, names, argument order and calling convention as :mod:`numpy_`,
+the reference this module is tested against (the interface is declared in
+:mod:`._interface`). Each public function makes one pass over its input:
 
 * :func:`prepare_records` reads every target pose once and writes its compact
   record (box scale, unprojected root, focal lengths), validating as it goes.
@@ -52,40 +53,16 @@ from numba.extending import intrinsic, overload, register_jitable
 from .. import _config
 from .. import _geometry as G
 from .. import _pairing as P
-from .._status import (
-    N_CATEGORIES,
-    POINT_BEHIND,
-    POINT_CAMERA,
-    POINT_NONFINITE,
-    POSE_BEHIND,
-    POSE_DEGENERATE,
-    POSE_INDEX,
-    POSE_NO_DEPTH,
-    POSE_NONFINITE,
-    TARGET_CAMERA,
-    TARGET_DEGENERATE,
-    TARGET_NONFINITE,
-    new_status,
-)
-from ._numba_simd import pose_extent, pose_place, target_extent
-from .numpy_ import (
-    ALIGN_PROCRUSTES,
-    ALIGN_SCALE,
-    RECORD_WIDTH,
-    prepare_wide_records,
-)
+from .. import _status as S
+from ._interface import NAMES
+from ._numba_simd import pose_extent, pose_place, row_pointer, target_extent
+from .numpy_ import ALIGN_PROCRUSTES, ALIGN_SCALE, RECORD_WIDTH
 
-__all__ = [
-    "gpa_poseda",
-    "gpa_records",
-    "joint_errors",
-    "pair_indices",
-    "prepare_poseda_records",
-    "prepare_records",
-    "prepare_wide_records",
-    "procrustes_fit",
-    "project_points",
-]
+# plain copies and the host statuses need no kernel: the reference's serve
+from .numpy_ import prepare_wide_records as prepare_wide_records
+from .numpy_ import read_status as read_status
+
+__all__ = list(NAMES)
 
 _KW: dict[str, Any] = {
     "cache": True,
@@ -94,6 +71,15 @@ _KW: dict[str, Any] = {
 }
 _jit = njit(nogil=True, **_KW)
 _jit_parallel = njit(parallel=True, **_KW)
+# Twins. Every kernel is a chunk function (``_*_chunk``: the per-item loop over
+# ``[lo, hi)`` with its own status counters) called by two small drivers, a
+# ``_jit_parallel`` one that splits the work into chunks over ``prange`` and a
+# ``_jit`` one that runs a single chunk; the host launcher picks one with
+# :func:`use_parallel`, the one fork guard. The drivers are written out per
+# kernel rather than generated from one generic driver that takes the chunk
+# function as an argument because Numba's on-disk cache does not hit for a
+# jitted function that takes another jitted function as a first-class argument:
+# such a driver would recompile at every process start.
 
 # Numba does not inline calls between compiled functions by itself, and each call
 # pays for reference counting of its array arguments. Per-pose helpers are
@@ -148,20 +134,21 @@ _PERMUTATION = P.KIND_PERMUTATION
 _RANDOM = P.KIND_RANDOM
 _IDENTITY = P.KIND_IDENTITY
 _ARRAY = P.KIND_ARRAY
-_NCAT = N_CATEGORIES
-_P_NONFINITE = POSE_NONFINITE
-_P_DEGENERATE = POSE_DEGENERATE
-_P_INDEX = POSE_INDEX
-_P_NO_DEPTH = POSE_NO_DEPTH
-_P_BEHIND = POSE_BEHIND
+# Status categories as plain module globals, which Numba freezes as constants.
+_NCAT = S.N_CATEGORIES
+_P_NONFINITE = S.POSE_NONFINITE
+_P_DEGENERATE = S.POSE_DEGENERATE
+_P_INDEX = S.POSE_INDEX
+_P_NO_DEPTH = S.POSE_NO_DEPTH
+_P_BEHIND = S.POSE_BEHIND
 _ALIGN_SCALE = ALIGN_SCALE
 _ALIGN_PROCRUSTES = ALIGN_PROCRUSTES
-_Q_NONFINITE = POINT_NONFINITE
-_Q_BEHIND = POINT_BEHIND
-_Q_CAMERA = POINT_CAMERA
-_T_NONFINITE = TARGET_NONFINITE
-_T_DEGENERATE = TARGET_DEGENERATE
-_T_CAMERA = TARGET_CAMERA
+_Q_NONFINITE = S.POINT_NONFINITE
+_Q_BEHIND = S.POINT_BEHIND
+_Q_CAMERA = S.POINT_CAMERA
+_T_NONFINITE = S.TARGET_NONFINITE
+_T_DEGENERATE = S.TARGET_DEGENERATE
+_T_CAMERA = S.TARGET_CAMERA
 _U1 = np.uint64(1)
 _EMPTY_INDEX = np.zeros(0, dtype=np.int64)
 
@@ -174,19 +161,7 @@ def _prefetch_row(typingctx, array, row):
 
     def codegen(context, builder, signature, args):
         array_type, row_type = signature.args
-        ary = context.make_array(array_type)(context, builder, args[0])
-        index = context.cast(builder, args[1], row_type, types.intp)
-        zero = context.get_constant(types.intp, 0)
-        pointer = cgutils.get_item_pointer2(
-            context,
-            builder,
-            ary.data,
-            cgutils.unpack_tuple(builder, ary.shape),
-            cgutils.unpack_tuple(builder, ary.strides),
-            array_type.layout,
-            [index] + [zero] * (array_type.ndim - 1),
-            wraparound=False,
-        )
+        pointer = row_pointer(context, builder, array_type, args[0], args[1], row_type)
         i8p = builder.bitcast(pointer, ir.IntType(8).as_pointer())
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [i8p.type, i32, i32, i32])
@@ -1257,6 +1232,80 @@ def _fit_serial(pred, tgt, sel, scale, rotation, translation, status):
     return _bad_count(status)
 
 
+# --- statistics --------------------------------------------------------------------
+#
+# ``pose_statistics`` makes one pass over the poses instead of the reference's
+# five (four reductions and a gather over strided views); on finite poses its
+# results are bit-identical (min, max, one subtraction per axis, one addition,
+# one halving, in the same order), and a pose with a non-finite coordinate gets
+# a NaN scale (the reference gets NaN or inf), which the caller rejects either
+# way. ``wasserstein_sorted`` replaces the reference's concatenate, merge-sort,
+# cumulative sum and gathers by one sequential merge of the two sorted samples;
+# it sums the same terms in a different order, so it agrees to rounding (a few
+# ulps of the sum), not bit for bit.
+
+
+@njit(**_KW)
+def _pose_row(poses, root, out, i):
+    j = poses.shape[1]
+    xmin = poses[i, 0, 0]
+    xmax = xmin
+    ymin = poses[i, 0, 1]
+    ymax = ymin
+    # x - x is 0 for finite x and NaN otherwise: a branch-free finiteness
+    # check that lets the min/max loop stay select instructions
+    bad = (xmin - xmin) + (ymin - ymin)
+    for k in range(1, j):
+        x = poses[i, k, 0]
+        y = poses[i, k, 1]
+        xmin = min(xmin, x)
+        xmax = max(xmax, x)
+        ymin = min(ymin, y)
+        ymax = max(ymax, y)
+        bad += (x - x) + (y - y)
+    out[i, 0] = ((xmax - xmin) + (ymax - ymin)) / 2 + bad
+    out[i, 1] = poses[i, root, 0]
+    out[i, 2] = poses[i, root, 1]
+
+
+# twins (see the note at ``_jit_parallel``)
+@njit(parallel=True, **_KW)
+def _pose_statistics_parallel(poses, root, out):
+    for i in prange(poses.shape[0]):
+        _pose_row(poses, root, out, i)
+
+
+@njit(**_KW)
+def _pose_statistics_serial(poses, root, out):
+    for i in range(poses.shape[0]):
+        _pose_row(poses, root, out, i)
+
+
+@njit(**_KW)
+def _merge_w1(a, b):
+    n, m = a.shape[0], b.shape[0]
+    i = 0
+    k = 0
+    prev = min(a[0], b[0])
+    total = 0.0
+    while i < n or k < m:
+        # the next value of the merged order; the CDFs on [prev, value) have
+        # counted i values of `a` and k of `b`
+        if k >= m or (i < n and a[i] <= b[k]):
+            value = a[i]
+            step_a = True
+        else:
+            value = b[k]
+            step_a = False
+        total += abs(i * m - k * n) * (value - prev)
+        prev = value
+        if step_a:
+            i += 1
+        else:
+            k += 1
+    return total / (n * m)
+
+
 # --- host side --------------------------------------------------------------------
 
 _serial_only = False  # set in a child forked from a process with a live OpenMP pool
@@ -1303,11 +1352,17 @@ def _statuses(nchunks):
     return np.zeros((nchunks, _NCAT, 2), dtype=np.int64)
 
 
-def _merge(statuses):
-    """Merge per-chunk ``[count, first]`` counters into one (3, 2) status."""
+def _merged(statuses, wanted):
+    """Per-chunk ``[count, first]`` counters merged into one status, or None.
+
+    None unless `wanted` (something was counted and the caller asked for the
+    status).
+    """
+    if not wanted:
+        return None
     if statuses.shape[0] == 1:
         return statuses[0]
-    status = new_status()
+    status = S.new_status()
     counts = statuses[:, :, 0]
     status[:, 0] = counts.sum(axis=0)
     for category in range(_NCAT):
@@ -1374,7 +1429,7 @@ def _joints(count):
 _JOINT_TOKENS: dict = {}
 
 
-def _prepare(target, camera, root, with_camera):
+def _prepare(target, camera, root, with_camera, status):
     m = target.shape[0]
     records = np.empty((m, RECORD_WIDTH), dtype=target.dtype)
     if m == 0:
@@ -1386,22 +1441,21 @@ def _prepare(target, camera, root, with_camera):
     two = target.dtype.type(2)
     joints = _joints(target.shape[1])
     bad = run(target, camera, root, records, two, with_camera, joints, statuses)
-    return records, (_merge(statuses) if bad else None)
+    return records, _merged(statuses, bad and status)
 
 
-def prepare_records(target, camera, root):
+def prepare_records(target, camera, root, *, status=True):
     """Compact per-target records (see :func:`numpy_.prepare_records`)."""
-    return _prepare(target, camera, root, True)
+    return _prepare(target, camera, root, True, status)
 
 
-def prepare_poseda_records(target, camera, root):
+def prepare_poseda_records(target, camera, root, *, status=True):
     """Records for ``mode="poseda"`` (see :func:`numpy_.prepare_poseda_records`)."""
-    return _prepare(target, camera, root, False)
+    return _prepare(target, camera, root, False, status)
 
 
-def _run_gpa(
-    source, records, camera, out, root, poseda, spec, out2d, distortion, perspective
-):
+def _run_gpa(source, records, camera, out, root, poseda, spec, out2d, distortion,
+             perspective, status):  # fmt: skip
     n = source.shape[0]
     if n == 0:
         return None
@@ -1410,7 +1464,7 @@ def _run_gpa(
         # 0-stride view of one pose never becomes an N-pose copy (poseda reads
         # camera row 0 of the whole call, so it is copied whole instead)
         return _run_gpa_staged(
-            source, records, out, root, spec, out2d, distortion, perspective
+            source, records, out, root, spec, out2d, distortion, perspective, status
         )
     # The kernels address poses through flat views, which need C order; other
     # layouts are copied in (source) or staged and copied out (outputs).
@@ -1435,10 +1489,11 @@ def _run_gpa(
         out[...] = target
     if target_2d is not out2d:
         out2d[...] = target_2d
-    return _merge(statuses) if bad else None
+    return _merged(statuses, bad and status)
 
 
-def _run_gpa_staged(source, records, out, root, spec, out2d, distortion, perspective):
+def _run_gpa_staged(source, records, out, root, spec, out2d, distortion, perspective,
+                    status):  # fmt: skip
     """:func:`_run_gpa` over blocks of ``STAGE_POSES`` poses of a strided source.
 
     Each block is copied into one reused C-order buffer and aligned as the
@@ -1447,7 +1502,7 @@ def _run_gpa_staged(source, records, out, root, spec, out2d, distortion, perspec
     """
     n, block = source.shape[0], _config.STAGE_POSES
     buffer = np.empty((block, *source.shape[1:]), dtype=source.dtype)
-    status = None
+    merged = None
     for lo in range(0, n, block):
         hi = min(n, lo + block)
         staged = buffer[: hi - lo]
@@ -1456,10 +1511,10 @@ def _run_gpa_staged(source, records, out, root, spec, out2d, distortion, perspec
         part = spec.chunk(spec.offset + lo, hi - lo, index)
         found = _run_gpa(
             staged, records, records, out[lo:hi], root, False, part,
-            None if out2d is None else out2d[lo:hi], distortion, perspective,
+            None if out2d is None else out2d[lo:hi], distortion, perspective, status,
         )  # fmt: skip
-        status = _merge_offset(status, found, lo)
-    return status
+        merged = _merge_offset(merged, found, lo)
+    return merged
 
 
 def _merge_offset(status, found, offset):
@@ -1476,9 +1531,8 @@ def _merge_offset(status, found, offset):
     return status
 
 
-def gpa_records(
-    source, records, out, root, spec, out2d=None, distortion=None, perspective=False
-):
+def gpa_records(source, records, out, root, spec, out2d=None, distortion=None,
+                perspective=False, *, status=True):  # fmt: skip
     """GPA against prepared records (see :func:`numpy_.gpa_records`)."""
     # the camera argument is unused in paired mode; any 2D array of the dtype
     # keeps the compiled signature stable
@@ -1486,21 +1540,22 @@ def gpa_records(
         distortion = None
     return _run_gpa(
         source, records, records, out, root, False, spec, out2d, distortion,
-        perspective,
+        perspective, status,
     )  # fmt: skip
 
 
-def gpa_poseda(source, records, camera, out, root, spec, out2d=None):
+def gpa_poseda(source, records, camera, out, root, spec, out2d=None, *, status=True):
     """The published arithmetic (see :func:`numpy_.gpa_poseda`)."""
     distortion = None
     if out2d is not None and camera.shape[1] == 9:
         distortion = camera[:, 4:9]
     return _run_gpa(
-        source, records, camera, out, root, True, spec, out2d, distortion, False
-    )
+        source, records, camera, out, root, True, spec, out2d, distortion, False,
+        status,
+    )  # fmt: skip
 
 
-def gpa_clip(source, origin, anchor, out):
+def gpa_clip(source, origin, anchor, out, *, status=True):
     """Apply each clip's reference-frame translation (see :func:`numpy_.gpa_clip`)."""
     n = source.shape[0]
     if n == 0:
@@ -1511,10 +1566,10 @@ def gpa_clip(source, origin, anchor, out):
     statuses = _statuses(min(n, _chunks(work)) if parallel else 1)
     run = _clip_parallel if parallel else _clip_serial
     bad = run(source, origin, anchor, out, statuses)
-    return _merge(statuses) if bad else None
+    return _merged(statuses, bad and status)
 
 
-def project_points(points, camera, per, out):
+def project_points(points, camera, per, out, *, status=True):
     """Project camera-space points (see :func:`numpy_.project_points`)."""
     n = points.shape[0]
     if n == 0:
@@ -1528,10 +1583,10 @@ def project_points(points, camera, per, out):
     bad = run(points, camera, per, target, statuses)
     if target is not out:
         out[...] = target
-    return _merge(statuses) if bad else None
+    return _merged(statuses, bad and status)
 
 
-def joint_errors(predicted, target, joints, root, align):
+def joint_errors(predicted, target, joints, root, align, *, status=True):
     """Per-joint errors after alignment (see :func:`numpy_.joint_errors`)."""
     n = predicted.shape[0]
     errors = np.empty((n, joints.shape[0]))
@@ -1544,10 +1599,10 @@ def joint_errors(predicted, target, joints, root, align):
     statuses = _statuses(_chunks(n) if parallel else 1)
     run = _errors_parallel if parallel else _errors_serial
     bad = run(predicted, target, joints, root, align, errors, statuses)
-    return errors, (_merge(statuses) if bad else None)
+    return errors, _merged(statuses, bad and status)
 
 
-def procrustes_fit(predicted, target, joints):
+def procrustes_fit(predicted, target, joints, *, status=True):
     """Per-pose similarity fit (see :func:`numpy_.procrustes_fit`)."""
     n = predicted.shape[0]
     scale = np.empty(n)
@@ -1562,4 +1617,21 @@ def procrustes_fit(predicted, target, joints):
     statuses = _statuses(_chunks(n) if parallel else 1)
     run = _fit_parallel if parallel else _fit_serial
     bad = run(predicted, target, joints, scale, rotation, translation, statuses)
-    return scale, rotation, translation, (_merge(statuses) if bad else None)
+    return scale, rotation, translation, _merged(statuses, bad and status)
+
+
+def pose_statistics(poses, root):
+    """``(N, 3)`` rows ``[scale, root_x, root_y]`` (see ``numpy_stats``)."""
+    n = poses.shape[0]
+    out = np.empty((n, 3), dtype=poses.dtype)
+    if n:
+        kernel = (
+            _pose_statistics_parallel if use_parallel(n) else _pose_statistics_serial
+        )
+        kernel(poses, root, out)
+    return out
+
+
+def wasserstein_sorted(a, b):
+    """W1 of two sorted samples; see :func:`numpy_stats.wasserstein_sorted`."""
+    return float(_merge_w1(a, b))

@@ -1,7 +1,9 @@
 """The NumPy reference backend: readable, vectorised, and the test oracle.
 
-Every other backend implements the same functions, with the same names and
-argument order, and is tested against this module. The arithmetic is written in
+Every other backend implements the same functions, with the same names,
+argument order and calling convention (declared in :mod:`._interface`: each
+function that checks its input takes ``status=``, and :func:`read_status` reads
+statuses), and is tested against this module. The arithmetic is written in
 the exact order of the published formulation (see ``docs/concepts``) so that the
 compiled backends, which follow the same order without fast-math or fused
 multiply-add contraction, agree with it bit for bit on finite data.
@@ -56,19 +58,11 @@ from .._status import (
     TARGET_NONFINITE,
     new_status,
 )
+from ._interface import NAMES
+from .numpy_stats import pose_statistics as pose_statistics
+from .numpy_stats import wasserstein_sorted as wasserstein_sorted
 
-__all__ = [
-    "gpa_clip",
-    "gpa_poseda",
-    "gpa_records",
-    "joint_errors",
-    "pair_indices",
-    "prepare_poseda_records",
-    "prepare_records",
-    "prepare_wide_records",
-    "procrustes_fit",
-    "project_points",
-]
+__all__ = list(NAMES)
 
 #: ``align`` codes of :func:`joint_errors`.
 ALIGN_NONE = 0
@@ -98,6 +92,25 @@ def _first_and_count(mask, status, category):
     if count:
         status[category, 0] = count
         status[category, 1] = int(np.argmax(mask))
+
+
+def _found(status, enabled):
+    """`status` when counting was asked for and something was flagged, else None."""
+    return status if enabled and status.any() else None
+
+
+def read_status(*pending, wait=False):
+    """Host statuses of a call's statuses: on the host, the statuses themselves.
+
+    The host half of the device backend's ``read_status``, so that callers read
+    statuses the same way on every backend. `wait` has nothing to wait for.
+
+    Returns
+    -------
+    list of ((N_CATEGORIES, 2) int64 ndarray or None)
+        One per argument.
+    """
+    return list(pending)
 
 
 def pair_indices(spec):
@@ -155,7 +168,7 @@ def _box_and_root(target, root, status):
 
 
 @_quiet
-def prepare_records(target, camera, root):
+def prepare_records(target, camera, root, *, status=True):
     """Compact per-target records for ``mode="paired"``.
 
     Parameters
@@ -176,10 +189,10 @@ def prepare_records(target, camera, root):
         of targets that are non-finite, have a degenerate box, or have an
         invalid camera.
     """
-    status = new_status()
-    d, rx, ry = _box_and_root(target, root, status)
+    found = new_status()
+    d, rx, ry = _box_and_root(target, root, found)
     fx, fy, cx, cy = (camera[:, c] for c in range(4))
-    _first_and_count(_bad_camera(camera), status, TARGET_CAMERA)
+    _first_and_count(_bad_camera(camera), found, TARGET_CAMERA)
     records = np.zeros((target.shape[0], RECORD_WIDTH), dtype=target.dtype)
     records[:, 0] = (rx - cx) / fx
     records[:, 1] = (ry - cy) / fy
@@ -188,27 +201,27 @@ def prepare_records(target, camera, root):
     records[:, 4] = fy
     records[:, 5] = cx
     records[:, 6] = cy
-    return records, (status if status.any() else None)
+    return records, _found(found, status)
 
 
 @_quiet
-def prepare_poseda_records(target, camera, root):
+def prepare_poseda_records(target, camera, root, *, status=True):
     """Per-target records for ``mode="poseda"`` (raw root, no camera).
 
     Parameters are those of :func:`prepare_records`; `camera` holds one row per
     *source* pose and is only validated here.
     """
-    status = new_status()
-    d, rx, ry = _box_and_root(target, root, status)
-    _first_and_count(_bad_camera(camera), status, TARGET_CAMERA)
+    found = new_status()
+    d, rx, ry = _box_and_root(target, root, found)
+    _first_and_count(_bad_camera(camera), found, TARGET_CAMERA)
     records = np.zeros((target.shape[0], RECORD_WIDTH), dtype=target.dtype)
     records[:, 0] = rx
     records[:, 1] = ry
     records[:, 2] = d
-    return records, (status if status.any() else None)
+    return records, _found(found, status)
 
 
-def prepare_wide_records(records, camera):
+def prepare_wide_records(records, camera, *, status=True):
     """Records with the distortion coefficients of 9-value camera rows.
 
     Parameters
@@ -238,15 +251,15 @@ def prepare_wide_records(records, camera):
     where the layout does not matter). The default path keeps its own
     contiguous ``(M, RECORD_WIDTH)`` records, so it pays nothing for this.
     """
-    status = new_status()
+    found = new_status()
     m = records.shape[0]
     wide = np.zeros((m, 2 * RECORD_WIDTH), dtype=records.dtype)
     wide[:, :RECORD_WIDTH] = records
     wide[:, RECORD_WIDTH : RECORD_WIDTH + 5] = camera[:, 4:9]
     with np.errstate(all="ignore"):
         bad = ~np.isfinite(camera[:, 4:9]).all(axis=1)
-    _first_and_count(bad, status, TARGET_DISTORTION)
-    return wide, (status if status.any() else None)
+    _first_and_count(bad, found, TARGET_DISTORTION)
+    return wide, _found(found, status)
 
 
 def _bad_camera(camera):
@@ -391,9 +404,8 @@ def _extent(source):
 
 
 @_quiet
-def gpa_records(
-    source, records, out, root, spec, out2d=None, distortion=None, perspective=False
-):
+def gpa_records(source, records, out, root, spec, out2d=None, distortion=None,
+                perspective=False, *, status=True):  # fmt: skip
     """GPA against prepared records (``mode="paired"``).
 
     Parameters
@@ -428,19 +440,19 @@ def gpa_records(
         source, with an out-of-range explicit target index, without a
         perspective depth, and with a joint at or behind the camera plane.
     """
-    status = new_status()
-    j, bad_index = _resolve_targets(spec, status)
+    found = new_status()
+    j, bad_index = _resolve_targets(spec, found)
     rec = records[j]
     u, v, d, fx, fy = (rec[:, c] for c in range(5))
     dx, dy = _extent(source)
     z = (fx * dx + fy * dy) / d
     if perspective:
-        z = _solve_depth(source, root, z, u, v, fx, fy, d, status, bad_index)
+        z = _solve_depth(source, root, z, u, v, fx, fy, d, found, bad_index)
     projection = None
     if out2d is not None:
         projection = (out2d, rec[:, 3:7], None if distortion is None else distortion[j])
-    _place(source, root, z, u, v, out, status, bad_index, projection)
-    return status if status.any() else None
+    _place(source, root, z, u, v, out, found, bad_index, projection)
+    return _found(found, status)
 
 
 def _solve_depth(source, root, z, u, v, fx, fy, d, status, bad_index):
@@ -455,7 +467,7 @@ def _solve_depth(source, root, z, u, v, fx, fy, d, status, bad_index):
 
 
 @_quiet
-def gpa_poseda(source, records, camera, out, root, spec, out2d=None):
+def gpa_poseda(source, records, camera, out, root, spec, out2d=None, *, status=True):
     """The published arithmetic (``mode="poseda"``).
 
     Depth uses the focal length of camera row 0 for every pose; the unprojection
@@ -480,8 +492,8 @@ def gpa_poseda(source, records, camera, out, root, spec, out2d=None):
     status : (N_CATEGORIES, 2) int64 ndarray or None
         As in :func:`gpa_records`.
     """
-    status = new_status()
-    j, bad_index = _resolve_targets(spec, status)
+    found = new_status()
+    j, bad_index = _resolve_targets(spec, found)
     rec = records[j]
     rx, ry, d = rec[:, 0], rec[:, 1], rec[:, 2]
     dx, dy = _extent(source)
@@ -492,12 +504,12 @@ def gpa_poseda(source, records, camera, out, root, spec, out2d=None):
     if out2d is not None:
         distortion = camera[:, 4:9] if camera.shape[1] == 9 else None
         projection = (out2d, camera[:, :4], distortion)
-    _place(source, root, z, u, v, out, status, bad_index, projection)
-    return status if status.any() else None
+    _place(source, root, z, u, v, out, found, bad_index, projection)
+    return _found(found, status)
 
 
 @_quiet
-def gpa_clip(source, origin, anchor, out):
+def gpa_clip(source, origin, anchor, out, *, status=True):
     """Move every frame of each clip by its reference frame's translation.
 
     ``out[i, t, q] = (source[i, t, q] - origin[i]) + anchor[i]``: the same two
@@ -527,13 +539,13 @@ def gpa_clip(source, origin, anchor, out):
     """
     np.subtract(source, origin[:, None, None, :], out=out)
     np.add(out, anchor[:, None, None, :], out=out)
-    status = new_status()
-    _first_and_count(~np.isfinite(out).all(axis=(1, 2, 3)), status, POSE_NONFINITE)
-    return status if status.any() else None
+    found = new_status()
+    _first_and_count(~np.isfinite(out).all(axis=(1, 2, 3)), found, POSE_NONFINITE)
+    return _found(found, status)
 
 
 @_quiet
-def project_points(points, camera, per, out):
+def project_points(points, camera, per, out, *, status=True):
     """Project camera-space points, ``per`` consecutive points per camera row.
 
     Parameters
@@ -570,14 +582,14 @@ def project_points(points, camera, per, out):
     res = out.reshape(g, per, 2)
     res[..., 0] = u
     res[..., 1] = v
-    status = new_status()
+    found = new_status()
     nonfinite = ~(np.isfinite(pts).all(axis=2) & np.isfinite(u) & np.isfinite(v))
     behind = ~nonfinite & ~(z > 0)
-    _first_and_count(nonfinite.ravel(), status, POINT_NONFINITE)
-    _first_and_count(behind.ravel(), status, POINT_BEHIND)
+    _first_and_count(nonfinite.ravel(), found, POINT_NONFINITE)
+    _first_and_count(behind.ravel(), found, POINT_BEHIND)
     good = (camera[:, 0] > 0) & (camera[:, 1] > 0) & np.isfinite(camera).all(axis=1)
-    _first_and_count(~good, status, POINT_CAMERA)
-    return status if status.any() else None
+    _first_and_count(~good, found, POINT_CAMERA)
+    return _found(found, status)
 
 
 # --- metrics --------------------------------------------------------------------------
@@ -627,8 +639,29 @@ def _similarity(y, x):
     return scale, rotation, translation, norm
 
 
+def _fit_finite(p, t, nonfinite, status):
+    """:func:`_similarity` of the finite poses, NaN for the others.
+
+    Returns ``(scale, rotation, translation, degenerate)``, the last a mask of
+    the finite poses whose prediction has no extent (flagged
+    ``POSE_DEGENERATE``; their fit is whatever the division by zero gave).
+    """
+    n = p.shape[0]
+    scale = np.full(n, np.nan)
+    rotation = np.full((n, 3, 3), np.nan)
+    translation = np.full((n, 3), np.nan)
+    finite = ~nonfinite
+    degenerate = np.zeros_like(finite)
+    if finite.any():
+        fit = _similarity(p[finite], t[finite])
+        scale[finite], rotation[finite], translation[finite], norm = fit
+        degenerate[finite] = ~(norm > 0)
+        _first_and_count(degenerate, status, POSE_DEGENERATE)
+    return scale, rotation, translation, degenerate
+
+
 @_quiet
-def joint_errors(predicted, target, joints, root, align):
+def joint_errors(predicted, target, joints, root, align, *, status=True):
     """Per-joint Euclidean errors after an optional per-pose alignment.
 
     Parameters
@@ -654,7 +687,7 @@ def joint_errors(predicted, target, joints, root, align):
         (``POSE_NONFINITE``) and, for the fits, of predictions whose selected
         joints coincide, so that no scale is defined (``POSE_DEGENERATE``).
     """
-    status = new_status()
+    found = new_status()
     p = predicted.astype(np.float64)
     t = target.astype(np.float64)
     if root >= 0:
@@ -662,32 +695,23 @@ def joint_errors(predicted, target, joints, root, align):
         t = t - t[:, root : root + 1]
     p = p[:, joints]
     t = t[:, joints]
-    nonfinite = _pose_flags(p, t, status)
+    nonfinite = _pose_flags(p, t, found)
     if align == ALIGN_SCALE:
         norm = (p * p).sum(axis=(1, 2))
         scale = (t * p).sum(axis=(1, 2)) / norm
         p = scale[:, None, None] * p
         degenerate = ~nonfinite & ~(norm > 0)
-        _first_and_count(degenerate, status, POSE_DEGENERATE)
+        _first_and_count(degenerate, found, POSE_DEGENERATE)
     elif align == ALIGN_PROCRUSTES:
-        finite = ~nonfinite
-        scale = np.full(p.shape[0], np.nan)
-        rotation = np.full((p.shape[0], 3, 3), np.nan)
-        translation = np.full((p.shape[0], 3), np.nan)
-        if finite.any():
-            fit = _similarity(p[finite], t[finite])
-            scale[finite], rotation[finite], translation[finite], norm = fit
-            degenerate = np.zeros_like(finite)
-            degenerate[finite] = ~(norm > 0)
-            _first_and_count(degenerate, status, POSE_DEGENERATE)
+        scale, rotation, translation, _ = _fit_finite(p, t, nonfinite, found)
         p = scale[:, None, None] * np.einsum("nab,nkb->nka", rotation, p)
         p = p + translation[:, None, :]
     errors = np.sqrt(((p - t) ** 2).sum(axis=2))
-    return errors, (status if status.any() else None)
+    return errors, _found(found, status)
 
 
 @_quiet
-def procrustes_fit(predicted, target, joints):
+def procrustes_fit(predicted, target, joints, *, status=True):
     """Per-pose similarity transform fitted to the selected joints.
 
     Parameters
@@ -703,23 +727,13 @@ def procrustes_fit(predicted, target, joints):
     status : (N_CATEGORIES, 2) int64 ndarray or None
         As in :func:`joint_errors`.
     """
-    status = new_status()
+    found = new_status()
     p = predicted[:, joints].astype(np.float64)
     t = target[:, joints].astype(np.float64)
-    nonfinite = _pose_flags(p, t, status)
-    n = p.shape[0]
-    scale = np.full(n, np.nan)
-    rotation = np.full((n, 3, 3), np.nan)
-    translation = np.full((n, 3), np.nan)
-    finite = ~nonfinite
-    if finite.any():
-        fit = _similarity(p[finite], t[finite])
-        scale[finite], rotation[finite], translation[finite], norm = fit
-        degenerate = np.zeros_like(finite)
-        degenerate[finite] = ~(norm > 0)
-        _first_and_count(degenerate, status, POSE_DEGENERATE)
-        bad = np.flatnonzero(degenerate)
-        scale[bad] = np.nan
-        rotation[bad] = np.nan
-        translation[bad] = np.nan
-    return scale, rotation, translation, (status if status.any() else None)
+    nonfinite = _pose_flags(p, t, found)
+    scale, rotation, translation, degenerate = _fit_finite(p, t, nonfinite, found)
+    bad = np.flatnonzero(degenerate)
+    scale[bad] = np.nan
+    rotation[bad] = np.nan
+    translation[bad] = np.nan
+    return scale, rotation, translation, _found(found, status)

@@ -10,7 +10,9 @@ Same function names and argument order in every backend:
     The 1-D Wasserstein-1 distance of two *sorted*, finite, non-empty samples.
 
 The functions work on any array module with NumPy's interface (CuPy included):
-they only use methods and functions of the array's own module.
+they only use methods and functions of the array's own module. They belong to
+the backend interface (:mod:`._interface`): :mod:`.numpy_` and :mod:`.cupy_`
+export them as they are.
 """
 
 from __future__ import annotations

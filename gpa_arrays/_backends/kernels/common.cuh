@@ -57,43 +57,33 @@ typedef unsigned long long gpa_u64;
 // never flushed.
 // ---------------------------------------------------------------------------
 
+// The plain operators: what float64 uses everywhere, and float32 on the host
+// (host_shim.h), where nothing flushes; the device's float32 follows.
 template <class T>
-struct gpa_fp;
-
-template <>
-struct gpa_fp<double> {
-    static __device__ __forceinline__ double add(double a, double b) { return a + b; }
-    static __device__ __forceinline__ double sub(double a, double b) { return a - b; }
-    static __device__ __forceinline__ double mul(double a, double b) { return a * b; }
-    static __device__ __forceinline__ double div(double a, double b) { return a / b; }
-    static __device__ __forceinline__ bool lt(double a, double b) { return a < b; }
-    static __device__ __forceinline__ double widen(double a) { return a; }
-    static __device__ __forceinline__ double narrow(double a) { return a; }
+struct gpa_fp {
+    static __device__ __forceinline__ T add(T a, T b) { return a + b; }
+    static __device__ __forceinline__ T sub(T a, T b) { return a - b; }
+    static __device__ __forceinline__ T mul(T a, T b) { return a * b; }
+    static __device__ __forceinline__ T div(T a, T b) { return a / b; }
+    static __device__ __forceinline__ bool lt(T a, T b) { return a < b; }
+    static __device__ __forceinline__ double widen(T a) { return (double)a; }
+    static __device__ __forceinline__ T narrow(double a) { return (T)a; }
 };
 
 #ifdef __CUDA_ARCH__
+// One correctly rounded float operation `op` (a PTX opcode), without .ftz.
+#define GPA_FP32_BINARY(name, op)                                        \
+    static __device__ __forceinline__ float name(float a, float b) {     \
+        float r;                                                         \
+        asm(op " %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));               \
+        return r;                                                        \
+    }
 template <>
 struct gpa_fp<float> {
-    static __device__ __forceinline__ float add(float a, float b) {
-        float r;
-        asm("add.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
-        return r;
-    }
-    static __device__ __forceinline__ float sub(float a, float b) {
-        float r;
-        asm("sub.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
-        return r;
-    }
-    static __device__ __forceinline__ float mul(float a, float b) {
-        float r;
-        asm("mul.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
-        return r;
-    }
-    static __device__ __forceinline__ float div(float a, float b) {
-        float r;
-        asm("div.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
-        return r;
-    }
+    GPA_FP32_BINARY(add, "add.rn.f32")
+    GPA_FP32_BINARY(sub, "sub.rn.f32")
+    GPA_FP32_BINARY(mul, "mul.rn.f32")
+    GPA_FP32_BINARY(div, "div.rn.f32")
     static __device__ __forceinline__ bool lt(float a, float b) {
         unsigned int r;
         asm("{\n\t.reg .pred p;\n\tsetp.lt.f32 p, %1, %2;\n\tselp.u32 %0, 1, 0, p;\n\t}"
@@ -114,17 +104,7 @@ struct gpa_fp<float> {
         return r;
     }
 };
-#else
-template <>
-struct gpa_fp<float> {
-    static __device__ __forceinline__ float add(float a, float b) { return a + b; }
-    static __device__ __forceinline__ float sub(float a, float b) { return a - b; }
-    static __device__ __forceinline__ float mul(float a, float b) { return a * b; }
-    static __device__ __forceinline__ float div(float a, float b) { return a / b; }
-    static __device__ __forceinline__ bool lt(float a, float b) { return a < b; }
-    static __device__ __forceinline__ double widen(float a) { return (double)a; }
-    static __device__ __forceinline__ float narrow(double a) { return (float)a; }
-};
+#undef GPA_FP32_BINARY
 #endif
 
 // Correctly rounded float64 square root (IEEE, as NumPy's), whatever the flags.

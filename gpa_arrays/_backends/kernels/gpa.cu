@@ -409,35 +409,23 @@ __device__ __forceinline__ void gpa_tile_copy(T *dst, const T *src, gpa_i64 coun
 __device__ __forceinline__ int gpa_tile_pitch(int values) { return values % 4 == 0 ? values + 1 : values; }
 
 // Copy `count` poses of `values` elements from contiguous `src` into a tile
-// whose poses are `pitch` elements apart (or back, with gpa_tile_gather); the
-// threads of a block stride through the contiguous side together, so each warp
-// access of global memory is contiguous. Pose and offset of element e advance
-// by a fixed step instead of dividing (a tile holds well below 2**31 values).
-template <class T>
-__device__ __forceinline__ void gpa_tile_scatter(T *tile, const T *src, gpa_i64 count, int values, int pitch,
-                                                 int tid, int threads) {
+// `dst` whose poses are `pitch` elements apart (Gather false), or from a tile
+// `src` back to contiguous `dst` (Gather true); the threads of a block stride
+// through the contiguous side together, so each warp access of global memory is
+// contiguous. Pose and offset of element e advance by a fixed step instead of
+// dividing (a tile holds well below 2**31 values).
+template <bool Gather, class T>
+__device__ __forceinline__ void gpa_tile_move(T *dst, const T *src, gpa_i64 count, int values, int pitch, int tid,
+                                              int threads) {
     const int total = (int)count * values;
     const int step_pose = threads / values, step_off = threads - step_pose * values;
     int pose = tid / values, off = tid - pose * values;
     for (int e = tid; e < total; e += threads) {
-        tile[pose * pitch + off] = src[e];
-        pose += step_pose;
-        off += step_off;
-        if (off >= values) {
-            off -= values;
-            ++pose;
+        if (Gather) {
+            dst[e] = src[pose * pitch + off];
+        } else {
+            dst[pose * pitch + off] = src[e];
         }
-    }
-}
-
-template <class T>
-__device__ __forceinline__ void gpa_tile_gather(T *dst, const T *tile, gpa_i64 count, int values, int pitch,
-                                                int tid, int threads) {
-    const int total = (int)count * values;
-    const int step_pose = threads / values, step_off = threads - step_pose * values;
-    int pose = tid / values, off = tid - pose * values;
-    for (int e = tid; e < total; e += threads) {
-        dst[e] = tile[pose * pitch + off];
         pose += step_pose;
         off += step_off;
         if (off >= values) {
@@ -455,7 +443,7 @@ __device__ __forceinline__ void gpa_tile_load(T *tile, const T *src, gpa_i64 cou
     if (pitch == values) {
         gpa_tile_copy(tile, src, count * values, tid, threads);
     } else {
-        gpa_tile_scatter(tile, src, count, values, pitch, tid, threads);
+        gpa_tile_move<false>(tile, src, count, values, pitch, tid, threads);
     }
 }
 
@@ -465,7 +453,7 @@ __device__ __forceinline__ void gpa_tile_store(T *dst, const T *tile, gpa_i64 co
     if (pitch == values) {
         gpa_tile_copy(dst, tile, count * values, tid, threads);
     } else {
-        gpa_tile_gather(dst, tile, count, values, pitch, tid, threads);
+        gpa_tile_move<true>(dst, tile, count, values, pitch, tid, threads);
     }
 }
 

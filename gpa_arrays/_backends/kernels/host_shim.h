@@ -15,6 +15,7 @@
 #endif
 
 #include <barrier>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <thread>
@@ -49,26 +50,10 @@ inline thread_local std::barrier<> *block_barrier = nullptr;
 
 inline void __syncthreads() { gpa_host::block_barrier->arrive_and_wait(); }
 
-inline unsigned int __float_as_uint(float x) {
-    unsigned int r;
-    std::memcpy(&r, &x, sizeof r);
-    return r;
-}
-inline float __uint_as_float(unsigned int x) {
-    float r;
-    std::memcpy(&r, &x, sizeof r);
-    return r;
-}
-inline long long __double_as_longlong(double x) {
-    long long r;
-    std::memcpy(&r, &x, sizeof r);
-    return r;
-}
-inline double __longlong_as_double(long long x) {
-    double r;
-    std::memcpy(&r, &x, sizeof r);
-    return r;
-}
+inline unsigned int __float_as_uint(float x) { return std::bit_cast<unsigned int>(x); }
+inline float __uint_as_float(unsigned int x) { return std::bit_cast<float>(x); }
+inline long long __double_as_longlong(double x) { return std::bit_cast<long long>(x); }
+inline double __longlong_as_double(long long x) { return std::bit_cast<double>(x); }
 
 inline unsigned long long atomicAdd(unsigned long long *address, unsigned long long value) {
     return __atomic_fetch_add(address, value, __ATOMIC_RELAXED);
