@@ -293,7 +293,7 @@ def test_summary_improvement_and_table_layout():
     assert "±" not in one and "(-40.0)" in one
 
 
-@pytest.mark.parametrize("module", [_clips, _loaders])
+@pytest.mark.parametrize("module", [_clips, _graphs, _loaders])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
