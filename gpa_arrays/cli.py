@@ -302,8 +302,8 @@ def _parser():
         description=(
             "Train SemGCN, SimpleBaseline, ST-GCN and VideoPose3D-style lifters on "
             "a source domain without augmentation, with GPA (weak depth) and with "
-            "GPA (perspective "
-            "depth), all else equal and seeded, and print MPJPE, P-MPJPE, PCK@150 "
+            "GPA (perspective depth), all else equal and seeded, and print MPJPE, "
+            "P-MPJPE, PCK@150 "
             "and AUC on the target domain. Default: the built-in synthetic studio "
             "-> wild domains, sized for a CPU; --gpu-size for the papers' network "
             "sizes; --h36m/--h36m-cameras/--3dhp for Human3.6M -> MPI-INF-3DHP."
