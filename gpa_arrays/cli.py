@@ -349,9 +349,10 @@ def _add_experiment(commands):
         "experiment",
         help="cross-domain 2D-to-3D lifting with and without GPA (needs torch)",
         description=(
-            "Train SimpleBaseline and VideoPose3D-style lifters on a source domain "
-            "without augmentation, with GPA (weak depth) and with GPA (perspective "
-            "depth), all else equal and seeded, and print MPJPE, P-MPJPE, PCK@150 "
+            "Train SemGCN, SimpleBaseline, ST-GCN and VideoPose3D-style lifters on "
+            "a source domain without augmentation, with GPA (weak depth) and with "
+            "GPA (perspective depth), all else equal and seeded, and print MPJPE, "
+            "P-MPJPE, PCK@150 "
             "and AUC on the target domain. Default: the built-in synthetic studio "
             "-> wild domains, sized for a CPU; --gpu-size for the papers' network "
             "sizes; --h36m/--h36m-cameras/--3dhp for Human3.6M -> MPI-INF-3DHP."
@@ -373,9 +374,8 @@ def _add_experiment(commands):
     experiment.add_argument("--data-seed", type=_seed, default=0,
                             help="seed of the synthetic data (0)")  # fmt: skip
     experiment.add_argument(
-        "--lifters", type=_choice_list("simple_baseline", "videopose3d"),
-        default=("simple_baseline", "videopose3d"),
-        help="comma separated: simple_baseline, videopose3d (both)",
+        "--lifters", type=_lifter_list, default="all",
+        help="all (default), or comma separated: " + ", ".join(_LIFTERS),
     )  # fmt: skip
     experiment.add_argument(
         "--variants", type=_choice_list("none", "weak", "perspective"),
@@ -384,8 +384,9 @@ def _add_experiment(commands):
     )  # fmt: skip
     experiment.add_argument(
         "--gpu-size", action="store_true",
-        help="the papers' sizes: 1024 units and channels, 20000 steps of 1024, "
-        "50000 source clips (use with --device cuda)",
+        help="the papers' sizes: 1024 units and channels (SemGCN 128 channels, "
+        "4 blocks; ST-GCN 128 channels, 7 frames), 20000 steps of 1024, 50000 "
+        "source clips (use with --device cuda)",
     )  # fmt: skip
     experiment.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     experiment.add_argument("--dtype", choices=("float32", "float64"), default=None)
@@ -831,6 +832,16 @@ def _info(args):
     return 0
 
 
+_LIFTERS = ("semgcn", "simple_baseline", "stgcn", "videopose3d")
+
+
+def _lifter_list(text):
+    """``--lifters``: ``all`` or a comma separated selection of the lifters."""
+    if text.strip() == "all":
+        return _LIFTERS
+    return _choice_list(*_LIFTERS)(text)
+
+
 def _experiment(args):
     try:
         from . import experiments
@@ -857,7 +868,12 @@ def _experiment(args):
     start = time.perf_counter()
     try:
         if all(real):
-            frames = config.receptive_field
+            # clips long enough for the longest window of the chosen lifters
+            frames = max([1] + [
+                config.receptive_field if lifter == "videopose3d"
+                else config.stgcn_frames if lifter == "stgcn" else 1
+                for lifter in args.lifters
+            ])  # fmt: skip
             source = experiments.load_h36m_npz(
                 args.h36m, args.h36m_cameras, frames=frames,
                 subjects=tuple(s.strip() for s in args.h36m_subjects.split(",")),

@@ -10,7 +10,7 @@ import pytest
 from test_cli import python_env
 
 from gpa_arrays import camera, cli, experiments, skeletons
-from gpa_arrays.experiments import _clips, _loaders
+from gpa_arrays.experiments import _clips, _graphs, _loaders
 
 TINY = experiments.ExperimentConfig(
     steps=25, batch_size=32, width=32, channels=32, n_source=48, n_target=40,
@@ -293,7 +293,7 @@ def test_summary_improvement_and_table_layout():
     assert "±" not in one and "(-40.0)" in one
 
 
-@pytest.mark.parametrize("module", [_clips, _loaders])
+@pytest.mark.parametrize("module", [_clips, _graphs, _loaders])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
@@ -320,7 +320,9 @@ def test_tiny_experiment_end_to_end():
     pytest.importorskip("torch")
     inputs = experiments.synthetic_inputs(TINY, seed=1)
     kept = {k: v.copy() for k, v in inputs.items()}
-    result = experiments.run_experiment(**inputs, seeds=(0, 1), config=TINY)
+    result = experiments.run_experiment(
+        **inputs, lifters=("simple_baseline", "videopose3d"), seeds=(0, 1), config=TINY
+    )
     for k, v in inputs.items():  # the caller's arrays are not modified
         np.testing.assert_array_equal(v, kept[k])
     assert len(result.runs) == 2 * 2 * 3
@@ -356,9 +358,11 @@ def test_experiment_on_single_frames_and_argument_errors():
     with pytest.raises(
         ValueError, match="source_3d: videopose3d needs clips of at least"
     ):
+        experiments.run_experiment(*args, lifters=("videopose3d",), config=TINY)
+    with pytest.raises(ValueError, match="source_3d: stgcn needs clips of at least 3"):
         experiments.run_experiment(*args, config=TINY)
     with pytest.raises(ValueError, match=r"lifters: expected a non-empty selection"):
-        experiments.run_experiment(*args, lifters=("semgcn",), config=TINY)
+        experiments.run_experiment(*args, lifters=("gcn",), config=TINY)
     with pytest.raises(ValueError, match=r"test_3d: expected the clips and joints"):
         experiments.run_experiment(*args[:5], args[5][:3], config=TINY)
     with pytest.raises(ValueError, match=r"target_camera: expected one camera row"):
@@ -367,15 +371,20 @@ def test_experiment_on_single_frames_and_argument_errors():
         experiments.run_experiment(args[0][..., :2], *args[1:], config=TINY)
 
 
-def test_experiment_on_the_loaded_files(tmp_path, rng):
+def test_experiment_on_the_loaded_files(tmp_path, rng, capsys):
     pytest.importorskip("torch")
     h36m, cams, _ = write_h36m(tmp_path, rng)
     d = experiments.make_clip_domains(1, 1, 16, seed=5)
     hp3d, _ = write_3dhp(tmp_path, d)
     code = cli.main(["experiment", "--h36m", str(h36m), "--h36m-cameras", str(cams),
-                     "--3dhp", str(hp3d), "--h36m-subjects", "S1,S5", "--steps", "3", "--batch-size", "16",
-                     "--seeds", "0", "--quiet"])  # fmt: skip
+                     "--3dhp", str(hp3d), "--h36m-subjects", "S1,S5", "--steps", "3",
+                     "--batch-size", "16", "--seeds", "0", "--variants", "none,weak",
+                     "--lifters", "all", "--threads", "1"])  # fmt: skip
     assert code == 0
+    # the real-data path runs every lifter
+    out = capsys.readouterr().out
+    for name in ("SemGCN", "SimpleBaseline", "ST-GCN (3 fr.)", "VideoPose3D (9 fr.)"):
+        assert name in out
 
 
 def test_cli_experiment(capsys):
@@ -384,6 +393,7 @@ def test_cli_experiment(capsys):
         "experiment", "--steps", "4", "--batch-size", "16", "--n-source", "24",
         "--n-target", "24", "--n-test", "12", "--seeds", "0,1",
         "--variants", "none,weak", "--threads", "1",
+        "--lifters", "simple_baseline,videopose3d",
     ])  # fmt: skip
     assert code == 0
     out, err = capsys.readouterr()
@@ -396,7 +406,7 @@ def test_cli_experiment(capsys):
     assert cli.main(["experiment", "--h36m", "x.npz"]) == 2
     assert "go together" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        cli.main(["experiment", "--lifters", "semgcn"])
+        cli.main(["experiment", "--lifters", "gcn"])
     import torch
 
     if not torch.cuda.is_available():
@@ -441,3 +451,184 @@ def test_training_clips_move_by_one_translation_each():
     np.testing.assert_allclose(
         moved_2d[:, 4, 0].numpy(), d.target_2d.reshape(-1, 17, 2)[index, 0], atol=1e-9
     )
+
+
+# --- the graph lifters: graphs (NumPy) and layers (torch) -------------------------------
+
+GRAPH_TINY = experiments.ExperimentConfig(
+    steps=6, batch_size=16, semgcn_channels=8, semgcn_blocks=1, stgcn_channels=8,
+    n_source=12, n_target=12, n_test=6, frames=3,
+)  # fmt: skip
+
+
+def test_st_neighbour_classes_of_a_chain_over_three_frames():
+    # joints 0 - 1 - 2, root 0; node t * 3 + j
+    classes = _graphs.st_neighbour_classes([-1, 0, 1], 3)
+    assert classes.shape == (5, 9, 9) and _graphs.NEIGHBOUR_CLASSES == (
+        "self", "centripetal", "centrifugal", "past", "future",
+    )  # fmt: skip
+
+    def pairs(k):
+        return sorted(map(tuple, np.argwhere(classes[k]).tolist()))
+
+    assert pairs(0) == [(n, n) for n in range(9)]
+    # closer to the root: 1 -> 0, 2 -> 1 in every frame
+    assert pairs(1) == [(1, 0), (2, 1), (4, 3), (5, 4), (7, 6), (8, 7)]
+    # farther from the root: 0 -> 1, 1 -> 2
+    assert pairs(2) == [(0, 1), (1, 2), (3, 4), (4, 5), (6, 7), (7, 8)]
+    # the same joint one frame earlier / later; none before 0 or after 2
+    assert pairs(3) == [(3, 0), (4, 1), (5, 2), (6, 3), (7, 4), (8, 5)]
+    assert pairs(4) == [(0, 3), (1, 4), (2, 5), (3, 6), (4, 7), (5, 8)]
+    # the classes do not overlap, and their union is the graph with self-loops
+    assert classes.sum(axis=0).max() == 1
+    with pytest.raises(ValueError, match=r"parents: expected one root"):
+        _graphs.st_neighbour_classes([-1, -1], 2)
+    with pytest.raises(ValueError, match="frames: expected a positive int, got 0"):
+        _graphs.st_neighbour_classes([-1, 0], 0)
+
+
+def test_graphs_of_h36m_come_from_its_parents():
+    parents = skeletons.get("h36m_17").parents
+    a = _graphs.adjacency(parents)
+    assert a.sum() == 17 + 2 * 16 and np.array_equal(a, a.T)
+    part, tree = _graphs.body_parts(parents)
+    groups = [np.flatnonzero(part == k).tolist() for k in range(len(tree))]
+    assert groups == [[0, 7, 8], [1, 2, 3], [4, 5, 6], [9, 10], [11, 12, 13],
+                      [14, 15, 16]]  # fmt: skip
+    assert tree.tolist() == [-1, 0, 0, 0, 0, 0]
+    with pytest.raises(ValueError, match="cycle"):
+        _graphs.depths([-1, 2, 1])
+
+
+def test_semantic_graph_convolution_weights_and_relabelling():
+    torch = pytest.importorskip("torch")
+    from gpa_arrays.experiments._models import SemGraphConv
+
+    parents = skeletons.get("h36m_17").parents
+    torch.manual_seed(0)
+    conv = SemGraphConv(2, 5, _graphs.adjacency(parents)).double()
+    with torch.no_grad():
+        conv.edge_logits.normal_()
+        conv.bias.normal_()
+    w = conv.edge_weights().detach().numpy()
+    # normalised over each joint's neighbours (self included), zero elsewhere
+    np.testing.assert_allclose(w.sum(axis=1), 1.0, atol=1e-12)
+    assert np.all(w[_graphs.adjacency(parents) == 0] == 0) and np.all(w > -1e-15)
+    # relabel the joints: permute the graph, the edge weights and the input
+    perm = np.random.default_rng(1).permutation(17)
+    inverse = np.argsort(perm)
+    permuted_parents = [-1 if parents[p] < 0 else int(inverse[parents[p]])
+                        for p in perm]  # fmt: skip
+    other = SemGraphConv(2, 5, _graphs.adjacency(permuted_parents)).double()
+    with torch.no_grad():
+        other.weight.copy_(conv.weight)
+        other.bias.copy_(conv.bias)
+        other.edge_logits.copy_(conv.edge_logits[perm][:, perm])
+    x = torch.randn(4, 17, 2, dtype=torch.float64)
+    torch.testing.assert_close(other(x[:, perm]), conv(x)[:, perm])
+    # and the layer is not blind to the graph: another input order changes it
+    assert not torch.allclose(conv(x[:, perm]), conv(x)[:, perm])
+
+
+def test_st_graph_convolution_is_the_papers_sum_over_classes():
+    torch = pytest.importorskip("torch")
+    from gpa_arrays.experiments._models import STGraphConv
+
+    parents = skeletons.get("h36m_17").parents
+    torch.manual_seed(0)
+    conv = STGraphConv(3, 4, parents).double()
+    x = torch.randn(2, 5, 17, 3, dtype=torch.float64)
+    # y_a = sum_k sum_b A_k[a, b] x_b W_k / deg_k(a) + bias, on the dense classes
+    a = _graphs.st_neighbour_classes(parents, 5)
+    deg = a.sum(axis=2, keepdims=True)
+    a = torch.from_numpy(np.divide(a, deg, out=np.zeros_like(a), where=deg > 0))
+    flat = x.reshape(2, 5 * 17, 3)
+    want = torch.einsum("kmn,bnc,kcd->bmd", a, flat, conv.weight) + conv.linear.bias
+    torch.testing.assert_close(conv(x).reshape(2, 5 * 17, 4), want)
+
+
+def test_graph_lifters_shapes_and_centre_frame():
+    torch = pytest.importorskip("torch")
+    from gpa_arrays.experiments._models import STGCN, SemGCN
+
+    parents = skeletons.get("h36m_17").parents
+    torch.manual_seed(0)
+    sem = SemGCN(parents, channels=8, blocks=2).eval()
+    assert sem(torch.randn(3, 17, 2)).shape == (3, 17, 3)
+    st = STGCN(parents, frames=5, channels=8, dropout=0.0).eval()
+    clips = torch.randn(3, 5, 17, 2)
+    assert st(clips).shape == (3, 17, 3)
+    # the output is the centre frame's: it depends on every frame of the clip
+    for t in range(5):
+        other = clips.clone()
+        other[:, t] += 1.0
+        assert not torch.allclose(st(other), st(clips))
+
+
+def test_graph_lifters_end_to_end_and_fair():
+    pytest.importorskip("torch")
+    inputs = experiments.synthetic_inputs(GRAPH_TINY, seed=2)
+    result = experiments.run_experiment(
+        **inputs, lifters=("semgcn", "stgcn"), variants=("none", "weak"),
+        seeds=(0,), config=GRAPH_TINY,
+    )  # fmt: skip
+    by = {(r["lifter"], r["variant"]): r for r in result.runs}
+    assert len(by) == 4
+    for run in result.runs:
+        assert 0 < run["p_mpjpe"] < run["mpjpe"] and np.isfinite(run["final_loss"])
+    assert by["stgcn", "none"]["mpjpe"] != by["stgcn", "weak"]["mpjpe"]
+    text = experiments.format_table(result)
+    assert text.splitlines()[1].startswith("SemGCN") and "ST-GCN (3 fr.)" in text
+    # fair: a variant's run starts from the weights of the baseline's run
+    torch = pytest.importorskip("torch")
+    from gpa_arrays.experiments._train import _Lifter
+
+    config, dtype = GRAPH_TINY, torch.float32
+    nets = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        nets.append(_Lifter("stgcn", config, 17, 0, "cpu", dtype,
+                            skeletons.get("h36m_17").parents).net)  # fmt: skip
+    for p, q in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_graph_lifter_errors():
+    pytest.importorskip("torch")
+    inputs = experiments.synthetic_inputs(GRAPH_TINY, seed=2)
+    with pytest.raises(ValueError, match="skeleton: the graph lifters need a layout"):
+        experiments.run_experiment(**inputs, lifters=("semgcn",), seeds=(0,),
+                                   skeleton="h36m_16", config=GRAPH_TINY)  # fmt: skip
+    with pytest.raises(ValueError, match="skeleton: 'nope' is not known"):
+        experiments.run_experiment(**inputs, lifters=("stgcn",), seeds=(0,),
+                                   skeleton="nope", config=GRAPH_TINY)  # fmt: skip
+    five = experiments._with(GRAPH_TINY, stgcn_frames=5)
+    with pytest.raises(ValueError, match="test_2d: stgcn needs clips of at least 5"):
+        experiments.run_experiment(**{**inputs, "source_3d": np.repeat(
+            inputs["source_3d"], 2, axis=1)}, lifters=("stgcn",), config=five)  # fmt: skip
+    even = experiments._with(GRAPH_TINY, stgcn_frames=2)
+    with pytest.raises(ValueError, match=r"config\.stgcn_frames: expected an odd"):
+        experiments.run_experiment(**inputs, lifters=("stgcn",), config=even)
+
+
+def test_cli_experiment_graph_lifters(capsys):
+    pytest.importorskip("torch")
+    code = cli.main([
+        "experiment", "--lifters", "semgcn,stgcn", "--steps", "3", "--batch-size",
+        "8", "--n-source", "12", "--n-target", "12", "--n-test", "6", "--seeds", "0",
+        "--variants", "none,perspective", "--threads", "1", "--quiet",
+    ])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "SemGCN" in out and "ST-GCN (3 fr.)" in out and "SimpleBaseline" not in out
+    # "all" (the default) runs the four lifters in the seed table's order
+    code = cli.main([
+        "experiment", "--lifters", "all", "--steps", "2", "--batch-size", "8",
+        "--n-source", "12", "--n-target", "12", "--n-test", "6", "--seeds", "0",
+        "--variants", "none", "--threads", "1", "--quiet",
+    ])  # fmt: skip
+    assert code == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:]]
+    assert names == ["SemGCN", "SimpleBaseline", "ST-GCN", "VideoPose3D"]
+    with pytest.raises(SystemExit):
+        cli.main(["experiment", "--lifters", "semgcn,gcn"])

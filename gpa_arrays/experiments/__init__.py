@@ -22,6 +22,20 @@ Lifters, written from their papers (:mod:`torch` needed):
     Pavllo et al., "3D human pose estimation in video with temporal
     convolutions and semi-supervised training", CVPR 2019: dilated temporal
     convolutions over a window of frames, the centre frame's pose out.
+``semgcn``
+    Zhao et al., "Semantic graph convolutional networks for 3D human pose
+    regression", CVPR 2019: semantic graph convolutions (a learnable,
+    normalised weight per skeleton edge) in residual blocks with non-local
+    layers, one frame in.
+``stgcn``
+    Cai et al., "Exploiting spatial-temporal relationships for 3D pose
+    estimation via graph convolutional networks", ICCV 2019: graph
+    convolutions over joints across neighbouring frames, one kernel per
+    neighbour class, from joints to body parts to the body and back; a short
+    clip in, the centre frame's pose out.
+
+The graph lifters take their graph from the parents of a
+:mod:`gpa_arrays.skeletons` layout (``skeleton=``, H36M-17 by default).
 
 Functions
 ---------
@@ -63,8 +77,16 @@ __all__ = [
     "synthetic_inputs",
 ]
 
-#: Lifters and their display names.
-LIFTERS = {"simple_baseline": "SimpleBaseline", "videopose3d": "VideoPose3D"}
+#: Lifters and their display names, in the order of PoseDA's table.
+LIFTERS = {
+    "semgcn": "SemGCN",
+    "simple_baseline": "SimpleBaseline",
+    "stgcn": "ST-GCN",
+    "videopose3d": "VideoPose3D",
+}
+
+#: The lifters that convolve over the skeleton graph.
+GRAPH_LIFTERS = ("semgcn", "stgcn")
 
 #: Training variants and their display names.
 VARIANTS = {
@@ -95,6 +117,15 @@ class ExperimentConfig:
         VideoPose3D's channels, convolution widths (their product is the
         receptive field in frames) and dropout (the paper: 1024, up to
         (3, 3, 3, 3, 3), 0.25).
+    semgcn_channels, semgcn_blocks : int
+        SemGCN's channels and residual blocks (the paper: 128, 4).
+    semgcn_non_local : bool
+        A non-local layer after each SemGCN block (the paper: yes).
+    semgcn_dropout : float
+        SemGCN's dropout (the paper: none).
+    stgcn_channels, stgcn_frames, stgcn_dropout : int, int, float
+        ST-GCN's channels, frames per input clip (odd) and dropout (here the
+        GPU size is 128 channels and 7 frames).
     dtype : {"float32", "float64"}
         Training dtype (also the dtype GPA runs in).
     n_source, n_target, n_test, frames : int
@@ -112,6 +143,13 @@ class ExperimentConfig:
     channels: int = 256
     filter_widths: tuple = (3, 3)
     temporal_dropout: float = 0.25
+    semgcn_channels: int = 64
+    semgcn_blocks: int = 2
+    semgcn_non_local: bool = False
+    semgcn_dropout: float = 0.0
+    stgcn_channels: int = 32
+    stgcn_frames: int = 3
+    stgcn_dropout: float = 0.1
     dtype: str = "float32"
     n_source: int = 2000
     n_target: int = 2000
@@ -130,16 +168,28 @@ class ExperimentConfig:
         return int(np.prod(self.filter_widths))
 
 
-#: Defaults for a CPU (about 10 minutes for 3 seeds on 2 cores).
+#: Defaults for a CPU: scaled down from the papers (SimpleBaseline and
+#: VideoPose3D 256 units and channels instead of 1024; SemGCN 64 channels, 2
+#: residual blocks and no non-local layers instead of 128, 4 and non-local
+#: layers; ST-GCN 32 channels on 3-frame clips instead of 128 on 7), aiming at
+#: about 15 minutes for 3 seeds of all four lifters on 2 idle cores, the
+#: graph lifters about 10 of them.
 CPU = ExperimentConfig()
 
-#: A GPU-size run: the papers' 1024 units and channels, more data and steps.
+#: A GPU-size run: the papers' sizes (1024 units and channels; SemGCN 128
+#: channels, 4 blocks, non-local layers; ST-GCN 128 channels, 7 frames), more
+#: data and steps.
 GPU = ExperimentConfig(
     steps=20_000,
     batch_size=1024,
     width=1024,
     channels=1024,
     dropout=0.5,
+    semgcn_channels=128,
+    semgcn_blocks=4,
+    semgcn_non_local=True,
+    stgcn_channels=128,
+    stgcn_frames=7,
     n_source=50_000,
     n_target=50_000,
     n_test=10_000,
@@ -234,6 +284,8 @@ def format_table(result):
             name = LIFTERS[lifter] if variant == "none" else f"  {label}"
             if variant == "none" and lifter == "videopose3d":
                 name += f" ({result.config.receptive_field} fr.)"
+            if variant == "none" and lifter == "stgcn":
+                name += f" ({result.config.stgcn_frames} fr.)"
             cells = []
             for m in _METRICS:
                 mean, std, n = row[m]
@@ -340,7 +392,8 @@ def _centre(a, size):
 
 
 def _prepare(source_3d, source_camera, target_2d, target_camera, test_2d, test_3d,
-             lifters, config, root, target_root, joints, device):  # fmt: skip
+             lifters, config, root, target_root, joints, device,
+             skeleton="h36m_17"):  # fmt: skip
     """Validate the arrays and move what training needs to the device."""
     from .. import camera as _camera
 
@@ -360,16 +413,22 @@ def _prepare(source_3d, source_camera, target_2d, target_camera, test_2d, test_3
             f"{test_in.shape[2]}"
         )
     n, t, j = source.shape[:3]
+    parents = _graph(skeleton, lifters, j)
     s_cam = _cameras(source_camera, n, "source_camera")
     t_cam = _cameras(target_camera, len(target), "target_camera")
-    field_ = config.receptive_field
-    if "videopose3d" in lifters:
+    from ._train import window
+
+    windows = {}
+    for lifter in lifters:
+        size = window(lifter, config)
+        if size is None:
+            continue
+        windows.setdefault(size, []).append(lifter)
         for name, a in (("source_3d", source), ("test_2d", test_in)):
-            if a.shape[1] < field_:
+            if a.shape[1] < size:
                 raise ValueError(
-                    f"{name}: videopose3d needs clips of at least its receptive "
-                    f"field of {field_} frames (filter widths "
-                    f"{tuple(config.filter_widths)}), got {a.shape[1]} frames"
+                    f"{name}: {lifter} needs clips of at least {size} frames "
+                    f"({_window_text(lifter, config)}), got {a.shape[1]} frames"
                 )
     source_2d = _camera.project(source, s_cam[:, None, :])
     dtype = config.torch_dtype()
@@ -388,15 +447,41 @@ def _prepare(source_3d, source_camera, target_2d, target_camera, test_2d, test_3
         # GPA's targets: every frame of the target clips, with its clip's camera
         "target_2d": put(target.reshape(-1, target.shape[2], 2)),
         "target_camera": put(np.repeat(t_cam, target.shape[1], axis=0)),
-        # both lifters are scored on the centre frame of each test clip
+        # every lifter is scored on the centre frame of each test clip
         "test_frames_2d": put(test_in[:, test_centre]),
         "test_truth": test_gt[:, test_centre],
+        "parents": parents,
+        # the temporal lifters' windows, by length: centred on the clips' centres
+        "windows_3d": {f: put(_centre(source, f)) for f in windows},
+        "windows_2d": {f: put(_centre(source_2d, f)) for f in windows},
+        "test_windows_2d": {f: put(_centre(test_in, f)) for f in windows},
     }
-    if "videopose3d" in lifters:
-        data["windows_3d"] = put(_centre(source, field_))
-        data["windows_2d"] = put(_centre(source_2d, field_))
-        data["test_windows_2d"] = put(_centre(test_in, field_))
     return data
+
+
+def _window_text(lifter, config):
+    if lifter == "videopose3d":
+        return (f"its receptive field, filter widths "
+                f"{tuple(config.filter_widths)}")  # fmt: skip
+    return "config.stgcn_frames"
+
+
+def _graph(skeleton, lifters, n_joints):
+    """The parents of `skeleton` for the graph lifters (None without them)."""
+    from .. import skeletons
+
+    if not any(lifter in GRAPH_LIFTERS for lifter in lifters):
+        return None
+    try:
+        layout = skeletons.get(skeleton)
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+    if len(layout) != n_joints:
+        raise ValueError(
+            f"skeleton: the graph lifters need a layout of the data's {n_joints} "
+            f"joints, got {layout.name!r} with {len(layout)}"
+        )
+    return tuple(layout.parents)
 
 
 def run_experiment(
@@ -414,6 +499,7 @@ def run_experiment(
     root=0,
     target_root=None,
     joints=None,
+    skeleton="h36m_17",
     device="cpu",
     description="",
     progress=None,
@@ -432,8 +518,9 @@ def run_experiment(
     ----------
     source_3d : (N, J, 3) or (N, T, J, 3) array, metres, camera space
         Labelled source poses, single frames or clips of ``T`` frames (for
-        VideoPose3D, ``T`` at least its receptive field; the centre window is
-        used). SimpleBaseline trains on every frame.
+        VideoPose3D and ST-GCN, ``T`` at least their window: the receptive
+        field, ``config.stgcn_frames``; the centre window is used).
+        SimpleBaseline and SemGCN train on every frame.
     source_camera : (4,), (9,), (N, 4) or (N, 9) array, normalised units
         Camera of each source pose or clip; the source 2D inputs are the
         projections through it (:func:`gpa_arrays.camera.project`).
@@ -444,9 +531,9 @@ def run_experiment(
     test_2d : (K, J, 2) or (K, T'', J, 2) array, normalised screen coordinates
         Labelled target test inputs in the source's joint layout.
     test_3d : (K, J, 3) or (K, T'', J, 3) array, metres, camera space
-        Their ground truth. Both lifters are scored on the centre frame of
+        Their ground truth. Every lifter is scored on the centre frame of
         each test clip.
-    lifters : sequence of {"simple_baseline", "videopose3d"}
+    lifters : sequence of {"semgcn", "simple_baseline", "stgcn", "videopose3d"}
     variants : sequence of {"none", "weak", "perspective"}
     seeds : sequence of int
         Training seeds (weights, batches, dropout and GPA pairing).
@@ -457,6 +544,10 @@ def run_experiment(
         (default `root`).
     joints : None or sequence of int
         Joints scored (default all), as in :mod:`gpa_arrays.metrics`.
+    skeleton : str or gpa_arrays.skeletons.Skeleton
+        The joint layout of the source and test poses, whose parents are the
+        graph of SemGCN and ST-GCN (default ``"h36m_17"``; checked only when
+        one of them runs).
     device : str or torch.device
         Where training and GPA run (``"cpu"``, ``"cuda"``; GPA on CUDA tensors
         needs the ``cuda`` extra, CuPy).
@@ -473,7 +564,7 @@ def run_experiment(
     ------
     ValueError
         Bad shapes or values, unknown lifters or variants, clips shorter than
-        VideoPose3D's receptive field.
+        a temporal lifter's window, a skeleton of another number of joints.
     ImportError
         Without torch.
     """
@@ -496,11 +587,16 @@ def run_experiment(
     if config.dtype not in ("float32", "float64"):
         raise ValueError(f"config.dtype: expected 'float32' or 'float64', got "
                          f"{config.dtype!r}")  # fmt: skip
+    frames = config.stgcn_frames
+    if "stgcn" in lifters and (not isinstance(frames, int) or frames < 1
+                               or frames % 2 == 0):  # fmt: skip
+        raise ValueError(f"config.stgcn_frames: expected an odd positive int (a "
+                         f"centre frame), got {frames!r}")  # fmt: skip
     device = torch.device(device)
     target_root = root if target_root is None else target_root
     data = _prepare(
         source_3d, source_camera, target_2d, target_camera, test_2d, test_3d,
-        lifters, config, root, target_root, joints, device,
+        lifters, config, root, target_root, joints, device, skeleton,
     )  # fmt: skip
     from ._train import train_and_score
 

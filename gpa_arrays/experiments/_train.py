@@ -10,9 +10,18 @@ import torch
 
 from .. import metrics
 from .._augment import GPA
-from ._models import SimpleBaseline, TemporalLifter
+from ._models import STGCN, SemGCN, SimpleBaseline, TemporalLifter
 
-__all__ = ["train_and_score"]
+__all__ = ["train_and_score", "window"]
+
+
+def window(lifter, config):
+    """Frames a temporal lifter sees (None for the single-frame ones)."""
+    if lifter == "videopose3d":
+        return config.receptive_field
+    if lifter == "stgcn":
+        return config.stgcn_frames
+    return None
 
 
 def _align_frames(aug, poses_3d):
@@ -47,10 +56,16 @@ class _Lifter:
     inputs, to the standardised root-relative 3D joints (root excluded); L2
     loss on the standardised outputs. ``videopose3d`` (Pavllo et al.): a
     window of normalised screen coordinates as they are, to the root-relative
-    3D joints of the centre frame in metres; MPJPE loss.
+    3D joints of the centre frame in metres; MPJPE loss. ``semgcn`` (Zhao et
+    al.): one frame's 2D joints in normalised screen coordinates, one node
+    per joint, to the root-relative 3D joints; squared-error loss on the
+    joints (the paper's joint term; its bone-vector term is left out).
+    ``stgcn`` (Cai et al.): a clip of ``config.stgcn_frames`` frames, one
+    node per joint and frame, to the centre frame's root-relative 3D joints;
+    MPJPE loss.
     """
 
-    def __init__(self, name, config, n_joints, root, device, dtype):
+    def __init__(self, name, config, n_joints, root, device, dtype, parents=None):
         self.name = name
         self.root = root
         self.keep = [k for k in range(n_joints) if k != root]
@@ -60,16 +75,30 @@ class _Lifter:
                 2 * n_joints, n_out, width=config.width, blocks=config.blocks,
                 dropout=config.dropout,
             )  # fmt: skip
-        else:
+        elif name == "videopose3d":
             net = TemporalLifter(
                 2 * n_joints, n_out, channels=config.channels,
                 filter_widths=config.filter_widths, dropout=config.temporal_dropout,
+            )  # fmt: skip
+        elif name == "semgcn":
+            net = SemGCN(
+                parents, channels=config.semgcn_channels, blocks=config.semgcn_blocks,
+                non_local=config.semgcn_non_local, dropout=config.semgcn_dropout,
+            )  # fmt: skip
+        else:
+            net = STGCN(
+                parents, frames=config.stgcn_frames, channels=config.stgcn_channels,
+                dropout=config.stgcn_dropout,
             )  # fmt: skip
         self.net = net.to(device=device, dtype=dtype)
         self.in_mean = self.in_std = self.out_mean = self.out_std = None
 
     def fit_statistics(self, inputs_2d, targets_3d):
         """Standardisation statistics from the training inputs and outputs."""
+        if self.name in ("semgcn", "stgcn"):
+            # per joint and coordinate, over poses (and frames): node features
+            x = inputs_2d.reshape(-1, *inputs_2d.shape[-2:])
+            self.in_mean, self.in_std = x.mean(0), x.std(0).clamp_min(1e-6)
         if self.name != "simple_baseline":
             return
         x = inputs_2d.reshape(len(inputs_2d), -1)
@@ -82,11 +111,16 @@ class _Lifter:
         return rel[..., self.keep, :]
 
     def _forward(self, inputs_2d):
+        """Flat root-relative outputs (B, 3 (J - 1)) of a batch of inputs."""
         b = inputs_2d.shape[0]
         if self.name == "simple_baseline":
             x = (inputs_2d.reshape(b, -1) - self.in_mean) / self.in_std
             return self.net(x)
-        return self.net(inputs_2d.reshape(b, inputs_2d.shape[1], -1))
+        if self.name == "videopose3d":
+            return self.net(inputs_2d.reshape(b, inputs_2d.shape[1], -1))
+        # the graph lifters give every joint; the root's output is not trained
+        x = (inputs_2d - self.in_mean) / self.in_std
+        return self.net(x)[:, self.keep].reshape(b, -1)
 
     def loss(self, inputs_2d, targets_3d):
         """Training loss of a batch (targets: the 3D of the predicted frames)."""
@@ -94,6 +128,8 @@ class _Lifter:
         rel = self._relative(targets_3d).reshape(len(targets_3d), -1)
         if self.name == "simple_baseline":
             return ((out - (rel - self.out_mean) / self.out_std) ** 2).mean()
+        if self.name == "semgcn":
+            return ((out - rel) ** 2).mean()
         err = (out - rel).reshape(len(rel), -1, 3)
         return torch.linalg.vector_norm(err, dim=-1).mean()
 
@@ -121,7 +157,7 @@ def train_and_score(data, lifter, variant, seed, config, device, progress=None):
     ----------
     data : dict
         Prepared tensors and arrays (see ``_prepare`` in the package).
-    lifter : {"simple_baseline", "videopose3d"}
+    lifter : {"simple_baseline", "videopose3d", "semgcn", "stgcn"}
     variant : {"none", "weak", "perspective"}
     seed : int
     config : ExperimentConfig
@@ -140,10 +176,12 @@ def train_and_score(data, lifter, variant, seed, config, device, progress=None):
     torch.manual_seed(seed)
     # one batch stream per seed, the same for every variant and lifter
     rng = np.random.default_rng(seed)
-    temporal = lifter == "videopose3d"
-    source_3d = data["windows_3d"] if temporal else data["frames_3d"]
-    source_2d = data["windows_2d"] if temporal else data["frames_2d"]
-    model = _Lifter(lifter, config, source_3d.shape[-2], data["root"], device, dtype)
+    frames = window(lifter, config)
+    temporal = frames is not None
+    source_3d = data["windows_3d"][frames] if temporal else data["frames_3d"]
+    source_2d = data["windows_2d"][frames] if temporal else data["frames_2d"]
+    model = _Lifter(lifter, config, source_3d.shape[-2], data["root"], device, dtype,
+                    data.get("parents"))  # fmt: skip
 
     aug = None
     if variant != "none":
@@ -192,7 +230,7 @@ def train_and_score(data, lifter, variant, seed, config, device, progress=None):
             progress(f"  {lifter} {variant} seed {seed}: step {step + 1}/"
                      f"{config.steps}, loss {loss.item():.4f}")  # fmt: skip
 
-    test_2d = data["test_windows_2d"] if temporal else data["test_frames_2d"]
+    test_2d = data["test_windows_2d"][frames] if temporal else data["test_frames_2d"]
     predicted = model.predict(test_2d, 4096).double().cpu().numpy()
     truth = data["test_truth"]
     joints = data["joints"]
