@@ -287,7 +287,7 @@ def no_reference_frame(reference_frame, source=None, target=None):
     )
 
 
-def camera_rows(camera, rows, what, xp=np):
+def camera_rows(camera, rows, what, xp=np, name="camera"):
     """A camera argument broadcast to ``(rows, C)``; `what` says what a row is for.
 
     Accepts one row for all (``(4,)`` or ``(9,)``) or one per item (``(rows, 4)``
@@ -295,28 +295,28 @@ def camera_rows(camera, rows, what, xp=np):
     """
     if camera is None:
         raise TypeError(
-            "camera: required with a target_2d array (rows [fx, fy, cx, cy, ...] "
+            f"{name}: required with a target_2d array (rows [fx, fy, cx, cy, ...] "
             "in normalised units); pass a Targets object to omit it"
         )
-    camera = camera_shape(as_array(camera, "camera", xp), rows, what)
+    camera = camera_shape(as_array(camera, name, xp), rows, what, name)
     if camera.ndim == 1:
         return xp.broadcast_to(camera, (rows, camera.shape[0]))
     return camera
 
 
-def camera_shape(camera, rows, what):
+def camera_shape(camera, rows, what, name="camera"):
     """Check a camera argument's dtype and shape, without converting it.
 
     One row for all (``(4,)`` or ``(9,)``) or one per item (``(rows, 4)`` or
     ``(rows, 9)``); also for a Dask array, whose blocks are not at hand.
     """
-    real(camera, "camera")
+    real(camera, name)
     one = camera.ndim == 1 and camera.shape[0] in CAMERA_COLUMNS
     if one or (camera.ndim == 2 and camera.shape == (rows, camera.shape[1])
                and camera.shape[1] in CAMERA_COLUMNS):  # fmt: skip
         return camera
     raise ValueError(
-        f"camera: expected shape (4,), (9,), ({rows}, 4) or ({rows}, 9) "
+        f"{name}: expected shape (4,), (9,), ({rows}, 4) or ({rows}, 9) "
         f"(one row per {what}), got {camera.shape}"
     )
 

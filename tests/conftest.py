@@ -29,11 +29,22 @@ def make_case(
     camera_cols=4,
     per_target_camera=True,
 ):
-    """Random but plausible GPA inputs: poses ~0.3 m, targets in [-0.6, 0.6]."""
+    """Random but plausible GPA inputs.
+
+    Source poses spread 0.3 m across and 0.1 m in depth (people are flatter
+    in depth than in height) about 5 m ahead; target poses spread 0.15 about a
+    root anywhere in [-0.5, 0.5]^2. Every pose then lands in front of its
+    camera, as ``check=True`` requires (isotropic random poses with a few
+    joints can point at the camera and land partly behind it).
+    """
     target_joints = joints if target_joints is None else target_joints
-    source = rng.normal(scale=0.3, size=(n, joints, 3))
+    # depth spread, smaller for poses of a few joints, which can otherwise
+    # point straight at the camera with next to no image extent
+    depth = 0.1 if joints >= 5 else 0.1 * joints / 17
+    source = rng.normal(scale=(0.3, 0.3, depth), size=(n, joints, 3))
     source[..., 2] += 5.0
-    target = rng.uniform(-0.6, 0.6, size=(m, target_joints, 2))
+    target = rng.uniform(-0.5, 0.5, size=(m, 1, 2))
+    target = target + rng.normal(scale=0.15, size=(m, target_joints, 2))
     if per_target_camera:
         camera = np.empty((m, camera_cols))
         camera[:, :2] = rng.uniform(1.2, 2.4, size=(m, 2))

@@ -176,10 +176,14 @@ def test_behind_camera_is_reported(backend):
     source = np.array([[[0.0, 0.0, 3.0], [0.3, 0.3, 2.0]]])
     target = np.array([[[0.0, 0.0], [1.0, 1.0]]])
     camera = [1.5, 1.5, 0.0, 0.0]
-    aligned = gpa_arrays.gpa(source, target, camera, backend=backend)
+    aligned = gpa_arrays.gpa(source, target, camera, backend=backend, check=False)
     assert aligned[0, 0, 2] == pytest.approx(0.45) and aligned[0, 1, 2] < 0
-    with pytest.raises(ValueError, match=r"source_3d: 1 of 1 aligned pose has a joint"):
-        gpa_arrays.gpa(source, target, camera, return_2d=True, backend=backend)
+    # refused by the default check, with or without the projection
+    for return_2d in (False, True):
+        with pytest.raises(
+            ValueError, match=r"source_3d: 1 of 1 aligned pose has a joint"
+        ):
+            gpa_arrays.gpa(source, target, camera, return_2d=return_2d, backend=backend)
     _, projected = gpa_arrays.gpa(
         source, target, camera, return_2d=True, check=False, backend=backend
     )
@@ -321,7 +325,9 @@ def test_perspective_without_solution(backend):
     ):
         gpa_arrays.gpa(source, target, camera, **kw)
     got = gpa_arrays.gpa(source, target, camera, check=False, **kw)
-    weak = gpa_arrays.gpa(source, target, camera, pairing="identity", backend=backend)
+    weak = gpa_arrays.gpa(
+        source, target, camera, pairing="identity", backend=backend, check=False
+    )
     np.testing.assert_array_equal(got[0], weak[0])  # fell back to the weak depth
     assert projected_box_scale(got[1], camera) == pytest.approx(0.5, rel=1e-12)
 

@@ -48,6 +48,9 @@ def cases(draw):
 
 
 def run(case, backend):
+    # The invariants hold wherever a pose lands; random isotropic poses can land
+    # partly behind the camera, which check=True refuses, so it is off here
+    # (the data is finite and non-degenerate by construction).
     return gpa_arrays.gpa(
         case["source"],
         case["target"],
@@ -57,6 +60,7 @@ def run(case, backend):
         root=case["root"],
         target_root=case["target_root"],
         backend=backend,
+        check=False,
     )
 
 

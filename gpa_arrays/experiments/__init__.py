@@ -57,6 +57,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .._validate import camera_rows
 from ._clips import ClipDomains, make_clip_domains
 from ._loaders import clips_from_sequences, load_3dhp_test_npz, load_h36m_npz
 
@@ -368,16 +369,9 @@ def _host(x, name, ndims, last):
 
 
 def _cameras(camera, n, name):
-    """(n, C) camera rows from one row or n rows."""
-    c = np.asarray(camera, dtype=np.float64)
-    if c.ndim == 1 and c.shape[0] in (4, 9):
-        return np.broadcast_to(c, (n, c.shape[0]))
-    if c.ndim == 2 and c.shape[0] == n and c.shape[1] in (4, 9):
-        return c
-    raise ValueError(
-        f"{name}: expected one camera row (4,) or (9,), or one per clip ({n}, 4) "
-        f"or ({n}, 9), got shape {c.shape}"
-    )
+    """(n, C) float64 camera rows from one row or n rows."""
+    rows = camera_rows(camera, n, "clip", name=name)
+    return rows.astype(np.float64, copy=False)
 
 
 def _as_clips(a):
