@@ -384,9 +384,7 @@ def _prepare_records(module, device, target, camera, root, dtype, check, poseda=
     target = narrowed(target, dtype, "target_2d", ("target", "targets"), check)
     camera = narrowed(camera, dtype, "camera", ("row", "rows"), check)
     prepare = module.prepare_poseda_records if poseda else module.prepare_records
-    if device:
-        return prepare(target, camera, root, status=check)
-    return prepare(target, camera, root)
+    return prepare(target, camera, root, status=check)
 
 
 def _prepare_wide(module, device, records, camera, check):
@@ -396,9 +394,7 @@ def _prepare_wide(module, device, records, camera, check):
     (or, unchecked, accepted) with the records.
     """
     camera = narrowed(camera, records.dtype, "camera", ("row", "rows"), False)
-    if device:
-        return module.prepare_wide_records(records, camera, status=check)
-    return module.prepare_wide_records(records, camera)
+    return module.prepare_wide_records(records, camera, status=check)
 
 
 def gpa(
@@ -789,8 +785,8 @@ def _align_kernel(module, device, source, records, wide, camera, root, spec, dty
             extra["distortion"] = wide[:, 8:]
     if options.perspective:
         extra["perspective"] = True
-    if device:
-        extra["status"] = options.check or spec.kind == KIND_ARRAY
+    # explicit indices are range-checked whatever `check` says
+    extra["status"] = options.check or spec.kind == KIND_ARRAY
     if options.poseda:
         camera = narrowed(camera, dtype, "camera", ("row", "rows"), False)
         return module.gpa_poseda(source, records, camera, result, root, spec, **extra)
@@ -887,9 +883,8 @@ def _project_clips(module, device, records, distortion, spec, result, result_2d,
     flat_2d = (
         result_2d.reshape(size, 2) if direct else call.empty((size, 2), result.dtype)
     )
-    extra = {"status": check} if device else {}
     status = module.project_points(
-        result.reshape(size, 3), rows, frames * joints, flat_2d, **extra
+        result.reshape(size, 3), rows, frames * joints, flat_2d, status=check
     )
     if not direct:
         result_2d[...] = flat_2d.reshape(result_2d.shape)
@@ -913,13 +908,11 @@ def _move_clips(module, device, src, records, spec, root, frame, perspective, ch
     are pending on a device backend.
     """
     extra = {"perspective": True} if perspective else {}
-    if device:
-        extra["status"] = check or spec.kind == KIND_ARRAY
+    extra["status"] = check or spec.kind == KIND_ARRAY
     a_status = module.gpa_records(src[:, frame], records, anchor, root, spec, **extra)
     # the origin is a copy, not a view: `result` may be `src` (in place)
     origin = src[:, frame, root].copy()
-    extra = {"status": check} if device else {}
-    c_status = module.gpa_clip(src, origin, anchor[:, root], result, **extra)
+    c_status = module.gpa_clip(src, origin, anchor[:, root], result, status=check)
     return a_status, c_status
 
 

@@ -62,7 +62,7 @@ from typing import Literal
 import numpy as np
 
 from . import _interop
-from ._api import _DEVICE_BACKENDS, _HOST_CALL, _resolve_backend
+from ._api import _HOST_CALL, _resolve_backend
 from ._status import POINT, POINT_CAMERA, raise_for_status
 from ._typing import ArrayLike, BackendName
 from ._validate import as_array, choice, out_array, result_dtype
@@ -706,7 +706,7 @@ def _project(points_3d, camera, backend, out, check, call):
             f"camera: expected a real floating or integer dtype, got {cam.dtype}"
         )
     _check_last(cam, (4, 9), "camera", "fx, fy, cx, cy[, k1, k2, k3, p1, p2]")
-    name, module = _resolve_backend(backend, call.device)
+    _, module = _resolve_backend(backend, call.device)
     batch_ndim = max(points.ndim - 1, cam.ndim - 1)
     pts = (
         _align(points, batch_ndim, 1, "points_3d", "the camera")
@@ -745,11 +745,8 @@ def _project(points_3d, camera, backend, out, check, call):
     cam_rows = xp.ascontiguousarray(cam_rows, dtype=dtype)
     target = result.reshape(-1, 2) if result.flags.c_contiguous else None
     staged = xp.empty((flat.shape[0], 2), dtype=dtype) if target is None else target
-    if name in _DEVICE_BACKENDS:
-        pending = module.project_points(flat, cam_rows, per, staged, status=check)
-        (status,) = module.read_status(pending)
-    else:
-        status = module.project_points(flat, cam_rows, per, staged)
+    pending = module.project_points(flat, cam_rows, per, staged, status=check)
+    (status,) = module.read_status(pending)
     if target is None:
         result[...] = staged.reshape(shape)
     if check and status is not None:

@@ -77,7 +77,7 @@ import numpy as np
 
 from . import _interop
 from . import skeletons as _skeletons
-from ._api import _DEVICE_BACKENDS, _HOST_CALL, _resolve_backend
+from ._api import _HOST_CALL, _resolve_backend
 from ._backends.numpy_ import ALIGN_NONE, ALIGN_PROCRUSTES, ALIGN_SCALE
 from ._status import METRIC, raise_for_status, unravel
 from ._typing import ArrayLike, BackendName
@@ -214,14 +214,11 @@ def _errors(predicted, target, joints, skeleton, root, unit, align, backend, cal
     skel = _resolve_skeleton(skeleton, n_joints)
     sel = _joint_subset(joints, n_joints, skel)
     r = -1 if root is None else joint_index(root, n_joints, "root", skel)
-    name, module = _resolve_backend(backend, call.device)
+    _, module = _resolve_backend(backend, call.device)
     lead = p.shape[:-2]
     p, t = (a.reshape(-1, n_joints, 3) for a in _as_float(p, t))
-    if name in _DEVICE_BACKENDS:
-        errors, pending = module.joint_errors(p, t, sel, r, align)
-        (status,) = module.read_status(pending)
-    else:
-        errors, status = module.joint_errors(p, t, sel, r, align)
+    errors, pending = module.joint_errors(p, t, sel, r, align)
+    (status,) = module.read_status(pending)
     if flag(check, "check"):
         _raise_for_poses(status, lead)
     errors *= _UNITS[unit]
@@ -519,14 +516,11 @@ def _procrustes(predicted, target, joints, skeleton, backend, check, call):
     n_joints = p.shape[-2]
     skel = _resolve_skeleton(skeleton, n_joints)
     sel = _joint_subset(joints, n_joints, skel)
-    name, module = _resolve_backend(backend, call.device)
+    _, module = _resolve_backend(backend, call.device)
     lead = p.shape[:-2]
     pf, tf = (a.reshape(-1, n_joints, 3) for a in _as_float(p, t))
-    if name in _DEVICE_BACKENDS:
-        *fit, pending = module.procrustes_fit(pf, tf, sel)
-        (status,) = module.read_status(pending)
-    else:
-        *fit, status = module.procrustes_fit(pf, tf, sel)
+    *fit, pending = module.procrustes_fit(pf, tf, sel)
+    (status,) = module.read_status(pending)
     if flag(check, "check"):
         _raise_for_poses(status, lead)
     scale, rotation, translation = fit

@@ -213,9 +213,14 @@ def test_bad_clips_are_reported_by_clip(rng, backend):
     # a frame far behind the reference reaches the camera plane
     deep = clips.copy()
     deep[9, 0] -= [0, 0, 40.0]
-    with pytest.raises(ValueError, match=r"source_3d: 1 of 20 aligned pose .*index 9"):
-        gpa_arrays.gpa(deep, target, camera, seed=0, backend=backend, return_2d=True)
-    gpa_arrays.gpa(deep, target, camera, seed=0, backend=backend)  # 3D only: fine
+    for return_2d in (True, False):  # projected or not
+        with pytest.raises(
+            ValueError, match=r"source_3d: 1 of 20 aligned pose .*index 9"
+        ):
+            gpa_arrays.gpa(
+                deep, target, camera, seed=0, backend=backend, return_2d=return_2d
+            )
+    gpa_arrays.gpa(deep, target, camera, seed=0, backend=backend, check=False)
 
 
 def test_argument_errors(rng):
