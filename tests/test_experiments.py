@@ -365,7 +365,9 @@ def test_experiment_on_single_frames_and_argument_errors():
         experiments.run_experiment(*args, lifters=("gcn",), config=TINY)
     with pytest.raises(ValueError, match=r"test_3d: expected the clips and joints"):
         experiments.run_experiment(*args[:5], args[5][:3], config=TINY)
-    with pytest.raises(ValueError, match=r"target_camera: expected one camera row"):
+    with pytest.raises(
+        ValueError, match=r"target_camera: expected shape \(4,\), \(9,\)"
+    ):
         experiments.run_experiment(*args[:3], args[3][:2], *args[4:], config=TINY)
     with pytest.raises(ValueError, match=r"source_3d: expected a 3-D or 4-D array"):
         experiments.run_experiment(args[0][..., :2], *args[1:], config=TINY)

@@ -81,9 +81,10 @@ def test_fork_after_parallel_kernel():
         import numba
         import gpa_arrays
         rng = np.random.default_rng(0)
-        s = rng.normal(size=(200_000, 17, 3))
+        s = rng.normal(scale=(0.3, 0.3, 0.1), size=(200_000, 17, 3))
         s[..., 2] += 5
-        t = rng.uniform(-0.5, 0.5, size=(200_000, 17, 2))
+        t = rng.uniform(-0.5, 0.5, size=(200_000, 1, 2))
+        t = t + rng.normal(scale=0.15, size=(200_000, 17, 2))
         parent = gpa_arrays.gpa(s, t, [1.5, 1.5, 0, 0], seed=3)
         print("layer", numba.threading_layer(), flush=True)
         pids = []
@@ -118,10 +119,12 @@ def test_fork_after_parallel_kernel_every_entry_point():
 
         rng = np.random.default_rng(0)
         n = 60_000
-        s = rng.normal(scale=0.3, size=(n, 17, 3)); s[..., 2] += 5
-        t = rng.uniform(-0.5, 0.5, size=(n, 17, 2))
+        s = rng.normal(scale=(0.3, 0.3, 0.1), size=(n, 17, 3)); s[..., 2] += 5
+        t = rng.uniform(-0.5, 0.5, size=(n, 1, 2))
+        t = t + rng.normal(scale=0.15, size=(n, 17, 2))
         cam = np.array([1.5, 1.5, 0.0, 0.0])
-        clips = rng.normal(scale=0.3, size=(n // 4, 4, 17, 3)); clips[..., 2] += 5
+        clips = rng.normal(scale=(0.3, 0.3, 0.1), size=(n // 4, 4, 17, 3))
+        clips[..., 2] += 5
 
         def everything():
             targets = gpa_arrays.prepare_targets(t, cam, target_root=0)
@@ -162,8 +165,9 @@ def test_multiprocessing_fork_pool():
         import numpy as np
         import gpa_arrays
         rng = np.random.default_rng(0)
-        s = rng.normal(size=(50_000, 17, 3)); s[..., 2] += 5
-        t = rng.uniform(-0.5, 0.5, size=(50_000, 17, 2))
+        s = rng.normal(scale=(0.3, 0.3, 0.1), size=(50_000, 17, 3)); s[..., 2] += 5
+        t = rng.uniform(-0.5, 0.5, size=(50_000, 1, 2))
+        t = t + rng.normal(scale=0.15, size=(50_000, 17, 2))
         ref = gpa_arrays.gpa(s, t, [1.5, 1.5, 0, 0], seed=4)
 
         def work(seed):
