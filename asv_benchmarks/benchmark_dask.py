@@ -56,11 +56,17 @@ class DaskGPA:
         with dask.config.set(scheduler=self.client), self.client.as_current():
             rng = da.random.default_rng(0)
             source = rng.normal(scale=0.3, size=(N, JOINTS, 3), chunks=(CHUNK, -1, -1))
-            source = (source + np.array([0.0, 0.0, 5.0])).astype(np.float32)
+            # flatter in depth than across, as people are (every pose then
+            # lands in front of its camera, which gpa checks)
+            depth = np.array([1.0, 1.0, 1 / 3])
+            source = (source * depth + np.array([0.0, 0.0, 5.0])).astype(np.float32)
             self.source = source.persist()
             wait(self.source)
         rng = np.random.default_rng(1)
-        target = rng.uniform(-0.5, 0.5, size=(M, JOINTS, 2)).astype(np.float32)
+        target = rng.uniform(-0.5, 0.5, size=(M, 1, 2))  # pose-like 2D targets
+        target = (target + rng.normal(scale=0.15, size=(M, JOINTS, 2))).astype(
+            np.float32
+        )
         self.targets = gpa_arrays.prepare_targets(
             target, np.float32([1.46, 1.46, 0.0, 0.0])
         )

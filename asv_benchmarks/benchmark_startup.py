@@ -22,9 +22,10 @@ _PATH = (
 _DATA = """
 import numpy as np
 rng = np.random.default_rng(0)
-source = rng.normal(scale=0.3, size=(1024, 17, 3)).astype(np.float32)
+source = rng.normal(scale=(0.3, 0.3, 0.1), size=(1024, 17, 3)).astype(np.float32)
 source[..., 2] += 5
-target = rng.uniform(-0.5, 0.5, size=(1024, 17, 2)).astype(np.float32)
+target = rng.uniform(-0.5, 0.5, size=(1024, 1, 2))
+target = (target + rng.normal(scale=0.15, size=(1024, 17, 2))).astype(np.float32)
 camera = np.array([1.5, 1.5, 0.0, 0.0], dtype=np.float32)
 """
 

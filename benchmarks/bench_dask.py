@@ -74,9 +74,12 @@ def main(argv=None):
 
     dtype = np.dtype(args.dtype)
     rng = np.random.default_rng(1)
-    source = rng.normal(scale=0.3, size=(args.n, args.joints, 3)).astype(dtype)
+    source = rng.normal(scale=(0.3, 0.3, 0.1), size=(args.n, args.joints, 3))
+    source = source.astype(dtype)
     source[..., 2] += 5
-    target = rng.uniform(-0.5, 0.5, size=(args.m, args.joints, 2)).astype(dtype)
+    target = rng.uniform(-0.5, 0.5, size=(args.m, 1, 2))
+    target = target + rng.normal(scale=0.15, size=(args.m, args.joints, 2))
+    target = target.astype(dtype)
     camera = np.array([1.46, 1.46, 0.0, 0.0], dtype=dtype)
     targets = gpa_arrays.prepare_targets(target, camera, dtype=dtype)
     out = np.empty_like(source)

@@ -38,11 +38,12 @@ def main(argv=None):
     dtype = np.dtype(args.dtype)
     n = args.n
     rng = np.random.default_rng(0)
-    source = rng.normal(scale=0.3, size=(n, args.joints, 3))
+    source = rng.normal(scale=(0.3, 0.3, 0.1), size=(n, args.joints, 3))
     source[:, 0] = source[:, 1:].mean(axis=1)
     source[..., 2] += 5.0
     source = source.astype(dtype)
-    target = rng.uniform(-0.4, 0.4, size=(n, args.joints, 2)).astype(dtype)
+    target = rng.uniform(-0.4, 0.4, size=(n, 1, 2))  # pose-like 2D targets
+    target = (target + rng.normal(scale=0.15, size=(n, args.joints, 2))).astype(dtype)
     camera = np.empty((n, 9), dtype=dtype)
     camera[:, :2] = rng.uniform(1.2, 2.4, size=(n, 2))
     camera[:, 2:4] = rng.uniform(-0.1, 0.1, size=(n, 2))
