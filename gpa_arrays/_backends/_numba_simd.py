@@ -173,18 +173,6 @@ def _reduce_four(builder, xmin, ymin, xmax, ymax, width):
     return xmin, ymin, builder.fneg(nxmax), builder.fneg(nymax)
 
 
-def _reduce_min(builder, vector, width):
-    """Horizontal minimum of one vector: log2(width) rotate-and-min steps."""
-    step = width // 2
-    while step >= 1:
-        rotated = _shuffle(
-            builder, vector, vector, [(lane + step) % width for lane in range(width)]
-        )
-        vector = _pick(builder, vector, rotated, True)
-        step //= 2
-    return builder.extract_element(vector, ir.Constant(ir.IntType(32), 0))
-
-
 def _signature_parts(array, joints):
     """(dtype, values per pose) of a flat pose array and a joint-count token."""
     if not (isinstance(array, types.Array) and array.ndim == 2):
@@ -206,8 +194,7 @@ def _extent_intrinsic(n_coordinates):
             return None
         dtype, n_joints = parts
         n_values = n_coordinates * n_joints
-        # poses also give the minimum depth (z) of their joints
-        n_extremes = 5 if n_coordinates == 3 else 4
+        n_extremes = 4
         signature = types.Tuple([dtype] * n_extremes + [types.boolean])(
             flat, row, joints
         )
@@ -242,14 +229,7 @@ def _extent_intrinsic(n_coordinates):
             xmin, ymin, xmax, ymax = _reduce_four(
                 builder, *extremes[::2], *extremes[1::2], width
             )
-            values = [xmin, xmax, ymin, ymax]
-            if n_coordinates == 3:
-                low = inf
-                for offset, vector in zip(offsets, vectors, strict=True):
-                    mask = _lane_mask(offset, width, 2, n_coordinates)
-                    low = builder.select(mask, _pick(builder, low, vector, True), low)
-                values.append(_reduce_min(builder, low, width))
-            values.append(finite)
+            values = [xmin, xmax, ymin, ymax, finite]
             return context.make_tuple(builder, sig.return_type, values)
 
         return signature, codegen
@@ -259,7 +239,11 @@ def _extent_intrinsic(n_coordinates):
 
 @intrinsic
 def pose_place(typingctx, flat, out, row, root3, position3, joints):
-    """Write ``(pose - root3) + position3`` per coordinate; return "all finite".
+    """Write ``(pose - root3) + position3`` per coordinate.
+
+    Returns ``(all finite, all in front)``: whether every written value is
+    finite, and whether every written depth (z) is positive, tested on the
+    vectors just stored (a compare and a mask per vector, no reduction).
 
     Parameters (compiled code only)
     -------------------------------
@@ -268,7 +252,6 @@ def pose_place(typingctx, flat, out, row, root3, position3, joints):
     root3, position3 : 3-tuples of that dtype, ``(x, y, z)`` each
     joints : tuple of length ``J``
 
-    Returns True when every written value is finite.
     """
     parts = _signature_parts(flat, joints)
     if parts is None or not isinstance(row, types.Integer):
@@ -284,11 +267,14 @@ def pose_place(typingctx, flat, out, row, root3, position3, joints):
             return None
         if triple.dtype != dtype:
             return None
-    signature = types.boolean(flat, out, row, root3, position3, joints)
+    signature = types.UniTuple(types.boolean, 2)(
+        flat, out, row, root3, position3, joints
+    )
 
     def codegen(context, builder, sig, args):
         if n_values == 0:  # generic kernels compile but never take this path
-            return ir.Constant(ir.IntType(1), 0)
+            false = ir.Constant(ir.IntType(1), 0)
+            return context.make_tuple(builder, sig.return_type, [false, false])
         scalar = context.get_value_type(dtype)
         itemsize = context.get_abi_sizeof(scalar)
         width, offsets = _layout(n_values, itemsize)
@@ -317,12 +303,24 @@ def pose_place(typingctx, flat, out, row, root3, position3, joints):
             pointer = builder.gep(target, [ir.Constant(ir.IntType(64), offset)])
             pointer = builder.bitcast(pointer, vector_type.as_pointer())
             builder.store(value, pointer, align=itemsize)
-        return _all_finite(builder, results, width)
+        finite = _all_finite(builder, results, width)
+        zero = ir.Constant(vector_type, [0.0] * width)
+        front = None
+        for offset, value in zip(offsets, results, strict=True):
+            # lanes that hold no depth pass; "ordered greater" fails for NaN
+            ok = builder.or_(
+                builder.fcmp_ordered(">", value, zero),
+                builder.not_(_lane_mask(offset, width, 2, 3)),
+            )
+            front = ok if front is None else builder.and_(front, ok)
+        bits = builder.bitcast(front, ir.IntType(width))
+        all_front = builder.icmp_signed("==", bits, ir.Constant(ir.IntType(width), -1))
+        return context.make_tuple(builder, sig.return_type, [finite, all_front])
 
     return signature, codegen
 
 
-#: ``(xmin, xmax, ymin, ymax, zmin, all_finite)`` of pose `row` of a C-contiguous
+#: ``(xmin, xmax, ymin, ymax, all_finite)`` of pose `row` of a C-contiguous
 #: ``(N, 3J)`` array; `joints` is a tuple of length J (a compile-time constant).
 pose_extent = _extent_intrinsic(3)
 

@@ -546,21 +546,18 @@ def _gpa_chunk(
                 _flag(status, _P_INDEX, i)
                 continue
             # 2D extent of the source pose
-            # (and the nearest joint's depth, for the behind-the-camera check)
             if e_fixed > 0:
-                xmin, xmax, ymin, ymax, zmin, _ = pose_extent(src, i, joints)
+                xmin, xmax, ymin, ymax, _ = pose_extent(src, i, joints)
             else:
                 xmin = src[i, 0]
                 xmax = xmin
                 ymin = src[i, 1]
                 ymax = ymin
-                zmin = src[i, 2]
                 for q in range(3, e, 3):
                     xmin = min(xmin, src[i, q])
                     xmax = max(xmax, src[i, q])
                     ymin = min(ymin, src[i, q + 1])
                     ymax = max(ymax, src[i, q + 1])
-                    zmin = min(zmin, src[i, q + 2])
             dx = xmax - xmin
             dy = ymax - ymin
             if poseda:
@@ -589,10 +586,15 @@ def _gpa_chunk(
             rx = src[i, r0]
             ry = src[i, r0 + 1]
             rz = src[i, r0 + 2]
+            # also whether every written depth is positive: a pose with a
+            # joint at or behind the camera plane cannot be seen through it
             if e_fixed > 0:
-                finite = pose_place(src, dst, i, (rx, ry, rz), (px, py, z), joints)
+                finite, front = pose_place(
+                    src, dst, i, (rx, ry, rz), (px, py, z), joints
+                )
             else:
                 finite = True
+                front = True
                 for q in range(0, e, 3):
                     ox = (src[i, q] - rx) + px
                     oy = (src[i, q + 1] - ry) + py
@@ -606,10 +608,8 @@ def _gpa_chunk(
                     hy = oy - oy
                     hz = oz - oz
                     finite = finite & (hx == hx) & (hy == hy) & (hz == hz)
-            # Every joint's depth is (z_q - rz) + z, rounded twice; rounding is
-            # monotone, so the nearest joint is the one with the least z_q and
-            # the test on it equals a test on every written depth, bit for bit.
-            behind = not ((zmin - rz) + z > 0)
+                    front = front & (oz > 0)
+            behind = not front
             if out2d is not None:
                 if poseda:  # the camera row that unprojected the pose
                     row = i
