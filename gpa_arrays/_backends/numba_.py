@@ -88,7 +88,7 @@ _jit_parallel = njit(parallel=True, **_KW)
 # objects the NumPy reference applies to arrays compile for scalars.
 _INLINE = {"inline": "always", **_KW}
 _fn: Any  # the loops below register functions of different signatures
-for _fn in (P.mix64, P.feistel_round, P.feistel_rounds, P.mulhi64, P.random_index):
+for _fn in (P.mix32, P.mix64, P.feistel_round, P.feistel_rounds, P.mulhi64, P.random_index):
     register_jitable(**_INLINE)(_fn)
 register_jitable(**_KW)(P.round_keys)
 # The camera and depth arithmetic, shared with the NumPy reference the same way.

@@ -10,6 +10,7 @@
 
 typedef long long gpa_i64;
 typedef unsigned long long gpa_u64;
+typedef unsigned int gpa_u32;
 
 // The dynamic shared memory of a block, as 16-byte vectors (declared once per
 // kernel with one element type, whatever T the kernel works in).
