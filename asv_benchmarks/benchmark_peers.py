@@ -22,11 +22,15 @@ Same sizes, dtypes and inputs as :class:`benchmark_gpa.GPA` (``N = M``), so
 * ``BandwidthBound``: the bytes a call must move and nothing else
   (:func:`gpa_arrays._bench.cpu_stream_bound`, the same kernel ``gpa-arrays
   bench`` uses; on the GPU the device's own copy of the source bytes).
+* ``GatherBound``: the same plus each pose's read of its paired target record
+  (:func:`gpa_arrays._bench.cpu_gather_bound`), the floor of a randomly paired
+  call against prepared targets.
 """
 
 import numpy as np
 
-from gpa_arrays._bench import cpu_stream_bound, gpu_copy_bound
+import gpa_arrays
+from gpa_arrays._bench import cpu_gather_bound, cpu_stream_bound, gpu_copy_bound
 from gpa_arrays._peers import FORMULA_PEERS, published_torch, straightforward_numpy
 
 from ._common import (
@@ -115,6 +119,29 @@ class BandwidthBound:
     def time_bound(self, *params):
         self.call()
         self.sync()
+
+
+class GatherBound:
+    """Copy the sources to the output and read each pose's paired record.
+
+    CPU only: the records are those of ``prepare_targets`` (``N = M``) and the
+    pairing is ``pair_indices(N, N, seed=1)``, the one ``benchmark_gpa`` times.
+    """
+
+    params = (SIZES, DTYPES)
+    param_names = ("n", "dtype")
+
+    def setup(self, n, dtype):
+        source, target, camera = inputs(n, n, dtype)
+        records = gpa_arrays.prepare_targets(target, camera)._records
+        pairing = gpa_arrays.pair_indices(n, n, seed=1)
+        out = source.copy()
+        gather = cpu_gather_bound()
+        self.call = lambda: gather(source, records, pairing, out)
+        self.call()  # compile / load the cache
+
+    def time_bound(self, *params):
+        self.call()
 
 
 class PublishedFormula:

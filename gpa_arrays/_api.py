@@ -576,6 +576,25 @@ def gpa(
     >>> out.shape
     (4, 17, 3)
     """
+    if (
+        type(target_2d) is Targets
+        and type(source_3d) is np.ndarray
+        and source_3d.ndim == 3
+        and (out is None or type(out) is np.ndarray)
+        and camera is None
+        and type(seed) is int
+        and type(pairing) is str
+        and type(root) is int
+        and type(check) is bool
+        and target_root is None
+        and reference_frame is None
+        and mode == "paired"
+        and depth == "weak"
+        and return_2d is False
+        and backend == "auto"
+        and type(target_2d._records) is np.ndarray
+    ):  # a training loop's call: see _planned
+        return _planned(source_3d, target_2d, pairing, seed, root, check, out)
     options = Options.make(mode, depth, return_2d, check, backend)
     if not options.return_2d and _interop.plain_host(
         source_3d, target_2d, camera, out, pairing
@@ -588,6 +607,50 @@ def gpa(
         source_3d, target_2d, camera, pairing, seed, 0, root, target_root,
         reference_frame, options, out,
     )  # fmt: skip
+
+
+#: Call plans of :func:`_planned`, by the arguments they were validated for.
+_plans: dict = {}
+
+
+def _planned(source, targets, pairing, seed, root, check, out):
+    """``gpa(batch, targets, seed=int, out=...)`` on the host, through a call plan.
+
+    A training loop makes this call thousands of times with the same shape,
+    dtype, pairing name, root and check. What depends on those alone (the
+    pose-array checks, the result dtype, the root index, the backend, the
+    Targets' dtype) is validated once, by the validators every call uses, and
+    kept in a plan; each call then checks only what can change from call to
+    call (the seed and the pairing against the pose counts, `out` and its
+    overlap with the source) before the kernel runs. Errors are those of the
+    general path, raised by the same functions.
+    """
+    records = targets._records
+    key = (source.shape, source.dtype, records.dtype, pairing, root, check)
+    plan = _plans.get(key)
+    if plan is None:
+        poses_3d(source)
+        dtype = result_dtype(source.dtype, "source_3d")
+        index = joint_index(root, source.shape[1], "root")
+        _, module = _resolve_backend("auto", _interop.HOST)
+        prepared(targets, None, None, dtype)
+        if len(_plans) >= 64:  # shapes vary without end in some programs
+            _plans.clear()
+        plan = _plans[key] = (module, dtype, index)
+    module, dtype, index = plan
+    n, m = source.shape[0], records.shape[0]
+    spec = resolve_pairing(pairing, n, m, seed)
+    if out is None:
+        result = np.empty(source.shape, dtype)
+    else:
+        reads = (("source_3d", source),)
+        result = out_array(out, source.shape, dtype, reads, inplace=source)
+    if n == 0:
+        return result
+    source = as_dtype(source, dtype)
+    status = module.gpa_records(source, records, result, index, spec, status=check)
+    raise_for_pose_status(status, n, m, None, check=check)
+    return result
 
 
 def _gpa(source_3d, target_2d, camera, pairing, seed, step, root, target_root,

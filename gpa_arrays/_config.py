@@ -22,6 +22,7 @@ __all__ = [
     "MIN_POSES_PER_CHUNK",
     "PAIRING_BLOCK",
     "PARALLEL_MIN_POSES",
+    "PREFETCH_DISTANCE",
 ]
 
 
@@ -64,13 +65,17 @@ STAGE_POSES = _env_int("STAGE_POSES", 1 << 15)
 #: thread takes; chunks also carry the per-chunk error counters.
 MIN_POSES_PER_CHUNK = _env_int("MIN_POSES_PER_CHUNK", 512)
 
-#: Poses whose pairing the CPU kernels evaluate together (a loop that vectorises),
-#: which is also how many poses ahead they prefetch the paired target records:
-#: the random gather of records is the one access a hardware prefetcher cannot
-#: predict. Measured at N = M = 1e6, J = 17, float32 on 2 cores: 8 to 24 give
-#: 16-19 ms, 32 and 64 give 35-42 ms (prefetches are dropped).
-PAIRING_BLOCK = _env_int("PAIRING_BLOCK", 16)
-
+#: Poses whose pairing the CPU kernels evaluate together (a loop that
+#: vectorises) into a buffer of targets. Measured at N = M = 1024 (records in
+#: L1), J = 17, float32, one core: 64 costs about 4 ns per pose less than 16
+#: (the per-tile overhead of the cycle-walking and folding passes), 256 no less.
+PAIRING_BLOCK = _env_int("PAIRING_BLOCK", 64)
+#: How many poses ahead the CPU kernels prefetch the paired target record: the
+#: random gather of records is the one access a hardware prefetcher cannot
+#: predict. Capped at ``PAIRING_BLOCK``. Measured at N = M = 1e6, J = 17,
+#: float32 on 2 cores: 8 to 24 give 16-19 ms, 32 and 64 give 35-42 ms (the
+#: outstanding-miss queues overflow and prefetches are dropped).
+PREFETCH_DISTANCE = _env_int("PREFETCH_DISTANCE", 16)
 #: Largest joint count for which the CPU kernels are compiled with the count as a
 #: constant (about 2x faster: the per-joint loops unroll and vectorise). Larger
 #: skeletons use one kernel that reads the count at run time.

@@ -76,6 +76,7 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(_config, "PARALLEL_MIN_POSES", 1)
     monkeypatch.setattr(_config, "MIN_POSES_PER_CHUNK", 7)
     monkeypatch.setattr(_config, "PAIRING_BLOCK", 5)
+    monkeypatch.setattr(_config, "PREFETCH_DISTANCE", 3)
     threads = numba_._threads()
     monkeypatch.setattr(numba_, "_threads", lambda: max(2, threads))
     decisions = []

@@ -7,9 +7,10 @@ the reference this module is tested against (the interface is declared in
 * :func:`prepare_records` reads every target pose once and writes its compact
   record (box scale, unprojected root, focal lengths), validating as it goes.
 * :func:`gpa_records` reads every source pose once, evaluates the counter-based
-  pairing for a block of ``PAIRING_BLOCK`` poses at a time (a loop the compiler
-  vectorises), prefetches the records of the next block (the random gather is
-  the one access a hardware prefetcher cannot predict), writes the output, and
+  pairing for a tile of ``PAIRING_BLOCK`` poses at a time (a loop the compiler
+  vectorises), prefetches each pose's record ``PREFETCH_DISTANCE`` poses ahead
+  (the random gather is the one access a hardware prefetcher cannot
+  predict), writes the output, and
   counts non-finite or degenerate poses on the way. No temporary of size N is
   allocated. With ``out2d`` it also projects the aligned pose (``return_2d``),
   with ``perspective`` it solves each pose's depth in float64 first; both are
@@ -88,7 +89,14 @@ _jit_parallel = njit(parallel=True, **_KW)
 # objects the NumPy reference applies to arrays compile for scalars.
 _INLINE = {"inline": "always", **_KW}
 _fn: Any  # the loops below register functions of different signatures
-for _fn in (P.mix32, P.mix64, P.feistel_round, P.feistel_rounds, P.mulhi64, P.random_index):
+for _fn in (
+    P.mix32,
+    P.mix64,
+    P.feistel_round,
+    P.feistel_rounds,
+    P.mulhi64,
+    P.random_index,
+):
     register_jitable(**_INLINE)(_fn)
 register_jitable(**_KW)(P.round_keys)
 # The camera and depth arithmetic, shared with the NumPy reference the same way.
@@ -480,8 +488,8 @@ def _project_pose(dst, o2, i, n_values, fx, fy, cx, cy, coefficients):
 @_jit
 def _gpa_chunk(
     source, records, camera, out, root, poseda, kind, offset, keys, a, b, inv_b, k,
-    m, inv_m, index, out2d, distortion, perspective, joints, block_size, lo, hi,
-    status,
+    m, inv_m, index, out2d, distortion, perspective, joints, block_size, distance,
+    lo, hi, status,
 ):  # fmt: skip
     """Align poses ``[lo, hi)``; the whole per-pose path lives in this one loop.
 
@@ -500,17 +508,18 @@ def _gpa_chunk(
     r0 = 3 * root
     mi = np.int64(m)
     last = max(mi - 1, 0)
-    # Two halves: the targets of the block being aligned, and those of the next
-    # block. Pose t of a block prefetches the record of pose t of the next one:
-    # one prefetch per pose, a block ahead. Issuing a block's prefetches in one
-    # burst measured 3x slower: the outstanding-miss queues overflow and drop
-    # them.
+    # The targets are computed a tile of `block_size` poses at a time (one
+    # vectorised loop; a tile of 64 costs 4 ns per pose less than one of 16 in
+    # per-tile overhead) into two halves of `buf`: the tile being aligned and
+    # the next one. Pose i prefetches the record of pose i + `distance`, one
+    # prefetch per pose: issuing a tile's prefetches in one burst measured 3x
+    # slower (the outstanding-miss queues overflow and drop them).
     buf = np.empty(2 * block_size, dtype=np.int64)
     count = min(block_size, hi - lo)
     _fill_targets(
         buf, 0, lo, count, kind, offset, keys, a, b, inv_b, k, m, inv_m, index
     )
-    for t in range(count):
+    for t in range(min(count, distance)):
         _prefetch_row(records, min(max(buf[t], 0), last))
     # row 0's focal lengths, read by the poseda arithmetic only (there the camera
     # array has one row per source pose; in paired mode it is a stand-in)
@@ -528,8 +537,10 @@ def _gpa_chunk(
             )  # fmt: skip
         for i in range(block, min(hi, following)):
             t = i - block
-            if t < ahead:
-                ahead_row = min(max(buf[other + t], 0), last)
+            if i + distance < hi:
+                u = t + distance  # position of pose i + distance in `buf`
+                slot = half + u if u < block_size else other + u - block_size
+                ahead_row = min(max(buf[slot], 0), last)
                 _prefetch_row(records, ahead_row)
                 # nested, not joined with `and`: Numba compiles an `is None`
                 # test of an argument away only when it stands alone
@@ -643,7 +654,8 @@ def _gpa_chunk(
 @_jit_parallel
 def _gpa_parallel(
     source, records, camera, out, root, poseda, kind, offset, seed, step, a, b, inv_b,
-    k, m, inv_m, index, out2d, distortion, perspective, joints, block_size, status,
+    k, m, inv_m, index, out2d, distortion, perspective, joints, block_size, distance,
+    status,
 ):  # fmt: skip
     keys = _key_tuple(seed, step)
     n = source.shape[0]
@@ -653,7 +665,7 @@ def _gpa_parallel(
         _gpa_chunk(
             source, records, camera, out, root, poseda, kind, offset, keys, a, b,
             inv_b, k, m, inv_m, index, out2d, distortion, perspective, joints,
-            block_size, c * per, min(n, c * per + per), status[c],
+            block_size, distance, c * per, min(n, c * per + per), status[c],
         )  # fmt: skip
     return _bad_count(status)
 
@@ -661,12 +673,13 @@ def _gpa_parallel(
 @_jit
 def _gpa_serial(
     source, records, camera, out, root, poseda, kind, offset, seed, step, a, b, inv_b,
-    k, m, inv_m, index, out2d, distortion, perspective, joints, block_size, status,
+    k, m, inv_m, index, out2d, distortion, perspective, joints, block_size, distance,
+    status,
 ):  # fmt: skip
     _gpa_chunk(
         source, records, camera, out, root, poseda, kind, offset,
         _key_tuple(seed, step), a, b, inv_b, k, m, inv_m, index, out2d, distortion,
-        perspective, joints, block_size, 0, source.shape[0], status[0],
+        perspective, joints, block_size, distance, 0, source.shape[0], status[0],
     )  # fmt: skip
     return _bad_count(status)
 
@@ -1483,7 +1496,8 @@ def _run_gpa(source, records, camera, out, root, poseda, spec, out2d, distortion
         solve = (G.PERSPECTIVE_MAX_ITERATIONS, G.PERSPECTIVE_TOLERANCE)
     bad = run(
         source, records, camera, target, root, poseda, *_spec_args(spec), target_2d,
-        distortion, solve, joints, _config.PAIRING_BLOCK, statuses,
+        distortion, solve, joints, _config.PAIRING_BLOCK,
+        min(_config.PREFETCH_DISTANCE, _config.PAIRING_BLOCK), statuses,
     )  # fmt: skip
     if target is not out:
         out[...] = target
