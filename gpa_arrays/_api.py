@@ -582,7 +582,7 @@ def gpa(
         and source_3d.ndim == 3
         and (out is None or type(out) is np.ndarray)
         and camera is None
-        and type(seed) is int
+        and (seed is None or type(seed) is int)
         and type(pairing) is str
         and type(root) is int
         and type(check) is bool
@@ -613,8 +613,8 @@ def gpa(
 _plans: dict = {}
 
 
-def _planned(source, targets, pairing, seed, root, check, out):
-    """``gpa(batch, targets, seed=int, out=...)`` on the host, through a call plan.
+def _planned(source, targets, pairing, seed, root, check, out, step=0):
+    """``gpa(batch, targets, seed=int or None, out=...)`` on the host, from a plan.
 
     A training loop makes this call thousands of times with the same shape,
     dtype, pairing name, root and check. What depends on those alone (the
@@ -623,7 +623,8 @@ def _planned(source, targets, pairing, seed, root, check, out):
     kept in a plan; each call then checks only what can change from call to
     call (the seed and the pairing against the pose counts, `out` and its
     overlap with the source) before the kernel runs. Errors are those of the
-    general path, raised by the same functions.
+    general path, raised by the same functions. The ``GPA`` object's calls
+    come here too, with their `step`.
     """
     records = targets._records
     key = (source.shape, source.dtype, records.dtype, pairing, root, check)
@@ -639,7 +640,7 @@ def _planned(source, targets, pairing, seed, root, check, out):
         plan = _plans[key] = (module, dtype, index)
     module, dtype, index = plan
     n, m = source.shape[0], records.shape[0]
-    spec = resolve_pairing(pairing, n, m, seed)
+    spec = resolve_pairing(pairing, n, m, seed, step)
     if out is None:
         result = np.empty(source.shape, dtype)
     else:

@@ -123,3 +123,19 @@ def test_plans_stay_bounded(rng):
         source[:, 1] += 0.2
         gpa_arrays.gpa(source, targets, seed=n)
     assert 0 < len(_api._plans) <= 64
+
+
+def test_gpa_object_planned_equals_general(rng):
+    source, targets = _inputs(rng)
+    planned = gpa_arrays.GPA(targets, seed=5, root=2)
+    auto, _ = _api._resolve_backend("auto")  # what "auto" is on the host
+    general = gpa_arrays.GPA(targets, seed=5, root=2, backend=auto)
+    assert planned._plannable and not general._plannable
+    out = np.empty_like(source)
+    for _ in range(3):  # consecutive steps of the stream
+        want = general(source)
+        np.testing.assert_array_equal(planned(source, out=out), want)
+        np.testing.assert_array_equal(
+            planned.pair_indices(64, step=planned.step - 1),
+            general.pair_indices(64, step=general.step - 1),
+        )
