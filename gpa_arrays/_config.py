@@ -22,6 +22,7 @@ __all__ = [
     "MIN_POSES_PER_CHUNK",
     "PAIRING_BLOCK",
     "PARALLEL_MIN_POSES",
+    "PARALLEL_WATCH_POSES",
     "PREFETCH_DISTANCE",
 ]
 
@@ -55,6 +56,12 @@ FASTMATH = False
 #: against 32 us per call, float32, J = 17).
 PARALLEL_MIN_POSES = _env_int("PARALLEL_MIN_POSES", 1024)
 
+#: Poses below which a parallel GPA launch is timed and, when it stalls (took
+#: more than twice the serial twin's time: the cores are busy elsewhere), the
+#: following launches below this size run serially for a while
+#: (``numba_._Watch``). Above it the parallel twin always runs: two cores win
+#: even when the launch waits for a busy one.
+PARALLEL_WATCH_POSES = _env_int("PARALLEL_WATCH_POSES", 1 << 17)
 #: Poses read at a time from a source that is not C-contiguous (a strided or
 #: broadcast view) by the CPU kernels, which address poses as flat rows: 2**15
 #: poses of 17 joints are 6.5 MB in float32, so a 0-stride view of one pose

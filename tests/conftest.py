@@ -74,6 +74,8 @@ def small_chunks(monkeypatch):
     from gpa_arrays._backends import numba_
 
     monkeypatch.setattr(_config, "PARALLEL_MIN_POSES", 1)
+    # no stall watch: a busy test machine must not send launches to serial
+    monkeypatch.setattr(_config, "PARALLEL_WATCH_POSES", 1)
     monkeypatch.setattr(_config, "MIN_POSES_PER_CHUNK", 7)
     monkeypatch.setattr(_config, "PAIRING_BLOCK", 5)
     monkeypatch.setattr(_config, "PREFETCH_DISTANCE", 3)

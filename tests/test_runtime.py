@@ -198,3 +198,51 @@ def test_concurrent_threads_agree():
         t.join()
     for r in results:
         np.testing.assert_array_equal(r, want)
+
+
+def test_stalled_parallel_launches_fall_back_to_serial(monkeypatch, rng):
+    # A parallel launch that takes longer than twice the serial time measured
+    # in this process sends the next launches of that size range to the serial
+    # twin for a while; both twins give the same result.
+    from gpa_arrays import _config
+    from gpa_arrays._backends import numba_
+
+    if numba_._threads() < 2:
+        monkeypatch.setattr(numba_, "_threads", lambda: 2)
+    monkeypatch.setattr(_config, "PARALLEL_MIN_POSES", 300)
+    monkeypatch.setattr(_config, "PARALLEL_WATCH_POSES", 5000)
+    watch = numba_._Watch()
+    monkeypatch.setattr(numba_, "_watch", watch)
+    launches = []
+    now = [0.0]
+
+    def timed():  # a parallel launch takes a second (stalls), a serial one 1 us
+        now[0] += 1.0 if launches[-1] else 1e-6
+        return now[0]
+
+    decide = numba_.use_parallel
+
+    def recorded(n):
+        launches.append(decide(n))
+        return launches[-1]
+
+    monkeypatch.setattr(numba_, "use_parallel", recorded)
+    monkeypatch.setattr(numba_, "_clock", timed)
+    source, target, camera = make_case(rng, n=400, m=400)
+    targets = gpa_arrays.prepare_targets(target, camera)
+    want = gpa_arrays.gpa(source, targets, seed=3, backend="numpy")
+    launches.clear()
+    got = gpa_arrays.gpa(source, targets, seed=3, backend="numba")
+    np.testing.assert_array_equal(got, want)
+    assert launches == [True] and watch.backoff == watch.BACKOFF  # it stalled
+    for _ in range(watch.BACKOFF):
+        np.testing.assert_array_equal(
+            gpa_arrays.gpa(source, targets, seed=3, backend="numba"), want
+        )
+    assert not any(launches[1:]) and len(launches) == watch.BACKOFF + 1
+    gpa_arrays.gpa(source, targets, seed=3, backend="numba")
+    assert launches[-1]  # tried again after the backoff
+    # above the watched range the parallel twin always runs
+    assert numba_._Watch().allows()
+    watch.backoff = 5
+    assert decide(6000) and not decide(400)

@@ -42,6 +42,7 @@ the same chunk functions, so results are identical.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import numba
@@ -1322,6 +1323,7 @@ def _merge_w1(a, b):
 # --- host side --------------------------------------------------------------------
 
 _serial_only = False  # set in a child forked from a process with a live OpenMP pool
+_clock = time.perf_counter
 
 
 def _fork_unsafe_layer():
@@ -1344,11 +1346,56 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 def use_parallel(n):
     """Whether to launch the parallel twin of a kernel for `n` poses.
 
-    False for small inputs (waking the workers costs more than the work) and in
+    False for small inputs (waking the workers costs more than the work), in
     a child forked after its parent started a GNU OpenMP pool, which the child
-    cannot use.
+    cannot use, and, below ``PARALLEL_WATCH_POSES``, while a recent parallel
+    launch of that size stalled (see :class:`_Watch`).
     """
-    return n >= _config.PARALLEL_MIN_POSES and not _serial_only and _threads() > 1
+    if n < _config.PARALLEL_MIN_POSES or _serial_only or _threads() < 2:
+        return False
+    return n >= _config.PARALLEL_WATCH_POSES or _watch.allows()
+
+
+class _Watch:
+    """Falls back to serial launches while parallel ones stall.
+
+    On a machine whose cores are busy with other work (a training loop's data
+    loader workers, other jobs), a parallel region waits until the operating
+    system schedules every worker thread: measured on the 2-core development
+    machine at a load average of 8, a parallel GPA launch of 1024 to 65,536
+    poses took 1 to 20 ms, against 0.03 to 6.6 ms serially. Below
+    ``PARALLEL_WATCH_POSES`` each parallel GPA launch is timed against the
+    serial time per pose measured in this process; one that took more than
+    twice what the serial twin would have sends the next ``BACKOFF`` launches
+    of that range to the serial twin, after which parallel is tried again.
+    Both twins compute identical results, so this changes only the speed.
+    """
+
+    BACKOFF = 256
+    #: Serial nanoseconds per pose assumed before any serial launch was timed.
+    DEFAULT_NS = 50.0
+
+    def __init__(self):
+        self.backoff = 0
+        self.serial_ns = self.DEFAULT_NS
+
+    def allows(self):
+        if self.backoff > 0:
+            self.backoff -= 1
+            return False
+        return True
+
+    def record(self, parallel, n, seconds):
+        """Learn from a GPA launch of `n` poses that took `seconds`."""
+        if n < 256 or n >= _config.PARALLEL_WATCH_POSES:
+            return
+        if not parallel:  # a running mean of the serial cost per pose
+            self.serial_ns += 0.125 * (seconds * 1e9 / n - self.serial_ns)
+        elif seconds * 1e9 > 2 * n * self.serial_ns:
+            self.backoff = self.BACKOFF
+
+
+_watch = _Watch()
 
 
 def _threads():
@@ -1494,11 +1541,14 @@ def _run_gpa(source, records, camera, out, root, poseda, spec, out2d, distortion
     solve = None
     if perspective:
         solve = (G.PERSPECTIVE_MAX_ITERATIONS, G.PERSPECTIVE_TOLERANCE)
+    start = _clock()
     bad = run(
         source, records, camera, target, root, poseda, *_spec_args(spec), target_2d,
         distortion, solve, joints, _config.PAIRING_BLOCK,
         min(_config.PREFETCH_DISTANCE, _config.PAIRING_BLOCK), statuses,
     )  # fmt: skip
+    if solve is None and out2d is None:  # the plain path is what the watch knows
+        _watch.record(parallel, n, _clock() - start)
     if target is not out:
         out[...] = target
     if target_2d is not out2d:
