@@ -31,6 +31,7 @@ typedef unsigned long long gpa_u64;
 #define GPA_POSE_INDEX 2
 #define GPA_POSE_NO_DEPTH 3
 #define GPA_POSE_BEHIND 4
+#define GPA_POSE_PRECISION 5
 #define GPA_TARGET_NONFINITE 0
 #define GPA_TARGET_DEGENERATE 1
 #define GPA_TARGET_CAMERA 2
@@ -38,6 +39,10 @@ typedef unsigned long long gpa_u64;
 #define GPA_POINT_NONFINITE 0
 #define GPA_POINT_BEHIND 1
 #define GPA_POINT_CAMERA 2
+
+// gpa_arrays._status.PRECISION_TOLERANCE: the fraction of a pose's size that
+// the rounding of its placed coordinates may take (GPA_POSE_PRECISION).
+#define GPA_PRECISION_TOLERANCE 1e-3
 
 // Floats per prepared target record (gpa_arrays/_backends/numpy_.py).
 #define GPA_RECORD_WIDTH 8
@@ -132,6 +137,10 @@ struct gpa_bits<float> {
     }
     // NumPy's np.nan rounded to float32
     static __device__ __forceinline__ float quiet_nan() { return __uint_as_float(0x7fc00000u); }
+    // |x|, by clearing the sign bit (no -ftz flush of a subnormal |x|)
+    static __device__ __forceinline__ float abs(float x) { return __uint_as_float(__float_as_uint(x) & 0x7fffffffu); }
+    // machine epsilon, 2**-23 (np.finfo(np.float32).eps)
+    static __device__ __forceinline__ double eps() { return 1.1920928955078125e-07; }
     static __device__ __forceinline__ float infinity() { return __uint_as_float(0x7f800000u); }
 };
 
@@ -143,6 +152,8 @@ struct gpa_bits<double> {
     static __device__ __forceinline__ bool nan(double x) {
         return ((gpa_u64)__double_as_longlong(x) & 0x7fffffffffffffffULL) > 0x7ff0000000000000ULL;
     }
+    // machine epsilon, 2**-52 (np.finfo(np.float64).eps)
+    static __device__ __forceinline__ double eps() { return 2.220446049250313e-16; }
     // np.nan
     static __device__ __forceinline__ double quiet_nan() {
         return __longlong_as_double((long long)0x7ff8000000000000ULL);
@@ -173,6 +184,20 @@ __device__ __forceinline__ T gpa_max(T m, T x) {
 template <class T>
 __device__ __forceinline__ bool gpa_positive(T x) {
     return gpa_fp<T>::lt(T(0), x);
+}
+
+// Whether a pose placed at (px, py, z) (z > 0, all finite), of 2D extent dx,
+// dy, lies so far out that its coordinates' rounding in T destroys its shape
+// (GPA_POSE_PRECISION; the criterion of gpa_arrays._status.precision_factor):
+// max(|px|, |py|, z) > K * max(dx, dy), K = T(GPA_PRECISION_TOLERANCE / eps),
+// evaluated in T as the host backends do. K is exact in double (eps is a
+// power of two) and rounded to T once, as NumPy rounds it.
+template <class T>
+__device__ __forceinline__ bool gpa_precision_lost(T px, T py, T z, T dx, T dy) {
+    typedef gpa_fp<T> F;
+    const T factor = F::narrow(GPA_PRECISION_TOLERANCE / gpa_bits<T>::eps());
+    const T far = gpa_max(gpa_max(gpa_bits<T>::abs(px), gpa_bits<T>::abs(py)), z);
+    return F::lt(F::mul(factor, gpa_max(dx, dy)), far);
 }
 
 // ---------------------------------------------------------------------------

@@ -244,8 +244,8 @@ struct gpa_extension {
 // the camera row of pose i and fx0, fy0 the focal lengths of row 0. `k` is the
 // distortion row that projects this pose (stride ks), or null. Flags as the
 // reference does, first match: non-finite output (3D, then 2D), depth not
-// positive, a joint at or behind the camera plane; and separately an unsolved
-// perspective depth.
+// positive, a joint at or behind the camera plane, a placement too far out for
+// the precision of T; and separately an unsolved perspective depth.
 template <class T, int FEATURES>
 __device__ __forceinline__ void gpa_align_pose(const T *src, gpa_i64 sj, gpa_i64 sc, T *dst, gpa_i64 dj,
                                                gpa_i64 dc, T *dst2, gpa_i64 d2j, gpa_i64 d2c, int joints, int root,
@@ -331,6 +331,8 @@ __device__ __forceinline__ void gpa_align_pose(const T *src, gpa_i64 sj, gpa_i64
         gpa_flag(status, GPA_POSE_DEGENERATE, i, n);
     } else if (behind) {  // projected or not: the pose cannot be seen
         gpa_flag(status, GPA_POSE_BEHIND, i, n);
+    } else if (gpa_precision_lost(px, py, z, dx, dy)) {  // too far out for T
+        gpa_flag(status, GPA_POSE_PRECISION, i, n);
     }
 }
 
