@@ -180,6 +180,8 @@ METRIC: tuple[Category, ...] = (
 )  # fmt: skip
 #: :mod:`gpa_arrays.stats`: per-pose statistics, and 1-D samples.
 STATS = (Category(0, "poses", _POSES, "a non-finite coordinate or statistic"),)
+#: 3D poses that cannot be projected (:func:`gpa_arrays.stats.pose_statistics`).
+STATS_BEHIND = Category(0, "poses", _POSES, f"a joint {_BEHIND}")
 SAMPLE = Category(0, "values", "value{block} is|values{block} are", "non-finite")
 
 
