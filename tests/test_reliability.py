@@ -156,6 +156,22 @@ def test_precision_criterion_is_the_documented_one(rng, backend, kwargs):
         np.testing.assert_array_equal(mine, theirs)
 
 
+@pytest.mark.parametrize("variant", ["small_chunks", "generic_kernels"])
+def test_precision_flags_agree_across_numba_kernels(rng, variant, request):
+    # parallel chunks (first index merged across chunks) and the kernel that
+    # reads the joint count at run time flag what the reference flags
+    request.getfixturevalue(variant)
+    n = 90
+    source, target, camera = make_case(rng, n, n, dtype=np.float32)
+    scales = np.ones(n, dtype=np.float32)
+    scales[[23, 24, 61, 88]] = 1e-7  # placed ~1e7 m out
+    target = target * scales[:, None, None]
+    message = _PRECISION.format(count=4, n=n) + r".* first at index 23$"
+    for backend in CPU_BACKENDS:
+        with pytest.raises(ValueError, match=message):
+            gpa_arrays.gpa(source, target, camera, pairing="identity", backend=backend)
+
+
 # --- 10: the same acceptance everywhere -----------------------------------------------
 
 
