@@ -186,18 +186,24 @@ __device__ __forceinline__ bool gpa_positive(T x) {
     return gpa_fp<T>::lt(T(0), x);
 }
 
-// Whether a pose placed at (px, py, z) (z > 0, all finite), of 2D extent dx,
-// dy, lies so far out that its coordinates' rounding in T destroys its shape
-// (GPA_POSE_PRECISION; the criterion of gpa_arrays._status.precision_factor):
-// max(|px|, |py|, z) > K * max(dx, dy), K = T(GPA_PRECISION_TOLERANCE / eps),
-// evaluated in T as the host backends do. K is exact in double (eps is a
-// power of two) and rounded to T once, as NumPy rounds it.
+// The precision criterion of GPA_POSE_PRECISION (gpa_arrays._status.
+// precision_factor), in two halves so that one value crosses the code between
+// them: gpa_precision_limit(dx, dy) = K * max(dx, dy) from the pose's 2D extent,
+// K = T(GPA_PRECISION_TOLERANCE / eps) (exact in double: eps is a power of two;
+// rounded to T once, as NumPy rounds it), and gpa_precision_lost, whether a
+// pose placed at (px, py, z) (z > 0, all finite) lies beyond it:
+// max(|px|, |py|, z) > limit, so that the rounding of its coordinates in T
+// destroys its shape. Evaluated in T, as the host backends do.
 template <class T>
-__device__ __forceinline__ bool gpa_precision_lost(T px, T py, T z, T dx, T dy) {
-    typedef gpa_fp<T> F;
-    const T factor = F::narrow(GPA_PRECISION_TOLERANCE / gpa_bits<T>::eps());
+__device__ __forceinline__ T gpa_precision_limit(T dx, T dy) {
+    const T factor = gpa_fp<T>::narrow(GPA_PRECISION_TOLERANCE / gpa_bits<T>::eps());
+    return gpa_fp<T>::mul(factor, gpa_max(dx, dy));
+}
+
+template <class T>
+__device__ __forceinline__ bool gpa_precision_lost(T px, T py, T z, T limit) {
     const T far = gpa_max(gpa_max(gpa_bits<T>::abs(px), gpa_bits<T>::abs(py)), z);
-    return F::lt(F::mul(factor, gpa_max(dx, dy)), far);
+    return gpa_fp<T>::lt(limit, far);
 }
 
 // ---------------------------------------------------------------------------
