@@ -508,12 +508,17 @@ def gpa(
         poses (zero x and y extent), degenerate targets, aligned poses with a
         joint at or behind the plane of the camera they were placed for (a
         large target box for a deep pose; such a pose cannot be seen through
-        that camera, whether or not `return_2d` projects it), and with
+        that camera, whether or not `return_2d` projects it), aligned poses
+        placed so far from the camera that the output dtype cannot hold their
+        shape (``max(|x|, |y|, z)`` of the placed root times the dtype's
+        epsilon above 1e-3 of the pose's larger x or y extent; float32 with
+        tiny target boxes or huge focal lengths), and with
         ``depth="perspective"`` poses for which no depth solves the box scale.
         The checks are fused into the kernels and cost little. With
         ``check=False`` such poses come out non-finite, at depth 0, partly
-        behind the camera, at their weak-perspective depth (no perspective
-        solution) or with meaningless 2D; explicit pairing indices are always
+        behind the camera, with their shape rounded away, at their
+        weak-perspective depth (no perspective solution) or with meaningless
+        2D; explicit pairing indices are always
         range-checked. On a
         CUDA device the check costs one synchronisation per call (the kernels'
         small statuses are read back together); ``check=False`` leaves the call

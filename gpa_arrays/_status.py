@@ -27,6 +27,9 @@ POSE_NO_DEPTH = 3
 #: A joint of the aligned pose lies at or behind the camera plane (z <= 0):
 #: it cannot be seen through the camera the pose was placed for.
 POSE_BEHIND = 4
+#: The aligned pose lies so far from the camera that the output dtype cannot
+#: hold its shape: see :func:`precision_factor` for the criterion.
+POSE_PRECISION = 5
 
 # Target preparation.
 TARGET_NONFINITE = 0
@@ -46,7 +49,42 @@ POINT_CAMERA = 2
 METRIC_NONFINITE = 0
 METRIC_DEGENERATE = 1
 
-N_CATEGORIES = 5
+N_CATEGORIES = 6
+
+#: A placed pose may lose at most this fraction of its size to the rounding of
+#: its output coordinates (see :func:`precision_factor`).
+PRECISION_TOLERANCE = 1e-3
+
+
+def precision_factor(dtype) -> float:
+    """``PRECISION_TOLERANCE / eps``: how far out a pose may be placed, in poses.
+
+    The criterion of :data:`POSE_PRECISION`. Output coordinates are
+    ``(source - source_root) + (z u, z v, z)``; near the placed root
+    ``(z u, z v, z)`` their representable values are up to ``R * eps`` apart,
+    ``R = max(|z u|, |z v|, z)`` and ``eps`` the machine epsilon of the output
+    dtype, so the root-relative shape is kept only to about that. A pose is
+    flagged when that spacing is no longer small against the pose::
+
+        R * eps > PRECISION_TOLERANCE * max(dx, dy)
+
+    with ``dx, dy`` the source pose's x and y extents (the values the depth
+    formula already computed), evaluated as ``R > K * max(dx, dy)`` in the
+    output dtype with ``K = dtype(PRECISION_TOLERANCE / eps)``: one multiply
+    and a compare per pose, the same bits on every backend. float32: a 1 m
+    pose placed more than 8.4 km away (its shape then drifts by about a
+    millimetre or more); float64: beyond 4.5e12 m.
+
+    Parameters
+    ----------
+    dtype : float32 or float64 dtype
+
+    Returns
+    -------
+    float
+        ``K`` before its rounding to `dtype` (exact: eps is a power of two).
+    """
+    return PRECISION_TOLERANCE / float(np.finfo(dtype).eps)
 
 
 class Category(NamedTuple):
@@ -88,6 +126,12 @@ _BEHIND_PLACED = (
     "for, so it cannot be seen through it (a close target box for a deep pose; "
     "depth='perspective' avoids it)"
 )
+_PRECISION = (
+    "so far from the camera that rounding to the output dtype destroys the "
+    "shape: max(|x|, |y|, z) of the placed root > 1e-3 / eps(dtype) * the "
+    "larger of the source's x and y extents (a tiny target box or a huge focal "
+    "length; compute in float64, or check the targets and cameras)"
+)
 _BOX = "a degenerate 2D box (width + height == 0, which makes the depth infinite)"
 _FOCAL = "a focal length that is not finite and positive or a non-finite centre"
 _DISTORTION = "a non-finite distortion coefficient (columns 4 to 8: k1, k2, k3, p1, p2)"
@@ -113,6 +157,8 @@ POSE: tuple[Category, ...] = (
     Category(POSE_NO_DEPTH, "depth", _POSES, _NO_DEPTH),
     Category(POSE_BEHIND, "source_3d",
              "aligned pose{block} has|aligned poses{block} have", _BEHIND_PLACED),
+    Category(POSE_PRECISION, "target_2d, camera",
+             "aligned pose{block} lies|aligned poses{block} lie", _PRECISION),
 )  # fmt: skip
 TARGET: tuple[Category, ...] = (
     Category(TARGET_NONFINITE, "target_2d", _TARGETS, "non-finite coordinates"),
@@ -134,6 +180,8 @@ METRIC: tuple[Category, ...] = (
 )  # fmt: skip
 #: :mod:`gpa_arrays.stats`: per-pose statistics, and 1-D samples.
 STATS = (Category(0, "poses", _POSES, "a non-finite coordinate or statistic"),)
+#: 3D poses that cannot be projected (:func:`gpa_arrays.stats.pose_statistics`).
+STATS_BEHIND = Category(0, "poses", _POSES, f"a joint {_BEHIND}")
 SAMPLE = Category(0, "values", "value{block} is|values{block} are", "non-finite")
 
 

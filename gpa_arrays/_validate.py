@@ -98,12 +98,26 @@ def joint_index(value, size, name, skeleton=None):
     if isinstance(value, str):
         if skeleton is None:
             raise ValueError(f"{name}: joint names need a skeleton=, got {value!r}")
-        return skeleton.index(value)
+        return looked_up(skeleton.index, value, name)
     what = "an integer joint index" + (" or name" if skeleton is not None else "")
     index = _integer(value, name, what)
     if not -size <= index < size:
         raise ValueError(f"{name}: expected a joint index in [0, {size}), got {index}")
     return index + size if index < 0 else index
+
+
+def looked_up(lookup, key, name):
+    """``lookup(key)`` of the skeleton registry; an unknown key is a ValueError.
+
+    The registry raises ``KeyError`` (a lookup by name); an argument of a
+    public function holding an unknown name is a wrong value, reported as
+    ``ValueError`` naming the argument `name`, with the registry's reason.
+    """
+    try:
+        return lookup(key)
+    except KeyError as exc:
+        reason = str(exc.args[0]).split(": ", 1)[-1]
+        raise ValueError(f"{name}: {reason}") from None
 
 
 def frame_index(value, frames, name, what):

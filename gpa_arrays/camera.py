@@ -65,7 +65,7 @@ from . import _interop
 from ._api import _HOST_CALL, _resolve_backend
 from ._status import POINT, POINT_CAMERA, raise_for_status
 from ._typing import ArrayLike, BackendName
-from ._validate import as_array, choice, out_array, result_dtype
+from ._validate import as_array, choice, flag, out_array, result_dtype
 
 __all__ = [
     "camera_to_world",
@@ -424,23 +424,25 @@ def _first_bad(bad):
     return index if len(index) != 1 else index[0]
 
 
+def _first_at(bad):
+    """``"; first at index i"`` for a batch, nothing for a single item."""
+    return f"; first at index {_first_bad(bad)}" if bad.ndim else ""
+
+
 def _check_focal(f):
     with np.errstate(invalid="ignore"):
         bad = ~((f > 0) & (f < np.inf)).all(axis=-1)
     if bad.any():
         raise ValueError(
-            f"f_px: {int(bad.sum())} focal length(s) not positive and finite; "
-            f"first at index {_first_bad(bad)}"
+            f"f_px: {int(bad.sum())} focal length(s) not positive and finite"
+            + _first_at(bad)
         )
 
 
 def _check_finite(a, name, what):
     bad = ~np.isfinite(a).all(axis=-1)
     if bad.any():
-        raise ValueError(
-            f"{name}: {int(bad.sum())} non-finite {what}; first at index "
-            f"{_first_bad(bad)}"
-        )
+        raise ValueError(f"{name}: {int(bad.sum())} non-finite {what}" + _first_at(bad))
 
 
 # --- extrinsics -----------------------------------------------------------------------
@@ -473,29 +475,29 @@ def quaternion_to_matrix(quaternion: ArrayLike) -> ArrayLike:
            [ 1.,  0.,  0.],
            [ 0.,  0.,  1.]])
     """
-    q = _float_array(quaternion, "rotation")
-    _check_last(q, (4,), "rotation", "a quaternion w, x, y, z")
-    return _quaternion_matrix(q)
+    q = _float_array(quaternion, "quaternion")
+    _check_last(q, (4,), "quaternion", "a quaternion w, x, y, z")
+    return _quaternion_matrix(q, "quaternion")
 
 
-def _refuse_rotations(bad, expected, what):
+def _refuse_rotations(bad, expected, what, name="rotation"):
     """Raise for the rotations `bad` flags; ``what(first)`` describes them."""
     if not bad.any():
         return
     first = _first_bad(bad) if bad.ndim else ()
     where = f", first at index {first}" if bad.ndim else ""
     raise ValueError(
-        f"rotation: expected {expected}; {int(bad.sum())} {what(first)}{where}"
+        f"{name}: expected {expected}; {int(bad.sum())} {what(first)}{where}"
     )
 
 
-def _quaternion_matrix(q):
+def _quaternion_matrix(q, name="rotation"):
     norm = np.sqrt((q * q).sum(axis=-1))
     with np.errstate(invalid="ignore"):
         bad = ~(np.abs(norm - 1) <= ROTATION_TOLERANCE)
     _refuse_rotations(
         bad, "unit quaternions (w, x, y, z)",
-        lambda first: f"with norm {float(norm[first]):.6g}",
+        lambda first: f"with norm {float(norm[first]):.6g}", name,
     )  # fmt: skip
     w, x, y, z = np.moveaxis(q / norm[..., None], -1, 0)
     rows = [
@@ -517,7 +519,7 @@ def _rotation_matrix(rotation):
             bad |= ~(np.linalg.det(r) > 0)
         _refuse_rotations(
             bad, "proper rotation matrices (R^T R = I, det R = 1)",
-            lambda first: "are not",
+            lambda first: "is not" if int(bad.sum()) == 1 else "are not",
         )  # fmt: skip
         return r
     raise ValueError(
@@ -536,6 +538,11 @@ def _extrinsics(points, rotation, position):
     batch = x.ndim - 1
     r = _align(r, batch, 2, "rotation", "points").astype(dtype, copy=False)
     t = _align(t, batch, 1, "position", "points").astype(dtype, copy=False)
+    for name, lead in (("rotation", r.shape[:-2]), ("position", t.shape[:-1])):
+        try:
+            np.broadcast_shapes(lead, x.shape[:-1])
+        except ValueError:
+            raise _broadcast_error(name, lead, x.shape, name, "points") from None
     return x.astype(dtype, copy=False), r, t
 
 
@@ -693,6 +700,7 @@ def project(
 def _project(points_3d, camera, backend, out, check, call):
     """:func:`project` on kernel arrays (NumPy, or CuPy on one device)."""
     xp = call.xp
+    check = flag(check, "check")
     points = as_array(points_3d, "points_3d", xp)
     if points.dtype.kind not in "fiu":
         raise TypeError(

@@ -65,8 +65,12 @@ reading it, and the kernels' status, back costs one synchronisation).
 Raises
 ------
 ValueError
-    Mismatched shapes, unknown joints, reductions or units, non-finite
+    Mismatched shapes, unknown skeletons, joints, subsets, alignments,
+    reductions or units, thresholds that are not finite and >= 0, non-finite
     coordinates, and (for the fits) predictions whose scored joints coincide.
+TypeError
+    Arrays that are not of a real numeric dtype, a skeleton that is neither a
+    name nor a Skeleton, a threshold that is not a number.
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ from ._api import _HOST_CALL, _resolve_backend
 from ._backends.numpy_ import ALIGN_NONE, ALIGN_PROCRUSTES, ALIGN_SCALE
 from ._status import METRIC, raise_for_status, unravel
 from ._typing import ArrayLike, BackendName
-from ._validate import as_array, choice, flag, joint_index
+from ._validate import as_array, choice, flag, joint_index, looked_up
 
 __all__ = [
     "AUC_THRESHOLDS",
@@ -176,7 +180,7 @@ def _as_float(p, t):
 def _resolve_skeleton(skeleton, n_joints):
     if skeleton is None:
         return None
-    skel = _skeletons.get(skeleton)
+    skel = looked_up(_skeletons.get, skeleton, "skeleton")
     if len(skel) != n_joints:
         raise ValueError(
             f"skeleton: {skel.name} has {len(skel)} joints, the poses have {n_joints}"
@@ -195,7 +199,7 @@ def _joint_subset(joints, n_joints, skel):
                 f"joints: a subset name needs a skeleton=, got {joints!r} (known "
                 "subsets: 'all', 'mpi_inf_3dhp_14')"
             )
-        return skel.subset(joints)
+        return looked_up(skel.subset, joints, "joints")
     items = list(joints)
     if not items:
         raise ValueError("joints: expected at least one joint, got an empty sequence")

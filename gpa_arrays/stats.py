@@ -29,7 +29,7 @@ import numpy as np
 from . import _interop
 from . import camera as _camera
 from ._api import _resolve_backend
-from ._status import SAMPLE, STATS, raise_for_mask
+from ._status import POINT, SAMPLE, STATS, STATS_BEHIND, raise_for_mask
 from ._typing import ArrayLike, BackendName
 from ._validate import as_array, camera_rows, flag, joint_index, real
 
@@ -190,8 +190,11 @@ def _pose_statistics(poses, camera, root, backend, check, xp, device):
             raise TypeError(
                 "camera: required with 3D poses (they are projected through it)"
             )
-        camera = camera_rows(camera, poses.shape[0], "pose", xp)[:, None]
-        poses = _camera.project(poses, camera, backend=backend, check=check)
+        camera = camera_rows(camera, poses.shape[0], "pose", xp)
+        if check:
+            _check_projectable(poses, camera, xp)
+        # checked above in the words of this function's own arguments
+        poses = _camera.project(poses, camera[:, None], backend=backend, check=False)
     elif camera is not None:
         raise ValueError("camera: only used with 3D poses; got 2D poses and a camera")
     module = _stats_module(backend, device)
@@ -200,6 +203,23 @@ def _pose_statistics(poses, camera, root, backend, check, xp, device):
         raise_for_mask(~xp.isfinite(rows).all(axis=1), STATS[0], rows.shape[0])
     columns = xp.ascontiguousarray(rows.T)
     return PoseStatistics(columns[0], columns[1], columns[2])
+
+
+def _check_projectable(poses, camera, xp):
+    """Raise for camera rows and 3D poses that :func:`camera.project` refuses.
+
+    Named as this function's arguments: `camera` rows (one row for all counts
+    once) and `poses` with a non-finite coordinate or a joint at or behind the
+    camera plane, by pose index.
+    """
+    n = poses.shape[0]
+    good = (camera[:, :2] > 0).all(axis=1) & xp.isfinite(camera).all(axis=1)
+    if n and camera.strides[0] == 0:  # one row for all
+        good = good[:1]
+    raise_for_mask(~good, POINT[0], good.shape[0])
+    nonfinite = ~xp.isfinite(poses).all(axis=(1, 2))
+    raise_for_mask(nonfinite, STATS[0], n)
+    raise_for_mask(~(poses[..., 2] > 0).all(axis=1), STATS_BEHIND, n)
 
 
 def _sample(values, name, xp):

@@ -33,7 +33,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gpa_arrays
-from gpa_arrays import _api, _config
+from gpa_arrays import _api, _config, _status
 from gpa_arrays import _pairing as P
 from gpa_arrays._backends import _cuda, numpy_
 
@@ -216,11 +216,13 @@ def test_status_numbering_matches_the_host():
         and name.isupper()
         and isinstance(getattr(_status, name), int)  # not the message tables
     ]
-    assert len(names) == 12
+    assert len(names) == 13
     for name in names:
         match = re.search(rf"#define GPA_{name} (\d+)", common)
         assert int(match.group(1)) == getattr(_status, name), name
     assert max(getattr(_status, name) for name in names) < _status.N_CATEGORIES
+    match = re.search(r"#define GPA_PRECISION_TOLERANCE (\S+)", common)
+    assert float(match.group(1)) == _status.PRECISION_TOLERANCE
     metrics = (KERNEL_DIR / "metrics.cu").read_text()
     for name in ("NONE", "SCALE", "PROCRUSTES"):
         match = re.search(rf"#define GPA_ALIGN_{name} (\d+)", metrics)
@@ -574,7 +576,7 @@ def test_gpa_kernels_flag_bad_poses_like_numpy(host, rng, dtype, mode):
             _, _, status = _ours(host, view, target, camera, 0, 0, mode, spec, out)
             assert_bits_equal(out, want)
             assert_status_equal(status, want_status), name
-    assert want_status[:, 0].tolist() == [3, 1, 3, 0, 0]
+    assert want_status[:, 0].tolist() == [3, 1, 3, 0, 0, 0]
 
 
 def test_large_tiles_opt_in_to_more_shared_memory(library, rng, monkeypatch):
@@ -1025,6 +1027,69 @@ def test_return_2d_kernels_flag_like_numpy(host, rng, dtype):
         assert counts[:3] == [1, 1, 2]
         assert (counts[3] > 0) == perspective
         assert (counts[4] > 0) != perspective
+
+
+def _shrink_boxes(target, scales):
+    """Target boxes scaled about their roots (joint 0): deeper placements."""
+    root = target[:, :1]
+    return (root + (target - root) * scales[:, None, None]).astype(target.dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("mode", "depth", "cols"),
+    [("paired", "weak", 4), ("paired", "perspective", 9), ("poseda", "weak", 9)],
+)
+def test_gpa_kernels_flag_precision_like_numpy(host, rng, dtype, mode, depth, cols):
+    # box scales from 1 to 1e-7 (float32) or 1e-15 (float64) of the original:
+    # the placements cross the output precision's threshold (POSE_PRECISION)
+    n = 48
+    source, target, camera = centred_case(rng, n, n, dtype, cols)
+    low = -7 if dtype == np.float32 else -15
+    target = _shrink_boxes(target, np.logspace(0, low, n))
+    perspective = depth == "perspective"
+    if mode == "poseda":
+        records, _ = numpy_.prepare_poseda_records(target, camera, 0)
+        wide = None
+    else:
+        records, _ = numpy_.prepare_records(target, camera, 0)
+        wide = numpy_.prepare_wide_records(records, camera)[0] if cols == 9 else None
+    rec = records if wide is None else wide[:, :8]
+    spec = P.resolve_pairing("identity", n, n, None)
+    for project in (False, True):
+        if project:
+            want, _, want_status = _gpa_2d_reference(
+                source, records, wide, camera, 0, mode, spec, perspective
+            )
+        else:
+            want = np.empty_like(source)
+            if mode == "poseda":
+                want_status = numpy_.gpa_poseda(source, rec, camera, want, 0, spec)
+            else:
+                want_status = numpy_.gpa_records(
+                    source, rec, want, 0, spec, perspective=perspective
+                )
+        # flagged: a run at the end of the sweep, and nothing else
+        count, first = want_status[_status.POSE_PRECISION].tolist()
+        assert 3 < count < n - 3 and first == n - count
+        assert want_status[:, 0].sum() == count
+        for name, view, make_out, make_out_2d in _layouts_2d(source):
+            out = make_out(view)
+            if project:
+                status = _gpa_2d_ours(
+                    host, view, records, wide, camera, 0, mode, spec, perspective,
+                    out, make_out_2d(view),
+                )  # fmt: skip
+            elif mode == "poseda":
+                (status,) = host.read_status(
+                    host.gpa_poseda(view, records, camera, out, 0, spec)
+                )
+            else:
+                (status,) = host.read_status(
+                    host.gpa_records(view, rec, out, 0, spec, perspective=perspective)
+                )
+            assert_status_equal(status, want_status), name
+            assert_bits_equal(out, want)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -614,6 +614,15 @@ def _category_case(category):
             kwargs,
             rf"source_3d: 1 of 10 aligned pose {block} has a joint.* index 27",
         )
+    if category == "precision":
+        target[27] *= 1e-9  # box and root: placed ~1e10 m out, beyond float32
+        return (
+            source.astype(np.float32),
+            target,
+            camera,
+            kwargs,
+            rf"target_2d, camera: 1 of 10 aligned pose {block} lies so far.* index 27",
+        )
     if category == "target_nonfinite":
         target[27, 2, 1] = np.inf
         return (
@@ -656,7 +665,7 @@ def _category_case(category):
 @pytest.mark.parametrize(
     "category",
     [
-        "index", "nonfinite", "degenerate", "no_depth", "behind",
+        "index", "nonfinite", "degenerate", "no_depth", "behind", "precision",
         "target_nonfinite", "target_degenerate", "camera", "distortion",
     ],
 )  # fmt: skip

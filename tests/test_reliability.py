@@ -74,6 +74,104 @@ def test_float64_target_overflowing_float32_is_named_without_a_warning(rng, back
     assert got.dtype == np.float32
 
 
+# --- 8: float32 at extreme depths ---------------------------------------------------
+
+_PRECISION = (
+    r"target_2d, camera: {count} of {n} aligned poses? lies? so far from the camera"
+)
+
+
+def _extreme_case(rng, case, dtype):
+    """The issue's data: target boxes x1e-8, or a focal length of 1e6."""
+    source, target, camera = make_case(rng, 200, 200)
+    if case == "boxes x1e-8":
+        target = target * 1e-8  # roots and boxes shrink: z ~ 1e8 m
+    else:
+        camera[:, :2] = 1e6  # z ~ 1e6 m
+    return tuple(a.astype(dtype) for a in (source, target, camera))
+
+
+def _shape_drift(source, aligned):
+    """Largest change of a root-relative coordinate, metres (float64)."""
+    rel_in = source.astype(np.float64) - source[:, :1].astype(np.float64)
+    rel_out = aligned.astype(np.float64) - aligned[:, :1].astype(np.float64)
+    return float(np.abs(rel_out - rel_in).max())
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("case", ["boxes x1e-8", "focal 1e6"])
+def test_float32_placement_that_destroys_the_shape_is_flagged(rng, backend, case):
+    source, target, camera = _extreme_case(rng, case, np.float32)
+    kwargs = {"pairing": "identity", "backend": backend}
+    message = _PRECISION.format(count=200, n=200) + r".*1e-3 / eps.* first at index 0"
+    with pytest.raises(ValueError, match=message):
+        gpa_arrays.gpa(source, target, camera, **kwargs)
+    # what the check stands for: the shape drifted by decimetres to a metre
+    lost = gpa_arrays.gpa(source, target, camera, check=False, **kwargs)
+    assert _shape_drift(source, lost) > 0.1
+    # float64 holds the shape at these depths, and is not flagged
+    source, target, camera = _extreme_case(rng, case, np.float64)
+    kept = gpa_arrays.gpa(source, target, camera, **kwargs)
+    assert kept[:, :, 2].min() > 1e6
+    assert _shape_drift(source, kept) < 1e-6
+
+
+def _criterion(source, aligned):
+    """The documented criterion, from the output: flagged poses (float32)."""
+    f32 = np.float32
+    root = aligned[:, 0]  # the placed root is exactly (z u, z v, z)
+    far = np.abs(root).max(axis=1)
+    extent = np.maximum(np.ptp(source[..., 0], axis=1), np.ptp(source[..., 1], axis=1))
+    factor = f32(1e-3 / np.finfo(f32).eps)
+    return far > factor * extent
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("kwargs", [{}, {"return_2d": True}, {"depth": "perspective"}])
+def test_precision_criterion_is_the_documented_one(rng, backend, kwargs):
+    n = 120
+    source, target, camera = make_case(rng, n, n, dtype=np.float32)
+    # box scales from 1 down to 1e-5 of the original: depths from ~5 m to
+    # ~5e5 m sweep across the float32 threshold (~8.4 km per metre of pose)
+    target = target * np.logspace(0, -5, n, dtype=np.float32)[:, None, None]
+    call = {"pairing": "identity", "backend": backend, **kwargs}
+    got = gpa_arrays.gpa(source, target, camera, check=False, **call)
+    aligned = got[0] if kwargs.get("return_2d") else got
+    flagged = _criterion(source, aligned)
+    count, first = int(flagged.sum()), int(np.argmax(flagged))
+    assert 10 < count < n - 10  # both sides of the threshold are exercised
+    assert not flagged[:first].any() and flagged[first:].all()
+    message = _PRECISION.format(count=count, n=n) + rf".* first at index {first}$"
+    with pytest.raises(ValueError, match=message):
+        gpa_arrays.gpa(source, target, camera, **call)
+    # the poses just inside the threshold pass, checked
+    gpa_arrays.gpa(source[:first], target[:first], camera[:first], **call)
+    # and every backend places the flagged poses the same, unchecked
+    want = gpa_arrays.gpa(
+        source, target, camera, check=False, **{**call, "backend": "numpy"}
+    )
+    if not kwargs.get("return_2d"):
+        got, want = (got,), (want,)
+    for mine, theirs in zip(got, want, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.parametrize("variant", ["small_chunks", "generic_kernels"])
+def test_precision_flags_agree_across_numba_kernels(rng, variant, request):
+    # parallel chunks (first index merged across chunks) and the kernel that
+    # reads the joint count at run time flag what the reference flags
+    request.getfixturevalue(variant)
+    n = 90
+    source, target, camera = make_case(rng, n, n, dtype=np.float32)
+    scales = np.ones(n, dtype=np.float32)
+    scales[[23, 24, 61, 88]] = 1e-7  # placed ~1e7 m out
+    target = target * scales[:, None, None]
+    message = _PRECISION.format(count=4, n=n) + r".* first at index 23$"
+    for backend in CPU_BACKENDS:
+        with pytest.raises(ValueError, match=message):
+            gpa_arrays.gpa(source, target, camera, pairing="identity", backend=backend)
+
+
 # --- 10: the same acceptance everywhere -----------------------------------------------
 
 

@@ -139,6 +139,20 @@ def _cast_like_impl(value, like):
     return lambda value, like: np.float64(value)
 
 
+def _precision_factor(like):
+    """:func:`gpa_arrays._status.precision_factor` in the type of `like` (jit)."""
+    raise NotImplementedError  # pragma: no cover - replaced by the overload
+
+
+@overload(_precision_factor, inline="always")
+def _precision_factor_impl(like):
+    if isinstance(like, types.Float) and like.bitwidth == 32:
+        factor32 = S.precision_factor(np.float32)
+        return lambda like: np.float32(factor32)
+    factor64 = S.precision_factor(np.float64)
+    return lambda like: np.float64(factor64)
+
+
 _PERMUTATION = P.KIND_PERMUTATION
 _RANDOM = P.KIND_RANDOM
 _IDENTITY = P.KIND_IDENTITY
@@ -150,6 +164,7 @@ _P_DEGENERATE = S.POSE_DEGENERATE
 _P_INDEX = S.POSE_INDEX
 _P_NO_DEPTH = S.POSE_NO_DEPTH
 _P_BEHIND = S.POSE_BEHIND
+_P_PRECISION = S.POSE_PRECISION
 _ALIGN_SCALE = ALIGN_SCALE
 _ALIGN_PROCRUSTES = ALIGN_PROCRUSTES
 _Q_NONFINITE = S.POINT_NONFINITE
@@ -649,6 +664,9 @@ def _gpa_chunk(
                 _flag(status, _P_DEGENERATE, i)
             elif behind:
                 _flag(status, _P_BEHIND, i)
+            elif max(max(abs(px), abs(py)), z) > _precision_factor(z) * max(dx, dy):
+                # too far out for the output dtype to hold the pose's shape
+                _flag(status, _P_PRECISION, i)
         half = other
 
 

@@ -52,11 +52,13 @@ from .._status import (
     POSE_INDEX,
     POSE_NO_DEPTH,
     POSE_NONFINITE,
+    POSE_PRECISION,
     TARGET_CAMERA,
     TARGET_DEGENERATE,
     TARGET_DISTORTION,
     TARGET_NONFINITE,
     new_status,
+    precision_factor,
 )
 from ._interface import NAMES
 from .numpy_stats import pose_statistics as pose_statistics
@@ -279,15 +281,17 @@ def _resolve_targets(spec, status):
     return j, None
 
 
-def _place(source, root, z, u, v, out, status, bad_index, projection=None):
+def _place(source, root, z, u, v, extent, out, status, bad_index, projection=None):
     """Write ``(source - source_root) + (z*u, z*v, z)`` and flag bad poses.
 
-    `projection` is ``None`` or ``(out2d, camera, distortion)`` with one camera
-    row (and distortion row, or ``None``) per pose: the aligned pose is then also
+    `extent` is the source's ``(dx, dy)`` (:func:`_extent`). `projection` is
+    ``None`` or ``(out2d, camera, distortion)`` with one camera row (and
+    distortion row, or ``None``) per pose: the aligned pose is then also
     projected into ``out2d``. A pose's flags are checked in the kernels' order:
     non-finite 3D output, depth not positive, non-finite 2D output, a joint at or
-    behind the camera plane (with or without a projection); the first that
-    applies is counted.
+    behind the camera plane (with or without a projection), a placement too far
+    out for the output precision (:func:`gpa_arrays._status.precision_factor`);
+    the first that applies is counted.
     """
     px = z * u
     py = z * v
@@ -317,6 +321,11 @@ def _place(source, root, z, u, v, out, status, bad_index, projection=None):
     # a joint at or behind the plane of the camera the pose was placed for
     behind = fine & ~(out[..., 2] > 0).all(axis=1)
     _first_and_count(behind, status, POSE_BEHIND)
+    # per pose, in the output dtype, as every kernel evaluates it
+    factor = z.dtype.type(precision_factor(z.dtype))
+    far = np.maximum(np.maximum(np.abs(px), np.abs(py)), z)
+    lost = fine & ~behind & (far > factor * np.maximum(*extent))
+    _first_and_count(lost, status, POSE_PRECISION)
     _first_and_count(nonfinite, status, POSE_NONFINITE)
     _first_and_count(degenerate, status, POSE_DEGENERATE)
 
@@ -438,7 +447,8 @@ def gpa_records(source, records, out, root, spec, out2d=None, distortion=None,
         ``None`` when every pose is fine; otherwise ``[count, first pose]`` of
         poses with non-finite output, with a degenerate (zero x and y extent)
         source, with an out-of-range explicit target index, without a
-        perspective depth, and with a joint at or behind the camera plane.
+        perspective depth, with a joint at or behind the camera plane, and
+        placed too far out for the output precision.
     """
     found = new_status()
     j, bad_index = _resolve_targets(spec, found)
@@ -451,7 +461,7 @@ def gpa_records(source, records, out, root, spec, out2d=None, distortion=None,
     projection = None
     if out2d is not None:
         projection = (out2d, rec[:, 3:7], None if distortion is None else distortion[j])
-    _place(source, root, z, u, v, out, found, bad_index, projection)
+    _place(source, root, z, u, v, (dx, dy), out, found, bad_index, projection)
     return _found(found, status)
 
 
@@ -504,7 +514,7 @@ def gpa_poseda(source, records, camera, out, root, spec, out2d=None, *, status=T
     if out2d is not None:
         distortion = camera[:, 4:9] if camera.shape[1] == 9 else None
         projection = (out2d, camera[:, :4], distortion)
-    _place(source, root, z, u, v, out, found, bad_index, projection)
+    _place(source, root, z, u, v, (dx, dy), out, found, bad_index, projection)
     return _found(found, status)
 
 

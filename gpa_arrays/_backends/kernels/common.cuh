@@ -32,6 +32,7 @@ typedef unsigned int gpa_u32;
 #define GPA_POSE_INDEX 2
 #define GPA_POSE_NO_DEPTH 3
 #define GPA_POSE_BEHIND 4
+#define GPA_POSE_PRECISION 5
 #define GPA_TARGET_NONFINITE 0
 #define GPA_TARGET_DEGENERATE 1
 #define GPA_TARGET_CAMERA 2
@@ -39,6 +40,10 @@ typedef unsigned int gpa_u32;
 #define GPA_POINT_NONFINITE 0
 #define GPA_POINT_BEHIND 1
 #define GPA_POINT_CAMERA 2
+
+// gpa_arrays._status.PRECISION_TOLERANCE: the fraction of a pose's size that
+// the rounding of its placed coordinates may take (GPA_POSE_PRECISION).
+#define GPA_PRECISION_TOLERANCE 1e-3
 
 // Floats per prepared target record (gpa_arrays/_backends/numpy_.py).
 #define GPA_RECORD_WIDTH 8
@@ -133,6 +138,10 @@ struct gpa_bits<float> {
     }
     // NumPy's np.nan rounded to float32
     static __device__ __forceinline__ float quiet_nan() { return __uint_as_float(0x7fc00000u); }
+    // |x|, by clearing the sign bit (no -ftz flush of a subnormal |x|)
+    static __device__ __forceinline__ float abs(float x) { return __uint_as_float(__float_as_uint(x) & 0x7fffffffu); }
+    // machine epsilon, 2**-23 (np.finfo(np.float32).eps)
+    static __device__ __forceinline__ double eps() { return 1.1920928955078125e-07; }
     static __device__ __forceinline__ float infinity() { return __uint_as_float(0x7f800000u); }
 };
 
@@ -144,6 +153,8 @@ struct gpa_bits<double> {
     static __device__ __forceinline__ bool nan(double x) {
         return ((gpa_u64)__double_as_longlong(x) & 0x7fffffffffffffffULL) > 0x7ff0000000000000ULL;
     }
+    // machine epsilon, 2**-52 (np.finfo(np.float64).eps)
+    static __device__ __forceinline__ double eps() { return 2.220446049250313e-16; }
     // np.nan
     static __device__ __forceinline__ double quiet_nan() {
         return __longlong_as_double((long long)0x7ff8000000000000ULL);
@@ -174,6 +185,26 @@ __device__ __forceinline__ T gpa_max(T m, T x) {
 template <class T>
 __device__ __forceinline__ bool gpa_positive(T x) {
     return gpa_fp<T>::lt(T(0), x);
+}
+
+// The precision criterion of GPA_POSE_PRECISION (gpa_arrays._status.
+// precision_factor), in two halves so that one value crosses the code between
+// them: gpa_precision_limit(dx, dy) = K * max(dx, dy) from the pose's 2D extent,
+// K = T(GPA_PRECISION_TOLERANCE / eps) (exact in double: eps is a power of two;
+// rounded to T once, as NumPy rounds it), and gpa_precision_lost, whether a
+// pose placed at (px, py, z) (z > 0, all finite) lies beyond it:
+// max(|px|, |py|, z) > limit, so that the rounding of its coordinates in T
+// destroys its shape. Evaluated in T, as the host backends do.
+template <class T>
+__device__ __forceinline__ T gpa_precision_limit(T dx, T dy) {
+    const T factor = gpa_fp<T>::narrow(GPA_PRECISION_TOLERANCE / gpa_bits<T>::eps());
+    return gpa_fp<T>::mul(factor, gpa_max(dx, dy));
+}
+
+template <class T>
+__device__ __forceinline__ bool gpa_precision_lost(T px, T py, T z, T limit) {
+    const T far = gpa_max(gpa_max(gpa_bits<T>::abs(px), gpa_bits<T>::abs(py)), z);
+    return gpa_fp<T>::lt(limit, far);
 }
 
 // ---------------------------------------------------------------------------

@@ -244,8 +244,8 @@ struct gpa_extension {
 // the camera row of pose i and fx0, fy0 the focal lengths of row 0. `k` is the
 // distortion row that projects this pose (stride ks), or null. Flags as the
 // reference does, first match: non-finite output (3D, then 2D), depth not
-// positive, a joint at or behind the camera plane; and separately an unsolved
-// perspective depth.
+// positive, a joint at or behind the camera plane, a placement too far out for
+// the precision of T; and separately an unsolved perspective depth.
 template <class T, int FEATURES>
 __device__ __forceinline__ void gpa_align_pose(const T *src, gpa_i64 sj, gpa_i64 sc, T *dst, gpa_i64 dj,
                                                gpa_i64 dc, T *dst2, gpa_i64 d2j, gpa_i64 d2c, int joints, int root,
@@ -263,6 +263,9 @@ __device__ __forceinline__ void gpa_align_pose(const T *src, gpa_i64 sj, gpa_i64
         ymax = gpa_max(ymax, y);
     }
     const T dx = F::sub(xmax, xmin), dy = F::sub(ymax, ymin);
+    // GPA_POSE_PRECISION: the extent's half of the test, so that one value and
+    // not dx and dy stays live through the depth solve and the joint loop
+    const T limit = gpa_precision_limit(dx, dy);
     T z, u, v;
     if (poseda) {
         z = F::div(F::add(F::mul(fx0, dx), F::mul(fy0, dy)), record[2]);
@@ -303,6 +306,7 @@ __device__ __forceinline__ void gpa_align_pose(const T *src, gpa_i64 sj, gpa_i64
         }
     }
     const T px = F::mul(z, u), py = F::mul(z, v);
+    const bool lost = gpa_precision_lost(px, py, z, limit);  // one bool through the loop
     const T rx = src[root * sj], ry = src[root * sj + sc], rz = src[root * sj + 2 * sc];
     bool finite = true, finite_2d = true, behind = false;
     for (int q = 0; q < joints; ++q) {
@@ -331,6 +335,8 @@ __device__ __forceinline__ void gpa_align_pose(const T *src, gpa_i64 sj, gpa_i64
         gpa_flag(status, GPA_POSE_DEGENERATE, i, n);
     } else if (behind) {  // projected or not: the pose cannot be seen
         gpa_flag(status, GPA_POSE_BEHIND, i, n);
+    } else if (lost) {  // too far out for T
+        gpa_flag(status, GPA_POSE_PRECISION, i, n);
     }
 }
 
