@@ -4,6 +4,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -159,19 +160,36 @@ def test_junit_counts(tool, tmp_path):
 
 
 def test_stage_time_limit(tool, tmp_path):
-    command = [
-        sys.executable,
-        "-c",
-        "print('started', flush=True); import time; time.sleep(30)",
-    ]
-    status, seconds = tool._run_stage(command, tmp_path / "log.txt", timeout=2)
-    assert status == "stopped at its 2 s limit"
-    assert 2 <= seconds < 30
-    assert (tmp_path / "log.txt").read_text() == "started\n"
+    # the stage starts a process of its own: both go at the limit
+    script = (
+        "import subprocess, sys, time; "
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        "print(child.pid, flush=True); time.sleep(60)"
+    )
+    status, seconds = tool._run_stage(
+        [sys.executable, "-c", script], tmp_path / "log.txt", timeout=3
+    )
+    assert status == "stopped at its 3 s limit"
+    assert 3 <= seconds < 30
+    assert not _running(int((tmp_path / "log.txt").read_text()))
     status, _ = tool._run_stage(
         [sys.executable, "-c", "raise SystemExit(4)"], tmp_path / "log.txt", timeout=60
     )
     assert status == "exit status 4"
+
+
+def _running(pid):
+    """Whether process `pid` still runs (a killed one may linger as a zombie)."""
+    for _ in range(100):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                state = stat.read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return False
+        if state == "Z":
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def test_bench_summary_of_the_bench_rows(tool):

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -87,16 +88,23 @@ def gpu_unusable():
 
 
 def _run_stage(command, log, timeout):
-    """Run `command`, output to `log`; ``(status, seconds)``, status "ok" or why not."""
+    """Run `command`, output to `log`; ``(status, seconds)``, status "ok" or why not.
+
+    The child leads its own process group, so that a stage stopped at its limit
+    takes the processes it started (tests that run subprocesses) with it.
+    """
     start = time.perf_counter()
     with open(log, "w") as file:
+        child = subprocess.Popen(
+            command, cwd=ROOT, env=_python_env(), stdout=file,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
         try:
-            done = subprocess.run(
-                command, cwd=ROOT, env=_python_env(), stdout=file,
-                stderr=subprocess.STDOUT, timeout=timeout, check=False,
-            )  # fmt: skip
-            status = "ok" if done.returncode == 0 else f"exit status {done.returncode}"
+            code = child.wait(timeout=timeout)
+            status = "ok" if code == 0 else f"exit status {code}"
         except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
             status = f"stopped at its {timeout} s limit"
     return status, time.perf_counter() - start
 
