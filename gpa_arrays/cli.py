@@ -554,7 +554,7 @@ def _warm_up(source, targets, seed, backend):
 
 
 #: Seconds the 2-core development machine takes to compile the demo's kernel
-#: (one GPA twin, one dtype): about 13 s of CPU under load, 10 s idle by the
+#: (one GPA twin, one dtype): about 10.6 s of CPU under load, 9.5 s idle by the
 #: issue's own measurement scaled (docs/benchmarks.md, "Cold start"). Shown in
 #: the notice.
 _COMPILE_SECONDS = 10
