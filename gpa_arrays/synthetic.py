@@ -58,7 +58,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .camera import project
+from . import _geometry as G
 
 __all__ = [
     "ACTIONS",
@@ -313,6 +313,24 @@ def _bent(angle):
     A hanging segment swung forward (+y) by `angle` about the x axis.
     """
     return np.stack([np.zeros_like(angle), np.sin(angle), -np.cos(angle)], axis=-1)
+
+
+def _pinhole(points, camera):
+    """Pinhole projections of `points` (N, J, 3) through `camera` (N, 4) -> (N, J, 2).
+
+    The formula of :func:`gpa_arrays.camera.project` for 4-value rows (the
+    shared ``_geometry.project_linear``), so the result equals
+    ``project(points, camera[:, None], check=False)`` bit for bit. Evaluated
+    with NumPy on purpose: the data are made once per run, and compiling the
+    Numba projection kernels would cost a fresh install seconds more than
+    this pass (see ``gpa-arrays demo``'s cold start in ``docs/benchmarks.md``).
+    """
+    one = points.dtype.type(1)
+    fx, fy, cx, cy = (camera[:, c, None] for c in range(4))
+    u, v = G.project_linear(
+        points[..., 0], points[..., 1], points[..., 2], fx, fy, cx, cy, one
+    )
+    return np.stack([u, v], axis=-1)
 
 
 def _rotate_points(r, points):
@@ -613,7 +631,7 @@ def wild_view(poses, rng, *, max_tries=20):
         )
         rotation = _camera_rotation(np.zeros(k), pitch, roll)
         cam = _rotate_points(rotation, world[todo] - centre[:, None, :])
-        uv = project(cam, camera[todo][:, None], check=False)
+        uv = _pinhole(cam, camera[todo])
         fits = (
             (cam[..., 2].min(axis=1) > 0.5)
             & (np.abs(uv[..., 0]).max(axis=1) <= 1.0 - _FRAME_MARGIN)
@@ -725,8 +743,8 @@ def make_domains(n_source=100_000, n_target=None, *, seed=0, dtype=np.float64):
     rng = np.random.default_rng(target_seq)
     poses, target_action = sample_poses(int(n_target), rng, mix=TARGET_MIX)
     target_3d, target_camera, aspect = wild_view(poses, rng)
-    source_2d = project(source_3d, source_camera[:, None], check=False)
-    target_2d = project(target_3d, target_camera[:, None], check=False)
+    source_2d = _pinhole(source_3d, source_camera)
+    target_2d = _pinhole(target_3d, target_camera)
     return Domains(
         source_3d=source_3d.astype(dtype, copy=False),
         source_2d=source_2d.astype(dtype, copy=False),
