@@ -83,6 +83,9 @@ _jit_parallel = njit(parallel=True, **_KW)
 # jitted function that takes another jitted function as a first-class argument:
 # such a driver would recompile at every process start.
 
+# The serial drivers pass np.int64(0), never a literal 0, as the first index: a
+# literal would compile the chunk function once more, for Literal[int](0)
+# (measured: the GPA chunk and the pairing tile compiled two and three times).
 # Numba does not inline calls between compiled functions by itself, and each call
 # pays for reference counting of its array arguments. Per-pose helpers are
 # therefore loop-free, take scalars or tuples, and are inlined at the IR level.
@@ -316,7 +319,10 @@ def _pair_serial(
 ):
     keys = _key_tuple(seed, step)
     n = out.shape[0]
-    _fill_targets(out, 0, 0, n, kind, offset, keys, a, b, inv_b, k, m, inv_m, index)
+    zero = np.int64(0)  # a literal 0 would compile the callee once more for it
+    _fill_targets(
+        out, zero, zero, n, kind, offset, keys, a, b, inv_b, k, m, inv_m, index
+    )
 
 
 # --- target preparation ----------------------------------------------------------
@@ -419,8 +425,9 @@ def _prepare_parallel(target, camera, root, records, two, with_camera, joints, s
 def _prepare_serial(target, camera, root, records, two, with_camera, joints, status):
     m = target.shape[0]
     _prepare_chunk(
-        target, camera, root, records, two, with_camera, joints, 0, m, status[0]
-    )
+        target, camera, root, records, two, with_camera, joints, np.int64(0), m,
+        status[0],
+    )  # fmt: skip
     return _bad_count(status)
 
 
@@ -533,8 +540,9 @@ def _gpa_chunk(
     buf = np.empty(2 * block_size, dtype=np.int64)
     count = min(block_size, hi - lo)
     _fill_targets(
-        buf, 0, lo, count, kind, offset, keys, a, b, inv_b, k, m, inv_m, index
-    )
+        buf, np.int64(0), lo, count, kind, offset, keys, a, b, inv_b, k, m, inv_m,
+        index,
+    )  # fmt: skip
     for t in range(min(count, distance)):
         _prefetch_row(records, min(max(buf[t], 0), last))
     # row 0's focal lengths, read by the poseda arithmetic only (there the camera
@@ -698,7 +706,8 @@ def _gpa_serial(
     _gpa_chunk(
         source, records, camera, out, root, poseda, kind, offset,
         _key_tuple(seed, step), a, b, inv_b, k, m, inv_m, index, out2d, distortion,
-        perspective, joints, block_size, distance, 0, source.shape[0], status[0],
+        perspective, joints, block_size, distance, np.int64(0), source.shape[0],
+        status[0],
     )  # fmt: skip
     return _bad_count(status)
 
@@ -785,7 +794,7 @@ def _project_parallel(points, camera, per, out, status):
 
 @_jit
 def _project_serial(points, camera, per, out, status):
-    _project_chunk(points, camera, per, out, 0, points.shape[0], status[0])
+    _project_chunk(points, camera, per, out, np.int64(0), points.shape[0], status[0])
     return _bad_count(status)
 
 
@@ -832,7 +841,7 @@ def _clip_parallel(source, origin, anchor, out, status):
 
 @_jit
 def _clip_serial(source, origin, anchor, out, status):
-    _clip_chunk(source, origin, anchor, out, 0, source.shape[0], status[0])
+    _clip_chunk(source, origin, anchor, out, np.int64(0), source.shape[0], status[0])
     return _bad_count(status)
 
 
@@ -1209,7 +1218,9 @@ def _errors_parallel(pred, tgt, sel, root, align, errors, status):
 
 @_jit
 def _errors_serial(pred, tgt, sel, root, align, errors, status):
-    _errors_chunk(pred, tgt, sel, root, align, errors, 0, pred.shape[0], status[0])
+    _errors_chunk(
+        pred, tgt, sel, root, align, errors, np.int64(0), pred.shape[0], status[0]
+    )
     return _bad_count(status)
 
 
@@ -1259,8 +1270,9 @@ def _fit_parallel(pred, tgt, sel, scale, rotation, translation, status):
 @_jit
 def _fit_serial(pred, tgt, sel, scale, rotation, translation, status):
     _fit_chunk(
-        pred, tgt, sel, scale, rotation, translation, 0, pred.shape[0], status[0]
-    )
+        pred, tgt, sel, scale, rotation, translation, np.int64(0), pred.shape[0],
+        status[0],
+    )  # fmt: skip
     return _bad_count(status)
 
 
