@@ -95,9 +95,14 @@ class Backend:
 
     def host(self, result):
         """`result` (an array, or a tuple of arrays such as a named tuple) as
-        NumPy, after checking every array is this backend's kind of array."""
+        NumPy, after checking every array is this backend's kind of array;
+        Python floats (reduced metrics) pass through."""
         if isinstance(result, tuple):
-            return tuple(self.host(part) for part in result)
+            parts = [self.host(part) for part in result]
+            # a named tuple stays one (PoseStatistics, procrustes' result)
+            return type(result)(*parts) if hasattr(result, "_fields") else tuple(parts)
+        if isinstance(result, float | bool):  # a reduced metric, a statistic
+            return result
         assert type(result) is self.xp.ndarray, (
             f"{self.name}: expected a {self.xp.__name__} array back, "
             f"got {type(result).__name__}"
