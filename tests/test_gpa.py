@@ -25,9 +25,13 @@ def agree(backend, source, target, camera, **kwargs):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("pairing", ["permutation", "random", "identity", "array"])
 @pytest.mark.parametrize("mode", ["paired", "poseda"])
-def test_backends_agree(rng, kernel_backend, dtype, pairing, mode):
+@pytest.mark.parametrize("chunks", ["default", "small"])
+def test_backends_agree(rng, kernel_backend, dtype, pairing, mode, chunks, request):
     # more sources than targets and the other way round, where the mode and
-    # pairing allow it; roots that are not joint 0
+    # pairing allow it; roots that are not joint 0; the default chunks, tiles
+    # and blocks, and tiny ones that small inputs cross
+    if chunks == "small":
+        request.getfixturevalue("small_chunks")
     equal = mode == "poseda" or pairing == "identity"
     for n, m in [(203, 203)] if equal else [(203, 97), (97, 203)]:
         source, target, camera = make_case(rng, n, m, target_joints=15, dtype=dtype)

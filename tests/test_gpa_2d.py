@@ -79,9 +79,12 @@ def test_return_2d_equals_gpa_then_project(
     ("mode", "depth"),
     [("paired", "weak"), ("paired", "perspective"), ("poseda", "weak")],
 )
+@pytest.mark.parametrize("chunks", ["default", "small"])
 def test_return_2d_backends_bit_identical(
-    rng, kernel_backend, dtype, cols, mode, depth, small_chunks
+    rng, kernel_backend, dtype, cols, mode, depth, chunks, request
 ):
+    if chunks == "small":  # tiny chunks, tiles and blocks that 203 poses cross
+        request.getfixturevalue("small_chunks")
     n = 203
     case = centred_case if depth == "perspective" else make_case
     source, target, camera = case(rng, n, n, dtype=dtype, camera_cols=cols)
