@@ -32,6 +32,7 @@ def test_make_inputs_shapes_ranges_and_determinism(dtype):
     assert np.isfinite(aligned).all() and aligned[..., 2].min() > 0
 
 
+@pytest.mark.slow  # 20,000 poses: the parallel return_2d and perspective kernels
 def test_make_inputs_supports_every_option():
     # the asv Options benchmark runs return_2d=True and depth="perspective" on
     # these inputs, which refuse a joint at or behind the camera plane: the
@@ -72,7 +73,9 @@ def test_peak_rss_increase_sees_a_touched_allocation():
 
 
 @needs_clear_refs
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "dtype", [pytest.param(np.float32, marks=pytest.mark.slow), np.float64]
+)
 def test_fused_paths_allocate_nothing_n_sized_but_the_output(dtype):
     # The core issue's promise: one pass over the sources, no temporaries of
     # size N besides the output; a call on raw target arrays adds only the

@@ -243,6 +243,7 @@ def test_torch_clips_round_trip(rng):
     )
 
 
+@pytest.mark.slow  # every joint count 2..6 in both dtypes is a kernel to compile
 @given(
     n=st.integers(1, 12),
     frames=st.integers(1, 6),

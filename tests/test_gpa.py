@@ -44,7 +44,12 @@ def test_backends_agree(rng, kernel_backend, dtype, pairing, mode, chunks, reque
 @pytest.mark.parametrize(
     ("n", "m"), [(1, 1), (50, 7), (7, 50), (333, 333), (1000, 999)]
 )
-@pytest.mark.parametrize("joints", [2, 3, 16, 17])
+@pytest.mark.parametrize(
+    "joints",
+    # each joint count is a kernel specialisation of its own to compile: the
+    # default run checks the skeleton's 17, CI every count
+    [pytest.param(j, marks=pytest.mark.slow) for j in (2, 3, 16)] + [17],
+)
 def test_backends_agree_shapes(rng, kernel_backend, dtype, n, m, joints, small_chunks):
     source, target, camera = make_case(
         rng, n, m, joints=joints, target_joints=15, dtype=dtype
@@ -62,6 +67,7 @@ def test_backends_agree_shapes(rng, kernel_backend, dtype, n, m, joints, small_c
         )
 
 
+@pytest.mark.slow  # the generic (joint count read at run time) kernels' compiles
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_generic_kernels_agree(
     rng, kernel_backend, dtype, generic_kernels, small_chunks
@@ -74,6 +80,7 @@ def test_generic_kernels_agree(
           pairing="random")  # fmt: skip
 
 
+@pytest.mark.slow  # compiles 21-joint specialised and generic kernels
 def test_specialised_equals_generic(rng, monkeypatch):
     source, target, camera = make_case(rng, 64, 64, joints=21, dtype=np.float32)
     fast = gpa_arrays.gpa(source, target, camera, seed=3, backend="numba")

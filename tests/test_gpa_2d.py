@@ -11,6 +11,17 @@ import gpa_arrays
 from gpa_arrays import camera as cam_module
 
 DTYPES = [np.float32, np.float64]
+slow = pytest.mark.slow
+
+
+def sweep(names, combos, default):
+    """`combos` as parameters, those outside `default` marked slow: every
+    kernel specialisation (dtype, camera width, depth, chunking) costs a Numba
+    compile, so the default run checks a diagonal and CI the whole sweep."""
+    return pytest.mark.parametrize(
+        names,
+        [pytest.param(*c, marks=() if c in default else slow) for c in combos],
+    )
 
 
 def centred_case(rng, n, m, joints=17, dtype=np.float64, camera_cols=4, spread=0.6):
@@ -40,13 +51,21 @@ def box_scale(points_2d):
 # --- return_2d ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("dtype", "depth"),
+@sweep(
+    ("dtype", "depth", "cols"),
     # float32 perspective placement is covered by the backend agreement tests;
     # each combination here is a kernel specialisation to compile
-    [(np.float32, "weak"), (np.float64, "weak"), (np.float64, "perspective")],
+    [
+        (dtype, depth, cols)
+        for dtype, depth in [
+            (np.float32, "weak"),
+            (np.float64, "weak"),
+            (np.float64, "perspective"),
+        ]
+        for cols in (4, 9)
+    ],
+    default=[(np.float64, "weak", 9), (np.float64, "perspective", 4)],
 )
-@pytest.mark.parametrize("cols", [4, 9])
 def test_return_2d_equals_gpa_then_project(
     rng, backend, dtype, cols, depth, small_chunks
 ):
@@ -73,13 +92,26 @@ def test_return_2d_equals_gpa_then_project(
     np.testing.assert_array_equal(again[1], projected)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("cols", [4, 9])
-@pytest.mark.parametrize(
-    ("mode", "depth"),
-    [("paired", "weak"), ("paired", "perspective"), ("poseda", "weak")],
+@sweep(
+    ("dtype", "cols", "mode", "depth", "chunks"),
+    [
+        (dtype, cols, mode, depth, chunks)
+        for dtype in DTYPES
+        for cols in (4, 9)
+        for mode, depth in [
+            ("paired", "weak"),
+            ("paired", "perspective"),
+            ("poseda", "weak"),
+        ]
+        for chunks in ("default", "small")
+    ],
+    default=[
+        (np.float64, 9, "paired", "weak", "default"),
+        (np.float64, 4, "paired", "perspective", "small"),
+        (np.float32, 4, "paired", "weak", "small"),
+        (np.float32, 9, "poseda", "weak", "default"),
+    ],
 )
-@pytest.mark.parametrize("chunks", ["default", "small"])
 def test_return_2d_backends_bit_identical(
     rng, kernel_backend, dtype, cols, mode, depth, chunks, request
 ):
@@ -300,6 +332,7 @@ def test_perspective_depth_against_bisection(rng, backend):
         )
 
 
+@slow  # generic kernels with 19 joints: compiles of their own
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_perspective_backends_agree(
     rng, kernel_backend, dtype, small_chunks, generic_kernels
