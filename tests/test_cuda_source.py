@@ -118,7 +118,12 @@ def test_every_cupy_compiles_with_our_language_standard():
 
 
 @pytest.mark.parametrize("module", list(_cuda.MODULES))
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize(
+    "arch",
+    # one architecture in the default run, every one in CI (-m slow)
+    [a if a == "compute_80" else pytest.param(a, marks=pytest.mark.slow)
+     for a in ARCHITECTURES],
+)  # fmt: skip
 def test_nvrtc_compiles_the_kernel_source(nvrtc, arch, module):
     main, names = _cuda.MODULES[module]
     ok, log, ptx, lowered = compile_source(

@@ -64,7 +64,7 @@ def box_scale(points_2d):
         ]
         for cols in (4, 9)
     ],
-    default=[(np.float64, "weak", 9), (np.float64, "perspective", 4)],
+    default=[(np.float64, "perspective", 4)],
 )
 def test_return_2d_equals_gpa_then_project(
     rng, backend, dtype, cols, depth, small_chunks
