@@ -1123,6 +1123,7 @@ def test_metric_kernels_equal_numba(tiny, rng, dtype):
     assert tiny.cupy.counter["modules"][-1][2] == _cuda.name_expressions("metrics")
 
 
+@pytest.mark.slow  # mixed-dtype Numba kernels (the oracle) of their own to compile
 def test_metric_kernels_read_mixed_dtypes(tiny, rng):
     # the kernel is chosen by the prediction's dtype: the launcher gives the
     # target the same one (a float64 target read as float32 gave errors of

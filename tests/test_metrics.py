@@ -152,6 +152,7 @@ def test_backends_agree_on_pck_and_auc(
                  **kwargs)  # fmt: skip
 
 
+@pytest.mark.slow  # mixed-dtype kernels of their own to compile
 def test_mixed_dtypes_agree(rng, kernel_backend):
     target = rng.normal(scale=0.3, size=(80, 17, 3))
     predicted = 0.9 * target + rng.normal(scale=0.03, size=target.shape)
