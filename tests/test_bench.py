@@ -14,11 +14,8 @@ needs_clear_refs = pytest.mark.skipif(
 )
 
 
-@pytest.mark.parametrize(
-    # 15 joints: kernels of their own to compile, float32 ones in CI only
-    "dtype",
-    [pytest.param(np.float32, marks=pytest.mark.slow), np.float64],
-)
+@pytest.mark.slow  # 15 joints: kernels of their own to compile
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_make_inputs_shapes_ranges_and_determinism(dtype):
     source, target, camera = _bench.make_inputs(300, 200, joints=15, dtype=dtype)
     assert source.shape == (300, 15, 3) and source.dtype == dtype
@@ -51,7 +48,9 @@ def test_make_inputs_supports_every_option():
     assert deep[..., 2].min() > 0 and np.isfinite(deep).all()
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "dtype", [pytest.param(np.float32, marks=pytest.mark.slow), np.float64]
+)
 def test_stream_bound_moves_every_byte(dtype):
     stream = _bench.cpu_stream_bound()
     source, target, camera = _bench.make_inputs(5000, 5000, dtype=dtype)
