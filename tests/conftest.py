@@ -15,8 +15,13 @@ try:
 except ImportError:  # pragma: no cover
     pass
 
-#: Host backends every test that compares backends runs on.
+#: Host backends, for the tests that loop over backends inside one test.
 CPU_BACKENDS = ["numpy", "numba"]
+
+#: Every backend, as parameters of the ``backend`` fixture: the CUDA one is
+#: marked ``gpu`` and skipped cleanly where CuPy sees no device (below), so the
+#: GPU suite is this same suite once a device appears.
+BACKENDS = ["numpy", "numba", pytest.param("cupy", marks=pytest.mark.gpu)]
 
 
 def make_case(
@@ -56,6 +61,83 @@ def make_case(
     return source.astype(dtype), target.astype(dtype), camera.astype(dtype)
 
 
+class Backend:
+    """One backend under test: its name and its device's array module.
+
+    Inputs are made on the host (NumPy, as the reference sees them), moved to
+    the backend's device with `device`, and results come back with `host`,
+    which also checks that they came back as arrays of the backend's device:
+    CuPy arrays for ``"cupy"``, NumPy arrays for the host backends.
+    """
+
+    def __init__(self, name):
+        self.name = name
+        if name == "cupy":
+            import cupy
+
+            self.xp = cupy
+        else:
+            self.xp = np
+
+    def __repr__(self):
+        return f"Backend({self.name!r})"
+
+    @property
+    def on_device(self):
+        """True for a backend whose arrays live on a GPU."""
+        return self.xp is not np
+
+    def device(self, *arrays):
+        """`arrays` (NumPy, or None) as arrays of this backend's device: one
+        array for one argument, a tuple for several."""
+        moved = tuple(None if a is None else self.xp.asarray(a) for a in arrays)
+        return moved[0] if len(moved) == 1 else moved
+
+    def host(self, result):
+        """`result` (an array, or a tuple of arrays such as a named tuple) as
+        NumPy, after checking every array is this backend's kind of array;
+        Python floats (reduced metrics) pass through."""
+        if isinstance(result, tuple):
+            parts = [self.host(part) for part in result]
+            # a named tuple stays one (PoseStatistics, procrustes' result)
+            return type(result)(*parts) if hasattr(result, "_fields") else tuple(parts)
+        if isinstance(result, float | bool):  # a reduced metric, a statistic
+            return result
+        assert type(result) is self.xp.ndarray, (
+            f"{self.name}: expected a {self.xp.__name__} array back, "
+            f"got {type(result).__name__}"
+        )
+        return self.xp.asnumpy(result) if self.on_device else result
+
+    def __call__(self, function, *arrays, **kwargs):
+        """``function(*arrays, backend=name, **kwargs)`` on this backend's
+        device, the result on the host: NumPy arrays among `arrays` and among
+        the keyword values (a pairing index, a camera) are moved first."""
+        arrays = [self.device(a) if isinstance(a, np.ndarray) else a for a in arrays]
+        kwargs = {
+            key: self.device(value) if isinstance(value, np.ndarray) else value
+            for key, value in kwargs.items()
+        }
+        return self.host(function(*arrays, backend=self.name, **kwargs))
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request):
+    """Every backend in turn (numpy, numba, and cupy where a device exists).
+
+    Session-scoped (it holds no state), so that hypothesis tests may use it.
+    """
+    return Backend(request.param)
+
+
+@pytest.fixture(scope="session", params=BACKENDS[1:])
+def kernel_backend(request):
+    """Every backend but the NumPy reference itself: for the tests that
+    compare a backend with the reference, where comparing the reference with
+    itself could not fail."""
+    return Backend(request.param)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(20231001)
@@ -63,8 +145,9 @@ def rng():
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    """Run the CPU kernels in parallel with tiny chunks, so that small inputs
-    cross chunk and pairing-block boundaries.
+    """Run the CPU kernels in parallel with tiny chunks, and the CUDA kernels
+    with tiny blocks and tiles, so that small inputs cross chunk, tile and
+    pairing-block boundaries.
 
     On a runner with one CPU, Numba has one thread and the launchers would pick
     the serial twins: the fixture reports at least two threads to them (the
@@ -79,6 +162,12 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(_config, "MIN_POSES_PER_CHUNK", 7)
     monkeypatch.setattr(_config, "PAIRING_BLOCK", 5)
     monkeypatch.setattr(_config, "PREFETCH_DISTANCE", 3)
+    # the CUDA kernels' tiles and blocks too, so that on a device the same
+    # inputs cross every block and tile boundary (no effect on the host)
+    monkeypatch.setattr(_config, "CUDA_THREADS_PER_BLOCK", 32)
+    monkeypatch.setattr(_config, "CUDA_TILE_BYTES", 2048)
+    monkeypatch.setattr(_config, "CUDA_MIN_TILE_POSES", 1)
+    monkeypatch.setattr(_config, "CUDA_BLOCKS_PER_SM", 1)
     threads = numba_._threads()
     monkeypatch.setattr(numba_, "_threads", lambda: max(2, threads))
     decisions = []

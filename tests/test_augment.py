@@ -209,7 +209,11 @@ def test_threads_take_distinct_steps(case):
     assert len(results) == 40  # every call drew its own pairing
 
 
-@pytest.mark.parametrize("depth", ["weak", "perspective"])
+@pytest.mark.parametrize(
+    # the perspective one compiles 9-value-camera perspective kernels of its own
+    "depth",
+    ["weak", pytest.param("perspective", marks=pytest.mark.slow)],
+)
 def test_depth_and_return_2d_forwarded_to_gpa(rng, depth):
     # shallow sources in front of the cameras, so every projection is defined
     source, target, camera = make_case(rng, 40, 90, target_joints=17, camera_cols=9)

@@ -14,6 +14,7 @@ needs_clear_refs = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow  # 15 joints: kernels of their own to compile
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_make_inputs_shapes_ranges_and_determinism(dtype):
     source, target, camera = _bench.make_inputs(300, 200, joints=15, dtype=dtype)
@@ -32,6 +33,7 @@ def test_make_inputs_shapes_ranges_and_determinism(dtype):
     assert np.isfinite(aligned).all() and aligned[..., 2].min() > 0
 
 
+@pytest.mark.slow  # 20,000 poses: the parallel return_2d and perspective kernels
 def test_make_inputs_supports_every_option():
     # the asv Options benchmark runs return_2d=True and depth="perspective" on
     # these inputs, which refuse a joint at or behind the camera plane: the
@@ -46,7 +48,9 @@ def test_make_inputs_supports_every_option():
     assert deep[..., 2].min() > 0 and np.isfinite(deep).all()
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "dtype", [pytest.param(np.float32, marks=pytest.mark.slow), np.float64]
+)
 def test_stream_bound_moves_every_byte(dtype):
     stream = _bench.cpu_stream_bound()
     source, target, camera = _bench.make_inputs(5000, 5000, dtype=dtype)
@@ -72,7 +76,9 @@ def test_peak_rss_increase_sees_a_touched_allocation():
 
 
 @needs_clear_refs
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "dtype", [pytest.param(np.float32, marks=pytest.mark.slow), np.float64]
+)
 def test_fused_paths_allocate_nothing_n_sized_but_the_output(dtype):
     # The core issue's promise: one pass over the sources, no temporaries of
     # size N besides the output; a call on raw target arrays adds only the

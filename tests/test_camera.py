@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from conftest import CPU_BACKENDS
 from naive import project_point, quaternion_conjugate, quaternion_rotate
 
 from gpa_arrays import camera
@@ -272,38 +271,45 @@ def make_cameras(rng, m, cols):
 
 
 @pytest.mark.parametrize("cols", [4, 9])
-def test_project_against_loop(rng, cols):
+def test_project_against_loop(rng, backend, cols):
     points = make_points(rng, (30, 17))
     points[0, :4, 0] = [6.0, -6.0, 0.0, 100.0]  # |x / z| > 1: clamped
     cam = make_cameras(rng, 30, cols)
-    for backend in CPU_BACKENDS:
-        got = camera.project(points, cam, backend=backend)
-        for i in (0, 7, 29):
-            for k in (0, 1, 2, 3, 16):
-                np.testing.assert_allclose(
-                    got[i, k], project_point(points[i, k], cam[i]), rtol=0, atol=1e-14
-                )
+    got = backend(camera.project, points, cam)
+    for i in (0, 7, 29):
+        for k in (0, 1, 2, 3, 16):
+            np.testing.assert_allclose(
+                got[i, k], project_point(points[i, k], cam[i]), rtol=0, atol=1e-14
+            )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("cols", [4, 9])
-def test_project_backends_bit_identical(rng, dtype, cols, small_chunks):
+def test_project_backends_bit_identical(rng, kernel_backend, dtype, cols, small_chunks):
     points = make_points(rng, (211, 17)).astype(dtype)
     points[3, 2, :2] = 40.0  # clamped
     cam = make_cameras(rng, 211, cols).astype(dtype)
     want = camera.project(points, cam, backend="numpy")
     assert want.dtype == dtype and want.shape == (211, 17, 2)
-    got = camera.project(points, cam, backend="numba")
+    got = kernel_backend(camera.project, points, cam)
+    assert got.dtype == dtype
     np.testing.assert_array_equal(got, want)
-    # one camera for everything, and a camera per joint
-    np.testing.assert_array_equal(
-        camera.project(points, cam[0], backend="numba"),
-        camera.project(points, cam[0], backend="numpy"),
-    )
+    # one camera for everything, the pinhole part of each row, and a camera
+    # per joint
+    for rows in (cam[0], cam[:, :4]):
+        np.testing.assert_array_equal(
+            kernel_backend(camera.project, points, rows),
+            camera.project(points, rows, backend="numpy"),
+        )
     per_joint = np.broadcast_to(cam[:, None], (211, 17, cols))
     np.testing.assert_array_equal(
-        camera.project(points, per_joint, backend="numba"), want
+        kernel_backend(camera.project, points, per_joint), want
     )
+    # into a Fortran-ordered out=
+    out = kernel_backend.xp.asfortranarray(kernel_backend.xp.empty((211, 17, 2), dtype))
+    p, c = kernel_backend.device(points, cam)
+    assert camera.project(p, c, out=out, backend=kernel_backend.name) is out
+    np.testing.assert_array_equal(kernel_backend.host(out), want)
 
 
 def test_project_camera_alignment(rng):
@@ -341,7 +347,7 @@ def test_project_world_to_camera_is_a_pinhole(rng):
     )
 
 
-def test_project_checks(rng):
+def test_project_checks(rng, backend):
     points = make_points(rng, (5, 17))
     cam = make_cameras(rng, 5, 4)
     bad = points.copy()
@@ -351,37 +357,38 @@ def test_project_checks(rng):
         ValueError,
         match=r"points_3d: 2 of 85 points lie at or behind the camera plane .* first at index \(2, 3\)",
     ):
-        camera.project(bad, cam)
-    for backend in CPU_BACKENDS:
-        got = camera.project(bad, cam, check=False, backend=backend)
-        # the formula, evaluated as is (clamped, sign flipped)
-        np.testing.assert_allclose(
-            got[2, 3], project_point(bad[2, 3], cam[2]), atol=1e-14
-        )
+        backend(camera.project, bad, cam)
+    got = backend(camera.project, bad, cam, check=False)
+    # the formula, evaluated as is (clamped, sign flipped)
+    np.testing.assert_allclose(got[2, 3], project_point(bad[2, 3], cam[2]), atol=1e-14)
     bad = points.copy()
     bad[1, 1, 0] = np.nan
     with pytest.raises(ValueError, match=r"1 of 85 point has a non-finite .* \(1, 1\)"):
-        camera.project(bad, cam)
+        backend(camera.project, bad, cam)
     bad_cam = cam.copy()
     bad_cam[3, 0] = -1
-    for backend in CPU_BACKENDS:
-        with pytest.raises(
-            ValueError, match=r"camera: 1 of 5 row has .* first at index 3$"
-        ):
-            camera.project(points, bad_cam, backend=backend)
-        unchecked = camera.project(points, bad_cam, backend=backend, check=False)
-        np.testing.assert_allclose(
-            unchecked[3, 5], project_point(points[3, 5], bad_cam[3]), atol=1e-14
-        )
-        # the index is the caller's, through alignment and broadcasting
-        grid = make_cameras(rng, 24, 9).reshape(6, 4, 9)
-        grid[5, 2, 6] = np.inf
-        with pytest.raises(ValueError, match=r"first at index \(5, 2\)$"):
-            camera.project(make_points(rng, (6, 4, 3, 17)), grid, backend=backend)
-        column = make_cameras(rng, 6, 4)[:, None]
-        column[4, 0, 1] = np.nan
-        with pytest.raises(ValueError, match=r"first at index \(4, 0\)$"):
-            camera.project(make_points(rng, (6, 4, 17)), column, backend=backend)
+    with pytest.raises(
+        ValueError, match=r"camera: 1 of 5 row has .* first at index 3$"
+    ):
+        backend(camera.project, points, bad_cam)
+    unchecked = backend(camera.project, points, bad_cam, check=False)
+    np.testing.assert_allclose(
+        unchecked[3, 5], project_point(points[3, 5], bad_cam[3]), atol=1e-14
+    )
+    # the index is the caller's, through alignment and broadcasting
+    grid = make_cameras(rng, 24, 9).reshape(6, 4, 9)
+    grid[5, 2, 6] = np.inf
+    with pytest.raises(ValueError, match=r"first at index \(5, 2\)$"):
+        backend(camera.project, make_points(rng, (6, 4, 3, 17)), grid)
+    column = make_cameras(rng, 6, 4)[:, None]
+    column[4, 0, 1] = np.nan
+    with pytest.raises(ValueError, match=r"first at index \(4, 0\)$"):
+        backend(camera.project, make_points(rng, (6, 4, 17)), column)
+
+
+def test_project_argument_errors(rng):
+    points = make_points(rng, (5, 17))
+    cam = make_cameras(rng, 5, 4)
     with pytest.raises(ValueError, match=r"camera: expected shape \(\.\.\., 4\) or"):
         camera.project(points, cam[:, :3])
     with pytest.raises(ValueError, match=r"points_3d: expected shape \(\.\.\., 3\)"):
@@ -390,20 +397,31 @@ def test_project_checks(rng):
         camera.project(points.astype(complex), cam)
 
 
-def test_project_out_and_layouts(rng, small_chunks):
+def test_project_out_and_layouts(rng, backend, small_chunks):
     points = make_points(rng, (40, 17))
     cam = make_cameras(rng, 40, 9)
-    want = camera.project(points, cam)
-    for backend in CPU_BACKENDS:
-        out = np.empty((40, 17, 2))
-        assert camera.project(points, cam, out=out, backend=backend) is out
-        np.testing.assert_array_equal(out, want)
-        fortran = np.asfortranarray(np.empty((40, 17, 2)))
-        camera.project(np.asfortranarray(points), cam, out=fortran, backend=backend)
-        np.testing.assert_array_equal(fortran, want)
-        strided = camera.project(points[::2], cam[::2], backend=backend)
-        np.testing.assert_array_equal(strided, want[::2])
-        assert camera.project(points[:0], cam[:0], backend=backend).shape == (0, 17, 2)
+    want = camera.project(points, cam, backend="numpy")
+    xp = backend.xp
+    p, c = backend.device(points, cam)
+    kw = dict(backend=backend.name)
+    out = xp.empty((40, 17, 2))
+    assert camera.project(p, c, out=out, **kw) is out
+    np.testing.assert_array_equal(backend.host(out), want)
+    fortran = xp.asfortranarray(xp.empty((40, 17, 2)))
+    camera.project(xp.asfortranarray(p), c, out=fortran, **kw)
+    np.testing.assert_array_equal(backend.host(fortran), want)
+    strided = camera.project(p[::2], c[::2], **kw)
+    np.testing.assert_array_equal(backend.host(strided), want[::2])
+    assert backend.host(camera.project(p[:0], c[:0], **kw)).shape == (0, 17, 2)
+    # caller arrays are not modified
+    camera.project(p, c, **kw)
+    np.testing.assert_array_equal(backend.host(p), points)
+    np.testing.assert_array_equal(backend.host(c), cam)
+
+
+def test_project_argument_and_dtype_rules(rng):
+    points = make_points(rng, (40, 17))
+    cam = make_cameras(rng, 40, 9)
     with pytest.raises(ValueError, match=r"out: expected shape \(40, 17, 2\)"):
         camera.project(points, cam, out=np.empty((40, 17, 3)))
     with pytest.raises(TypeError, match="out: expected dtype float64"):

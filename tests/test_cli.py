@@ -302,6 +302,7 @@ def test_augment_reads_npy_memory_mapped(data):
     assert not array.flags.writeable
 
 
+@pytest.mark.slow  # a source larger than a memory limit, through a subprocess
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_DATA")
 def test_augment_streams_a_source_larger_than_its_memory_limit(tmp_path):
     # The source file is several times larger than the private memory the

@@ -136,6 +136,7 @@ def test_scheduler_equals_chunked_loop(data, tmp_path, capsys, scheduler, case):
     assert f"Dask: scheduler {scheduler}" in captured.err
 
 
+@pytest.mark.slow  # starts a cluster of worker processes
 def test_workers_equal_chunked_loop_and_in_memory_call(data, tmp_path, capsys):
     # the one cluster of worker processes of this module: .npy SOURCE read by
     # the workers through memory maps, explicit pairing, .npz output
@@ -327,6 +328,7 @@ def test_help_documents_the_options(capsys):
         assert text in out
 
 
+@pytest.mark.slow  # a source larger than a memory limit, through a subprocess
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_DATA")
 def test_dask_streams_a_source_larger_than_its_memory_limit(tmp_path):
     # As tests/test_cli.py's test of the chunked loop: the source file is

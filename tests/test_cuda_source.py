@@ -118,7 +118,12 @@ def test_every_cupy_compiles_with_our_language_standard():
 
 
 @pytest.mark.parametrize("module", list(_cuda.MODULES))
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize(
+    "arch",
+    # one architecture in the default run, every one in CI (-m slow)
+    [a if a == "compute_80" else pytest.param(a, marks=pytest.mark.slow)
+     for a in ARCHITECTURES],
+)  # fmt: skip
 def test_nvrtc_compiles_the_kernel_source(nvrtc, arch, module):
     main, names = _cuda.MODULES[module]
     ok, log, ptx, lowered = compile_source(
@@ -1183,6 +1188,7 @@ def test_metric_kernels_equal_numba(tiny, rng, dtype):
     assert tiny.cupy.counter["modules"][-1][2] == _cuda.name_expressions("metrics")
 
 
+@pytest.mark.slow  # mixed-dtype Numba kernels (the oracle) of their own to compile
 def test_metric_kernels_read_mixed_dtypes(tiny, rng):
     # the kernel is chosen by the prediction's dtype: the launcher gives the
     # target the same one (a float64 target read as float32 gave errors of

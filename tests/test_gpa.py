@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import CPU_BACKENDS, make_case
+from conftest import make_case
 from naive import gpa_paired, gpa_poseda
 
 import gpa_arrays
@@ -11,39 +11,52 @@ from gpa_arrays import _config
 DTYPES = [np.float32, np.float64]
 
 
-def run_all(source, target, camera, **kwargs):
-    """Run every CPU backend; return the NumPy result after checking agreement."""
+def agree(backend, source, target, camera, **kwargs):
+    """Run `backend` on its device; return the NumPy reference's result after
+    checking that the backend's is the same, bit for bit."""
     ref = gpa_arrays.gpa(source, target, camera, backend="numpy", **kwargs)
-    for backend in CPU_BACKENDS[1:]:
-        got = gpa_arrays.gpa(source, target, camera, backend=backend, **kwargs)
-        assert got.dtype == ref.dtype and got.shape == ref.shape
-        # bit-identical: same IEEE operations in the same order, no FMA
-        np.testing.assert_array_equal(got, ref)
+    got = backend(gpa_arrays.gpa, source, target, camera, **kwargs)
+    assert got.dtype == ref.dtype and got.shape == ref.shape
+    # bit-identical: same IEEE operations in the same order, no FMA, no FTZ
+    np.testing.assert_array_equal(got, ref)
     return ref
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("pairing", ["permutation", "random", "identity", "array"])
 @pytest.mark.parametrize("mode", ["paired", "poseda"])
-def test_backends_agree(rng, dtype, pairing, mode):
-    n = 203
-    source, target, camera = make_case(rng, n, n, dtype=dtype)
-    if pairing == "array":
-        pairing = rng.integers(0, n, size=n)
-    run_all(source, target, camera, pairing=pairing, seed=5, mode=mode)
+@pytest.mark.parametrize("chunks", ["default", "small"])
+def test_backends_agree(rng, kernel_backend, dtype, pairing, mode, chunks, request):
+    # more sources than targets and the other way round, where the mode and
+    # pairing allow it; roots that are not joint 0; the default chunks, tiles
+    # and blocks, and tiny ones that small inputs cross
+    if chunks == "small":
+        request.getfixturevalue("small_chunks")
+    equal = mode == "poseda" or pairing == "identity"
+    for n, m in [(203, 203)] if equal else [(203, 97), (97, 203)]:
+        source, target, camera = make_case(rng, n, m, target_joints=15, dtype=dtype)
+        kind = rng.integers(0, m, size=n) if pairing == "array" else pairing
+        agree(kernel_backend, source, target, camera, pairing=kind, seed=5, mode=mode,
+              root=5, target_root=14)  # fmt: skip
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(
     ("n", "m"), [(1, 1), (50, 7), (7, 50), (333, 333), (1000, 999)]
 )
-@pytest.mark.parametrize("joints", [2, 3, 16, 17])
-def test_backends_agree_shapes(rng, dtype, n, m, joints, small_chunks):
+@pytest.mark.parametrize(
+    "joints",
+    # each joint count is a kernel specialisation of its own to compile: the
+    # default run checks the skeleton's 17, CI every count
+    [pytest.param(j, marks=pytest.mark.slow) for j in (2, 3, 16)] + [17],
+)
+def test_backends_agree_shapes(rng, kernel_backend, dtype, n, m, joints, small_chunks):
     source, target, camera = make_case(
         rng, n, m, joints=joints, target_joints=15, dtype=dtype
     )
     for pairing in ("permutation", "random"):
-        run_all(
+        agree(
+            kernel_backend,
             source,
             target,
             camera,
@@ -54,15 +67,20 @@ def test_backends_agree_shapes(rng, dtype, n, m, joints, small_chunks):
         )
 
 
+@pytest.mark.slow  # the generic (joint count read at run time) kernels' compiles
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_generic_kernels_agree(rng, dtype, generic_kernels, small_chunks):
+def test_generic_kernels_agree(
+    rng, kernel_backend, dtype, generic_kernels, small_chunks
+):
     source, target, camera = make_case(
         rng, 111, 50, joints=17, target_joints=14, dtype=dtype
     )
-    run_all(source, target, camera, seed=2, target_root=3)
-    run_all(source, target, camera, seed=2, target_root=3, pairing="random")
+    agree(kernel_backend, source, target, camera, seed=2, target_root=3)
+    agree(kernel_backend, source, target, camera, seed=2, target_root=3,
+          pairing="random")  # fmt: skip
 
 
+@pytest.mark.slow  # compiles 21-joint specialised and generic kernels
 def test_specialised_equals_generic(rng, monkeypatch):
     source, target, camera = make_case(rng, 64, 64, joints=21, dtype=np.float32)
     fast = gpa_arrays.gpa(source, target, camera, seed=3, backend="numba")
@@ -94,7 +112,6 @@ def test_numpy_oracle_equals_loops(rng, mode, dtype):
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_poseda_mode_by_hand(backend):
     # Two poses, two targets, a different camera per row, pairing swapped, so
     # that every camera read is distinguishable.
@@ -115,9 +132,7 @@ def test_poseda_mode_by_hand(backend):
     )
     camera = np.array([[2.0, 3.0, 0.1, 0.05], [4.0, 5.0, -0.2, 0.3]])
     index = np.array([1, 0])
-    out = gpa_arrays.gpa(
-        source, target, camera, pairing=index, mode="poseda", backend=backend
-    )
+    out = backend(gpa_arrays.gpa, source, target, camera, pairing=index, mode="poseda")
     # pose 0 <- target 1; depth with ROW 0 focal: (2*0.4 + 3*0.2) / 0.6
     z0 = (2.0 * 0.4 + 3.0 * 0.2) / 0.6
     # unprojection with ROW 0 (the source index): ((-0.1 - 0.1) / 2, (0.2 - 0.05) / 3)
@@ -130,7 +145,7 @@ def test_poseda_mode_by_hand(backend):
     np.testing.assert_allclose(out[1, 0], root1, rtol=1e-15)
     np.testing.assert_allclose(out[0, 1] - out[0, 0], [0.4, 0.2, 0.0], atol=1e-15)
     # paired mode instead uses the paired target's own camera row
-    paired = gpa_arrays.gpa(source, target, camera, pairing=index, backend=backend)
+    paired = backend(gpa_arrays.gpa, source, target, camera, pairing=index)
     z0p = (4.0 * 0.4 + 5.0 * 0.2) / 0.6
     np.testing.assert_allclose(
         paired[0, 0],
@@ -139,25 +154,30 @@ def test_poseda_mode_by_hand(backend):
     )
 
 
-def test_paired_equals_poseda_for_one_camera(rng):
+def test_paired_equals_poseda_for_one_camera(rng, backend):
     # with a single camera for everything the two modes coincide bit for bit
     source, target, camera = make_case(rng, 80, 80, per_target_camera=False)
-    a = gpa_arrays.gpa(source, target, camera, seed=6)
-    b = gpa_arrays.gpa(source, target, camera, seed=6, mode="poseda")
+    a = backend(gpa_arrays.gpa, source, target, camera, seed=6)
+    b = backend(gpa_arrays.gpa, source, target, camera, seed=6, mode="poseda")
     np.testing.assert_array_equal(a, b)
 
 
-def test_prepared_targets_equal_one_shot(rng):
+def test_prepared_targets_equal_one_shot(rng, backend):
     for dtype in DTYPES:
         source, target, camera = make_case(rng, 300, 120, dtype=dtype)
-        for backend in CPU_BACKENDS:
-            targets = gpa_arrays.prepare_targets(target, camera, backend=backend)
-            a = gpa_arrays.gpa(source, targets, seed=8, backend=backend)
-            b = gpa_arrays.gpa(source, target, camera, seed=8, backend=backend)
-            np.testing.assert_array_equal(a, b)
+        t, c = backend.device(target, camera)
+        targets = gpa_arrays.prepare_targets(t, c, backend=backend.name)
+        # the records live where the backend computes, and equal the reference's
+        assert targets.backend == backend.name
         np.testing.assert_array_equal(
-            gpa_arrays.prepare_targets(target, camera, backend="numba").records,
+            backend.host(targets.records),
             gpa_arrays.prepare_targets(target, camera, backend="numpy").records,
+        )
+        a = backend(gpa_arrays.gpa, source, targets, seed=8)
+        b = backend(gpa_arrays.gpa, source, target, camera, seed=8)
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(
+            a, gpa_arrays.gpa(source, target, camera, seed=8, backend="numpy")
         )
 
 
@@ -180,62 +200,62 @@ def test_targets_object(rng):
     assert t32.dtype == np.float32
 
 
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_layouts_and_out(rng, backend, small_chunks):
     source, target, camera = make_case(rng, 90, 90)
-    want = gpa_arrays.gpa(source, target, camera, seed=1, backend=backend)
+    want = gpa_arrays.gpa(source, target, camera, seed=1, backend="numpy")
+    xp = backend.xp
+    s, t, c = backend.device(source, target, camera)
     views = {
-        "fortran": np.asfortranarray(source),
-        "transposed copy": source.transpose(1, 0, 2).copy().transpose(1, 0, 2),
-        "negative stride": source[::-1][::-1],
+        "fortran": xp.asfortranarray(s),
+        "transposed copy": s.transpose(1, 0, 2).copy().transpose(1, 0, 2),
+        "negative stride": s[::-1][::-1],
+        "every other": xp.repeat(s, 2, axis=0)[::2],
+        "reversed copy": s[::-1].copy()[::-1],
+        "offset by one pose": xp.concatenate([s[:1], s])[1:],
     }
     for name, view in views.items():
-        got = gpa_arrays.gpa(view, target, camera, seed=1, backend=backend)
-        np.testing.assert_array_equal(got, want, err_msg=name)
+        got = gpa_arrays.gpa(view, t, c, seed=1, backend=backend.name)
+        np.testing.assert_array_equal(backend.host(got), want, err_msg=name)
     # strided sources
-    got = gpa_arrays.gpa(source[::2], target[:45], camera[:45], seed=1, backend=backend)
+    got = backend(gpa_arrays.gpa, source[::2], target[:45], camera[:45], seed=1)
     np.testing.assert_array_equal(
         got,
         gpa_arrays.gpa(
-            source[::2].copy(), target[:45], camera[:45], seed=1, backend=backend
+            source[::2].copy(), target[:45], camera[:45], seed=1, backend="numpy"
         ),
     )
     # strided targets and cameras
-    big_t = np.repeat(target, 2, axis=0)
-    big_c = np.repeat(camera, 2, axis=0)
-    got = gpa_arrays.gpa(source, big_t[::2], big_c[::2], seed=1, backend=backend)
-    np.testing.assert_array_equal(got, want)
+    big_t, big_c = backend.device(np.repeat(target, 2, axis=0), np.repeat(camera, 2, 0))
+    got = gpa_arrays.gpa(s, big_t[::2], big_c[::2], seed=1, backend=backend.name)
+    np.testing.assert_array_equal(backend.host(got), want)
     # out=: fresh, in place, non-contiguous
-    out = np.empty_like(source)
-    assert (
-        gpa_arrays.gpa(source, target, camera, seed=1, out=out, backend=backend) is out
-    )
-    np.testing.assert_array_equal(out, want)
-    inplace = source.copy()
-    res = gpa_arrays.gpa(inplace, target, camera, seed=1, out=inplace, backend=backend)
+    out = xp.empty_like(s)
+    assert gpa_arrays.gpa(s, t, c, seed=1, out=out, backend=backend.name) is out
+    np.testing.assert_array_equal(backend.host(out), want)
+    inplace = s.copy()
+    res = gpa_arrays.gpa(inplace, t, c, seed=1, out=inplace, backend=backend.name)
     assert res is inplace
-    np.testing.assert_array_equal(inplace, want)
-    fout = np.asfortranarray(np.empty_like(source))
-    gpa_arrays.gpa(source, target, camera, seed=1, out=fout, backend=backend)
-    np.testing.assert_array_equal(fout, want)
+    np.testing.assert_array_equal(backend.host(inplace), want)
+    fout = xp.asfortranarray(xp.empty_like(s))
+    gpa_arrays.gpa(s, t, c, seed=1, out=fout, backend=backend.name)
+    np.testing.assert_array_equal(backend.host(fout), want)
 
 
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_inputs_not_modified(rng, backend):
     source, target, camera = make_case(rng, 50, 50)
-    copies = [a.copy() for a in (source, target, camera)]
+    arrays = backend.device(source, target, camera)
     for mode in ("paired", "poseda"):
-        gpa_arrays.gpa(source, target, camera, seed=1, mode=mode, backend=backend)
-    for a, b in zip((source, target, camera), copies, strict=True):
-        np.testing.assert_array_equal(a, b)
+        gpa_arrays.gpa(*arrays, seed=1, mode=mode, backend=backend.name)
+    for a, b in zip(arrays, (source, target, camera), strict=True):
+        np.testing.assert_array_equal(backend.host(a), b)
 
 
 @pytest.mark.parametrize("cols", [4, 9])
-def test_camera_shapes(rng, cols):
+def test_camera_shapes(rng, backend, cols):
     source, target, camera = make_case(rng, 60, 60, camera_cols=cols)
-    per_row = run_all(source, target, camera, seed=2)
-    single = run_all(source, target, camera[0], seed=2)
-    repeated = run_all(source, target, np.tile(camera[0], (60, 1)), seed=2)
+    per_row = agree(backend, source, target, camera, seed=2)
+    single = agree(backend, source, target, camera[0], seed=2)
+    repeated = agree(backend, source, target, np.tile(camera[0], (60, 1)), seed=2)
     np.testing.assert_array_equal(single, repeated)
     assert not np.array_equal(single, per_row)
 
@@ -274,13 +294,47 @@ def test_dtype_rules(rng):
         gpa_arrays.gpa(s32, t64)
 
 
-def test_empty_inputs(rng):
+def test_empty_inputs(rng, backend):
     source, target, camera = make_case(rng, 0, 5)
-    for backend in CPU_BACKENDS:
-        out = gpa_arrays.gpa(source, target, camera, backend=backend)
-        assert out.shape == (0, 17, 3)
-    with pytest.raises(ValueError, match="3 sources need at least one target, got 0"):
-        gpa_arrays.gpa(np.zeros((3, 17, 3)), np.zeros((0, 17, 2)), camera[0])
+    out = backend(gpa_arrays.gpa, source, target, camera)
+    assert out.shape == (0, 17, 3)
+    source, target, camera = make_case(rng, 6, 6)
+    for pairing in ("permutation", np.zeros(6, dtype=np.int64)):
+        with pytest.raises(ValueError, match="6 sources need at least one target"):
+            backend(gpa_arrays.gpa, source, target[:0], camera[:0], pairing=pairing)
+    # the backend is still usable (on a device: no illegal address poisoned
+    # the context)
+    np.testing.assert_array_equal(
+        backend(gpa_arrays.gpa, source, target, camera, seed=1),
+        gpa_arrays.gpa(source, target, camera, seed=1, backend="numpy"),
+    )
+
+
+def test_value_errors_and_check_false(rng, backend):
+    source, target, camera = make_case(rng, 10, 10)
+    bad = source.copy()
+    bad[3, 4, 2] = np.nan
+    with pytest.raises(
+        ValueError, match=r"1 of 10 pose gives non-finite output .*index 3"
+    ):
+        backend(gpa_arrays.gpa, bad, target, camera, seed=0)
+    out = backend(gpa_arrays.gpa, bad, target, camera, seed=0, check=False)
+    assert np.isnan(out[3, 4, 2]) and np.isnan(out).sum() == 1
+    index = np.arange(10)
+    index[7] = 10
+    with pytest.raises(ValueError, match=r"position 7 \(value 10\)"):
+        backend(gpa_arrays.gpa, source, target, camera, pairing=index, check=False)
+
+
+@pytest.mark.parametrize(
+    ("n", "m"), [(1, 1), (1000, 1000), (1001, 1000), (13, 1000), (65537, 65537)]
+)
+def test_pair_indices_agree(kernel_backend, n, m):
+    for kind in ("permutation", "random"):
+        want = gpa_arrays.pair_indices(n, m, pairing=kind, seed=2**64 - 1)
+        got = kernel_backend(gpa_arrays.pair_indices, n, m, pairing=kind,
+                             seed=2**64 - 1)  # fmt: skip
+        np.testing.assert_array_equal(got, want)
 
 
 def test_list_inputs(rng):
