@@ -148,7 +148,7 @@ class ExperimentConfig:
     semgcn_blocks: int = 2
     semgcn_non_local: bool = False
     semgcn_dropout: float = 0.0
-    stgcn_channels: int = 32
+    stgcn_channels: int = 24
     stgcn_frames: int = 3
     stgcn_dropout: float = 0.1
     dtype: str = "float32"

@@ -205,8 +205,11 @@ class _GraphLayer(nn.Module):
         """(B, ..., C) -> (B, ..., C'): nodes (and frames) on the middle axes."""
         y = self.conv(x)
         shape = y.shape
-        y = self.bn(y.reshape(shape[0], -1, shape[-1]).transpose(1, 2))
-        return self.drop(torch.relu(y.transpose(1, 2).reshape(shape)))
+        # Batch norm of the (B * nodes, C) rows: the same statistics per channel
+        # as over (B, C, nodes), without the two transposed copies, which took
+        # about a third of a CPU training step.
+        y = self.bn(y.reshape(-1, shape[-1])).reshape(shape)
+        return self.drop(torch.relu(y))
 
 
 class SemGCN(nn.Module):
