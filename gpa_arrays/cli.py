@@ -385,7 +385,7 @@ def _add_experiment(commands):
     experiment.add_argument(
         "--gpu-size", action="store_true",
         help="the papers' sizes: 1024 units and channels (SemGCN 128 channels, "
-        "4 blocks; ST-GCN 128 channels, 7 frames), 20000 steps of 1024, 50000 "
+        "4 blocks; ST-GCN 128 channels, 5 frames), 20000 steps of 1024, 50000 "
         "source clips (use with --device cuda)",
     )  # fmt: skip
     experiment.add_argument("--device", default="cpu", help="cpu (default) or cuda")

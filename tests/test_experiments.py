@@ -549,6 +549,38 @@ def test_st_graph_convolution_is_the_papers_sum_over_classes():
     torch.testing.assert_close(conv(x).reshape(2, 5 * 17, 4), want)
 
 
+def test_graph_layer_batch_norm_is_per_channel_over_batch_frames_and_nodes():
+    # the layer normalises (B * nodes, C) rows: the statistics of each channel
+    # over the batch, the frames and the nodes, as BatchNorm1d on (B, C, nodes)
+    torch = pytest.importorskip("torch")
+    from gpa_arrays.experiments._models import SemGraphConv, STGraphConv, _GraphLayer
+
+    parents = skeletons.get("h36m_17").parents
+    torch.manual_seed(0)
+    convs = ((SemGraphConv(2, 6, _graphs.adjacency(parents)), (8, 17, 2)),
+             (STGraphConv(2, 6, parents), (8, 3, 17, 2)))  # fmt: skip
+    for conv, shape in convs:
+        layer = _GraphLayer(conv, 6, 0.0).double().train()
+        with torch.no_grad():
+            layer.bn.weight.uniform_(0.5, 2.0)
+            layer.bn.bias.uniform_(-1.0, 1.0)
+        x = torch.randn(*shape, dtype=torch.float64)
+        z = layer.conv(x)
+        flat = z.reshape(shape[0], -1, 6).transpose(1, 2)  # (B, C, nodes)
+        mean = flat.mean(dim=(0, 2))
+        var = flat.var(dim=(0, 2), unbiased=False)
+        want = (z - mean) / torch.sqrt(var + layer.bn.eps)
+        want = torch.relu(want * layer.bn.weight + layer.bn.bias)
+        torch.testing.assert_close(layer(x), want)
+        # and the running statistics that one training step leaves behind
+        n = flat.shape[0] * flat.shape[2]
+        m = layer.bn.momentum
+        torch.testing.assert_close(layer.bn.running_mean, m * mean)
+        torch.testing.assert_close(
+            layer.bn.running_var, (1 - m) + m * var * n / (n - 1)
+        )
+
+
 def test_graph_lifters_shapes_and_centre_frame():
     torch = pytest.importorskip("torch")
     from gpa_arrays.experiments._models import STGCN, SemGCN

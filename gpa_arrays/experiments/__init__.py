@@ -119,14 +119,17 @@ class ExperimentConfig:
         receptive field in frames) and dropout (the paper: 1024, up to
         (3, 3, 3, 3, 3), 0.25).
     semgcn_channels, semgcn_blocks : int
-        SemGCN's channels and residual blocks (the paper: 128, 4).
+        SemGCN's channels and residual blocks (the authors' code: 128, 4).
     semgcn_non_local : bool
-        A non-local layer after each SemGCN block (the paper: yes).
+        A non-local layer after each SemGCN block (the authors' best model:
+        yes).
     semgcn_dropout : float
-        SemGCN's dropout (the paper: none).
+        SemGCN's dropout (the authors' code: none).
     stgcn_channels, stgcn_frames, stgcn_dropout : int, int, float
-        ST-GCN's channels, frames per input clip (odd) and dropout (here the
-        GPU size is 128 channels and 7 frames).
+        ST-GCN's channels (one width at every level here; the authors' code
+        has 128, 128 and 256 on the joints and 512 on the parts and the body),
+        frames per input clip (odd; the authors' code defaults to 5) and
+        dropout.
     dtype : {"float32", "float64"}
         Training dtype (also the dtype GPA runs in).
     n_source, n_target, n_test, frames : int
@@ -148,7 +151,7 @@ class ExperimentConfig:
     semgcn_blocks: int = 2
     semgcn_non_local: bool = False
     semgcn_dropout: float = 0.0
-    stgcn_channels: int = 32
+    stgcn_channels: int = 24
     stgcn_frames: int = 3
     stgcn_dropout: float = 0.1
     dtype: str = "float32"
@@ -172,14 +175,16 @@ class ExperimentConfig:
 #: Defaults for a CPU: scaled down from the papers (SimpleBaseline and
 #: VideoPose3D 256 units and channels instead of 1024; SemGCN 64 channels, 2
 #: residual blocks and no non-local layers instead of 128, 4 and non-local
-#: layers; ST-GCN 32 channels on 3-frame clips instead of 128 on 7), aiming at
-#: about 15 minutes for 3 seeds of all four lifters on 2 idle cores, the
-#: graph lifters about 10 of them.
+#: layers; ST-GCN 24 channels at every level on 3-frame clips instead of 128
+#: to 512 on 5), every lifter 1,000 steps of 256 on 2,000 clips per domain,
+#: sized so that the two graph lifters take about 10 minutes together for 3
+#: seeds on 2 idle cores (docs/howto/experiment.rst has the measurement).
 CPU = ExperimentConfig()
 
 #: A GPU-size run: the papers' sizes (1024 units and channels; SemGCN 128
-#: channels, 4 blocks, non-local layers; ST-GCN 128 channels, 7 frames), more
-#: data and steps.
+#: channels, 4 blocks, non-local layers, as in the authors' code; ST-GCN 128
+#: channels, the width of the first layers of the authors' code, on its
+#: default 5-frame clips), more data and steps.
 GPU = ExperimentConfig(
     steps=20_000,
     batch_size=1024,
@@ -190,7 +195,7 @@ GPU = ExperimentConfig(
     semgcn_blocks=4,
     semgcn_non_local=True,
     stgcn_channels=128,
-    stgcn_frames=7,
+    stgcn_frames=5,
     n_source=50_000,
     n_target=50_000,
     n_test=10_000,
