@@ -57,7 +57,8 @@ FASTMATH = False
 PARALLEL_MIN_POSES = _env_int("PARALLEL_MIN_POSES", 1024)
 
 #: Poses below which a parallel GPA launch is timed and, when it stalls (took
-#: more than twice the serial twin's time: the cores are busy elsewhere), the
+#: over 0.5 ms and four times the serial twin's time: the cores are busy
+#: elsewhere), the
 #: following launches below this size run serially for a while
 #: (``numba_._Watch``). Above it the parallel twin always runs: two cores win
 #: even when the launch waits for a busy one.

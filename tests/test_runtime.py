@@ -220,6 +220,8 @@ def test_stalled_parallel_launches_fall_back_to_serial(monkeypatch, rng):
         now[0] += 1.0 if launches[-1] else 1e-6
         return now[0]
 
+    watch.pool_started = True  # the launch that starts the pool is not judged
+
     decide = numba_.use_parallel
 
     def recorded(n):
@@ -242,6 +244,13 @@ def test_stalled_parallel_launches_fall_back_to_serial(monkeypatch, rng):
     assert not any(launches[1:]) and len(launches) == watch.BACKOFF + 1
     gpa_arrays.gpa(source, targets, seed=3, backend="numba")
     assert launches[-1]  # tried again after the backoff
+    # the first parallel launch of a process (the pool starting) is not judged,
+    # nor is a slow launch that stays under STALL
+    fresh = numba_._Watch()
+    fresh.record(True, 1000, 1.0)
+    assert fresh.pool_started and fresh.backoff == 0
+    fresh.record(True, 1000, 0.9 * fresh.STALL)
+    assert fresh.backoff == 0 and fresh.allows()
     # above the watched range the parallel twin always runs
     assert numba_._Watch().allows()
     watch.backoff = 5

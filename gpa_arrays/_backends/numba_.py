@@ -1394,20 +1394,26 @@ class _Watch:
     system schedules every worker thread: measured on the 2-core development
     machine at a load average of 8, a parallel GPA launch of 1024 to 65,536
     poses took 1 to 20 ms, against 0.03 to 6.6 ms serially. Below
-    ``PARALLEL_WATCH_POSES`` each parallel GPA launch is timed against the
-    serial time per pose measured in this process; one that took more than
-    twice what the serial twin would have sends the next ``BACKOFF`` launches
-    of that range to the serial twin, after which parallel is tried again.
-    Both twins compute identical results, so this changes only the speed.
+    ``PARALLEL_WATCH_POSES`` each parallel GPA launch is timed. One that took
+    more than ``STALL`` seconds and more than four times what the serial twin
+    would have (at the serial time per pose measured in this process) sends the
+    next ``BACKOFF`` launches of that range to the serial twin, after which
+    parallel is tried again. ``STALL`` keeps an idle machine's rare preemption
+    from counting: idle, 1024-pose launches took 21 us (median), 73 us at the
+    99.9th percentile and over 0.5 ms once in 20,000. The first parallel
+    launch of a process (8 ms: it starts the thread pool) is not judged. Both
+    twins compute identical results, so this changes only the speed.
     """
 
     BACKOFF = 256
+    STALL = 5e-4
     #: Serial nanoseconds per pose assumed before any serial launch was timed.
     DEFAULT_NS = 50.0
 
     def __init__(self):
         self.backoff = 0
         self.serial_ns = self.DEFAULT_NS
+        self.pool_started = False
 
     def allows(self):
         if self.backoff > 0:
@@ -1421,7 +1427,9 @@ class _Watch:
             return
         if not parallel:  # a running mean of the serial cost per pose
             self.serial_ns += 0.125 * (seconds * 1e9 / n - self.serial_ns)
-        elif seconds * 1e9 > 2 * n * self.serial_ns:
+        elif not self.pool_started:
+            self.pool_started = True
+        elif seconds > max(self.STALL, 4e-9 * n * self.serial_ns):
             self.backoff = self.BACKOFF
 
 
