@@ -54,25 +54,25 @@ __device__ __forceinline__ gpa_u32 gpa_mix32(gpa_u32 x) {
     return (gpa_u32)(h ^ (h >> 32));
 }
 
-// _pairing.feistel_round: (L, R) -> (R, (L + F(R)) mod m) with L, R, m < 2**24,
-// in 32-bit words (the Python twin holds the same values in uint64).
-__device__ __forceinline__ void gpa_feistel_round(gpa_u32 &left, gpa_u32 &right, gpa_u32 key, gpa_u32 m) {
-    const gpa_u32 f = (gpa_u32)(((gpa_u64)gpa_mix32(right ^ key) * m) >> 32);
-    const gpa_u32 t = left + f;
-    const gpa_u32 wrapped = t - m;
+// _pairing.feistel_round: (L, R) -> (R, (L + F(R)) mod m) with L, R, m < 2**24;
+// the round function works on 32-bit words (the key is one).
+__device__ __forceinline__ void gpa_feistel_round(gpa_u64 &left, gpa_u64 &right, gpa_u64 key, gpa_u64 m) {
+    const gpa_u64 f = ((gpa_u64)gpa_mix32((gpa_u32)(right ^ key)) * m) >> 32;
+    const gpa_u64 t = left + f;
+    const gpa_u64 wrapped = t - m;
     left = right;
     right = wrapped < t ? wrapped : t;  // min(t, t - m), as unsigned
 }
 
 // _pairing.feistel_rounds: six rounds written out, alternating the radices.
-__device__ __forceinline__ void gpa_feistel_rounds(gpa_u32 &left, gpa_u32 &right, const gpa_u64 keys[GPA_KEYS],
-                                                   gpa_u32 a, gpa_u32 b) {
-    gpa_feistel_round(left, right, (gpa_u32)keys[0], a);
-    gpa_feistel_round(left, right, (gpa_u32)keys[1], b);
-    gpa_feistel_round(left, right, (gpa_u32)keys[2], a);
-    gpa_feistel_round(left, right, (gpa_u32)keys[3], b);
-    gpa_feistel_round(left, right, (gpa_u32)keys[4], a);
-    gpa_feistel_round(left, right, (gpa_u32)keys[5], b);
+__device__ __forceinline__ void gpa_feistel_rounds(gpa_u64 &left, gpa_u64 &right, const gpa_u64 keys[GPA_KEYS],
+                                                   gpa_u64 a, gpa_u64 b) {
+    gpa_feistel_round(left, right, keys[0], a);
+    gpa_feistel_round(left, right, keys[1], b);
+    gpa_feistel_round(left, right, keys[2], a);
+    gpa_feistel_round(left, right, keys[3], b);
+    gpa_feistel_round(left, right, keys[4], a);
+    gpa_feistel_round(left, right, keys[5], b);
 }
 
 // (x / d, x % d) for x < 2**48 without an integer division, exactly as the
@@ -93,11 +93,10 @@ __device__ __forceinline__ void gpa_divmod(gpa_u64 x, gpa_u64 d, double inv_d, g
 // One pass of the mixed-radix Feistel bijection of [0, a*b) (_pairing.feistel).
 __device__ __forceinline__ gpa_u64 gpa_feistel(gpa_u64 x, const gpa_u64 keys[GPA_KEYS], gpa_u64 a, gpa_u64 b,
                                                double inv_b) {
-    gpa_u64 high, low;
-    gpa_divmod(x, b, inv_b, high, low);
-    gpa_u32 left = (gpa_u32)high, right = (gpa_u32)low;  // both below 2**24
-    gpa_feistel_rounds(left, right, keys, (gpa_u32)a, (gpa_u32)b);
-    return (gpa_u64)left * b + right;
+    gpa_u64 left, right;
+    gpa_divmod(x, b, inv_b, left, right);
+    gpa_feistel_rounds(left, right, keys, a, b);
+    return left * b + right;
 }
 
 // _pairing.mulhi64: the high 64 bits of x * y from four 32-bit products.
