@@ -297,16 +297,31 @@ def peak_rss_increase(fn):
 # --- timing --------------------------------------------------------------------------
 
 
-def _time_rounds(cases, repeat):
-    """Time each callable of `cases` `repeat` times, interleaved; median seconds."""
+#: Pause before each interleaved case (see :func:`_time_rounds`).
+_SETTLE_SECONDS = 0.05
+
+
+def _time_rounds(cases, repeat, settle_after=()):
+    """Time each callable of `cases` `repeat` times, interleaved; median seconds.
+
+    After each case named in `settle_after` (the other frameworks' peers) the
+    next one waits ``_SETTLE_SECONDS``: torch's OpenMP pool and XLA's keep
+    spinning for a while after a call returns, and a case timed right after
+    them shares the cores with the spinning threads (measured: ours 50 ms
+    right after the ``jax.jit`` peer, 37-38 ms in a run without it).
+    """
     for fn in cases.values():  # warm-up: compile, fault in, fill caches
         fn()
     samples = {name: [] for name in cases}
+    settle = False
     for _ in range(repeat):
         for name, fn in cases.items():
+            if settle:
+                time.sleep(_SETTLE_SECONDS)
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)
+            settle = name in settle_after
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
@@ -470,7 +485,7 @@ def _cpu_throughput(data, numpy_peer, peer_names, repeat, threads):
         )
     peers, skipped, index = _formula_peers(data, peer_names)
     cases.update((name, peer.call) for name, peer in peers.items())
-    seconds = _time_rounds(cases, repeat)
+    seconds = _time_rounds(cases, repeat, settle_after=set(peers))
     ratios = _table(
         f"\nCPU {source.dtype.name}: N = M = {n:,}, J = {source.shape[1]}, "
         f"{threads} threads, median of {repeat} interleaved rounds",
