@@ -56,13 +56,13 @@ FASTMATH = False
 #: against 32 us per call, float32, J = 17).
 PARALLEL_MIN_POSES = _env_int("PARALLEL_MIN_POSES", 1024)
 
-#: Poses below which a parallel GPA launch is timed and, when it stalls (took
+#: Poses below which a parallel GPA launch is timed; when one stalls (it took
 #: over 0.5 ms and four times the serial twin's time: the cores are busy
-#: elsewhere), the
-#: following launches below this size run serially for a while
+#: elsewhere), the following launches below this size run serially for a while
 #: (``numba_._Watch``). Above it the parallel twin always runs: two cores win
 #: even when the launch waits for a busy one.
 PARALLEL_WATCH_POSES = _env_int("PARALLEL_WATCH_POSES", 1 << 17)
+
 #: Poses read at a time from a source that is not C-contiguous (a strided or
 #: broadcast view) by the CPU kernels, which address poses as flat rows: 2**15
 #: poses of 17 joints are 6.5 MB in float32, so a 0-stride view of one pose
@@ -78,12 +78,14 @@ MIN_POSES_PER_CHUNK = _env_int("MIN_POSES_PER_CHUNK", 512)
 #: L1), J = 17, float32, one core: 64 costs about 4 ns per pose less than 16
 #: (the per-tile overhead of the cycle-walking and folding passes), 256 no less.
 PAIRING_BLOCK = _env_int("PAIRING_BLOCK", 64)
+
 #: How many poses ahead the CPU kernels prefetch the paired target record: the
 #: random gather of records is the one access a hardware prefetcher cannot
 #: predict. Capped at ``PAIRING_BLOCK``. Measured at N = M = 1e6, J = 17,
 #: float32 on 2 cores: 8 to 24 give 16-19 ms, 32 and 64 give 35-42 ms (the
 #: outstanding-miss queues overflow and prefetches are dropped).
 PREFETCH_DISTANCE = _env_int("PREFETCH_DISTANCE", 16)
+
 #: Largest joint count for which the CPU kernels are compiled with the count as a
 #: constant (about 2x faster: the per-joint loops unroll and vectorise). Larger
 #: skeletons use one kernel that reads the count at run time.
