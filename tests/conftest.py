@@ -4,6 +4,20 @@ import numpy as np
 import pytest
 
 from gpa_arrays import _config
+from gpa_arrays._backends import numba_
+
+
+@pytest.fixture(autouse=True)
+def fresh_stall_watch(monkeypatch):
+    """Each test starts with a fresh parallel-launch watch (``numba_._Watch``).
+
+    The watch is process state: a launch that stalled in one test (a busy
+    machine, first-touch page faults) would otherwise send the next test's
+    launches to the serial twin, and tests that check which twin ran would
+    depend on the order they run in.
+    """
+    monkeypatch.setattr(numba_, "_watch", numba_._Watch())
+
 
 # Hypothesis: deterministic in CI, no deadline (first calls compile kernels).
 try:
