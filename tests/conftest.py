@@ -168,8 +168,6 @@ def small_chunks(monkeypatch):
     parallel twins run correctly on one), and fails a test whose Numba launches
     all went serial, so the parallel kernels are what it tested.
     """
-    from gpa_arrays._backends import numba_
-
     monkeypatch.setattr(_config, "PARALLEL_MIN_POSES", 1)
     # no stall watch: a busy test machine must not send launches to serial
     monkeypatch.setattr(_config, "PARALLEL_WATCH_POSES", 1)
